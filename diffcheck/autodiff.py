@@ -1,0 +1,49 @@
+"""The autodiff method: JAX's own reverse mode (`jacrev`, i.e. `grad`/`vjp`) and forward mode
+(`jacfwd`, i.e. `jvp`), each jit-compiled, in the dtype and on the device asked for."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from .errors import Unavailable, UsageError
+
+DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "gpu")
+
+_CUDA_HINT = (
+    "JAX sees no GPU here. Install JAX with CUDA support, e.g. `pip install -U \"jax[cuda12]\"` "
+    "(see https://docs.jax.dev/en/latest/installation.html), or run with --device cpu."
+)
+
+
+def device(name: str | None):
+    """The JAX device for `name` ("cpu" or "gpu"; None: JAX's default)."""
+    if name is None:
+        return jax.devices()[0]
+    if name not in DEVICES:
+        raise UsageError(f"unknown device {name!r}; valid devices are {', '.join(DEVICES)}")
+    try:
+        return jax.devices(name)[0]
+    except RuntimeError:
+        if name == "gpu":
+            raise UsageError(_CUDA_HINT) from None
+        raise
+
+
+def dtype(name) -> np.dtype:
+    """The floating dtype for `name` (None: float64)."""
+    name = "float64" if name is None else np.dtype(name).name
+    if name not in DTYPES:
+        raise UsageError(f"unsupported dtype {name!r}; valid dtypes are {', '.join(DTYPES)}")
+    return np.dtype(name)
+
+
+def jacobian(F, theta, mode: str) -> np.ndarray:
+    """dF/dtheta (outputs × parameters) of a flat function by reverse ("reverse") or forward mode."""
+    transform = jax.jacrev if mode == "reverse" else jax.jacfwd
+    try:
+        jac = jax.jit(transform(F))(theta)
+    except TypeError as exc:  # e.g. forward mode of a custom_vjp function
+        raise Unavailable(f"{mode} mode: {exc}".splitlines()[0]) from None
+    return np.asarray(jac).reshape(-1, theta.size)

@@ -1,0 +1,208 @@
+"""A case: one function, the parameters it is differentiated in, and the points where it is checked.
+
+A case module is ordinary Python: every `Case` at its top level is collected, in definition order.
+Case files run as code when loaded, as pytest's conftest.py files do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import sys
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CaseError
+
+Point = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Case:
+    """What is differentiated, in what, and where.
+
+    Attributes:
+        name: unique name, used on the command line (`--case NAME`).
+        fn: the function, called as `fn(**point)`; written in JAX (jax.numpy, jax.nn, lax).
+        wrt: the names of the parameters differentiated; every other entry of a point is data.
+        points: named points, each a mapping of every argument name to a number or array.
+        sample: `sample(rng) -> point`, a random point inside the function's domain, drawn from
+            a `numpy.random.Generator`; None if the case has only named points.
+        expected: per point name, recorded derivative values `{param: value}` (e.g. a tutorial's
+            printed gradient), checked to `decimals` decimal places.
+        decimals: decimal places the expected values are checked to.
+        tags: labels for selecting cases (`run --tag T`).
+        expr: a SymPy expression of scalar symbols named as the parameters and data; when given it
+            is the exact reference, and `fn` defaults to its `lambdify` to JAX.
+        description: one line shown by `diffcheck list`.
+    """
+
+    name: str
+    fn: Callable | None = None
+    wrt: tuple = ()
+    points: Mapping[str, Point] = field(default_factory=dict)
+    sample: Callable[[np.random.Generator], Point] | None = None
+    expected: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    decimals: int = 4
+    tags: tuple = ()
+    expr: object = None
+    description: str = ""
+    source: str = ""  # where the case was defined (file), set by the loader
+
+    def __post_init__(self):
+        where = f"case {self.name!r}" + (f" ({self.source})" if self.source else "")
+        if not isinstance(self.name, str) or not self.name.replace("-", "_").isidentifier():
+            raise CaseError(f"case name {self.name!r} is not valid: use letters, digits, '_' and '-'")
+        if self.expr is not None and self.fn is None:
+            object.__setattr__(self, "fn", _lambdify(self.expr))
+        if not callable(self.fn):
+            raise CaseError(f"{where}: fn must be callable, got {type(self.fn).__name__}")
+        if isinstance(self.wrt, str):
+            object.__setattr__(self, "wrt", (self.wrt,))
+        object.__setattr__(self, "wrt", tuple(self.wrt))
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if not self.wrt:
+            raise CaseError(f"{where}: wrt names no parameter to differentiate")
+        for name in self.wrt:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise CaseError(f"{where}: parameter name {name!r} is not a Python identifier")
+        if not self.points and self.sample is None:
+            raise CaseError(f"{where}: give named points, a sampler, or both")
+        for point_name, point in self.points.items():
+            missing = [p for p in self.wrt if p not in point]
+            if missing:
+                raise CaseError(f"{where}, point {point_name!r}: no value for parameter(s) {', '.join(missing)}")
+        unknown = [p for p in self.expected if p not in self.points]
+        if unknown:
+            raise CaseError(f"{where}: expected values for unknown point(s) {', '.join(unknown)}")
+        for point_name, values in self.expected.items():
+            stray = [p for p in values if p not in self.wrt]
+            if stray:
+                raise CaseError(f"{where}, expected values at {point_name!r}: {', '.join(stray)} not in wrt")
+
+    @classmethod
+    def from_sympy(cls, name: str, expr, wrt=None, **kwargs) -> "Case":
+        """A case from a SymPy expression; `wrt` defaults to all its free symbols, by name."""
+        import sympy
+
+        expr = sympy.sympify(expr)
+        if wrt is None:
+            wrt = tuple(sorted(s.name for s in expr.free_symbols))
+        return cls(name=name, wrt=tuple(wrt), expr=expr, **kwargs)
+
+    def draw(self, count: int, seed: int = 0) -> dict[str, Point]:
+        """The named points, then `count` random ones, the same for the same seed and case name."""
+        points = dict(self.points)
+        if self.sample is not None and count > 0:
+            rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
+            for i in range(count):
+                points[f"random-{i}"] = self.sample(rng)
+        return points
+
+
+def _lambdify(expr):
+    import sympy
+
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    fn = sympy.lambdify(symbols, expr, modules="jax")
+    names = [s.name for s in symbols]
+    return lambda **point: fn(*(point[n] for n in names))
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_cases(*paths) -> list[Case]:
+    """Cases from case files and folders; no paths: the built-in library.
+
+    Raises `CaseError` naming every file that failed to load (with file and line); use
+    `collect_cases` to keep the cases that did load alongside the messages.
+    """
+    cases, errors = collect_cases(*paths)
+    if errors:
+        raise CaseError("\n".join(errors))
+    return cases
+
+
+def collect_cases(*paths) -> tuple[list[Case], list[str]]:
+    """Cases from files and folders (no paths: the built-in library), and one message per failure.
+
+    A file that fails to import is reported with its file and line; the other files still load.
+    """
+    if not paths:
+        import diffcheck.cases as library
+
+        modules = sorted(m.name for m in pkgutil.iter_modules(library.__path__) if not m.name.startswith("_"))
+        sources = [(f"diffcheck.cases.{m}", None) for m in modules]
+    else:
+        sources = [(None, f) for f in _case_files(paths)]
+    cases, errors = [], []
+    for module_name, path in sources:
+        try:
+            module = importlib.import_module(module_name) if module_name else _import_file(path)
+        except CaseError as exc:
+            errors.append(str(exc))
+            continue
+        except Exception as exc:  # a broken case file must not stop the others
+            errors.append(_import_error(str(path) if path else module_name, exc))
+            continue
+        where = getattr(module, "__file__", module_name)
+        for value in vars(module).values():
+            if isinstance(value, Case):
+                cases.append(value if value.source else _with_source(value, where))
+    seen = {}
+    for case in cases:
+        if case.name in seen:
+            errors.append(f"case name {case.name!r} defined twice: {seen[case.name]} and {case.source}")
+        seen.setdefault(case.name, case.source)
+    return cases, errors
+
+
+def _with_source(case: Case, source) -> Case:
+    object.__setattr__(case, "source", str(source))
+    return case
+
+
+def _case_files(paths) -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.py") if not f.name.startswith("_"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CaseError(f"no such case file or folder: {p}")
+    return files
+
+
+def _import_file(path: Path):
+    name = f"diffcheck_user_cases.{path.stem}_{zlib.crc32(str(path.resolve()).encode()):08x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _import_error(where: str, exc: Exception) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: syntax error: {exc.msg}"
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    # The deepest frame in the case file itself, else the deepest of all.
+    own = [f for f in frames if f.tb_frame.f_code.co_filename == where]
+    last = (own or frames or [None])[-1]
+    loc = f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}" if last else where
+    return f"{loc}: cannot load {where}: {type(exc).__name__}: {exc}"

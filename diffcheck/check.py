@@ -1,0 +1,300 @@
+"""The data path for one function at one point: trace → three derivatives → compare → records.
+
+`check_grad` checks any function at given arguments; `check_case` checks a library case at its
+named and random points. Both end in `check_point`, which never raises because of a mismatch:
+a method that cannot run is "unavailable" and the others go on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import jax
+import numpy as np
+import jax.numpy as jnp
+
+from . import autodiff, compare, finite, symbolic
+from .case import Case
+from .errors import Unavailable, UsageError
+from .report import Element, Expectation, PointResult, Report
+
+#: Random points drawn per case besides its named points, unless told otherwise.
+DEFAULT_POINTS = 2
+
+
+def check_grad(
+    fn, *args, argnums=None, order=1, dtype=None, rtol=None, atol=None, seed=0, device=None
+) -> Report:
+    """Checks fn's derivatives with respect to its arguments at exactly `args`.
+
+    Args:
+        fn: a JAX-traceable function; a scalar output gives a gradient, an array output a Jacobian.
+        *args: floats, NumPy/JAX arrays, or pytrees of them.
+        argnums: the positions differentiated (an int or a tuple); default all of them.
+        order: the derivative order (only 1 in this version).
+        dtype: "float64" (default) or "float32", the precision autodiff and finite differences run in.
+        rtol, atol: when given, replace every method's own error bound: |a − b| ≤ atol + rtol·|truth|.
+        seed: reserved for random directions; the check at `args` itself is deterministic.
+        device: "cpu" or "gpu" (default: JAX's default device).
+
+    Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
+    """
+    del seed
+    if argnums is None:
+        argnums = tuple(range(len(args)))
+    elif isinstance(argnums, int):
+        argnums = (argnums,)
+    argnums = tuple(argnums)
+    if not args:
+        raise UsageError("check_grad needs at least one argument to differentiate in")
+    bad = [i for i in argnums if not isinstance(i, int) or not -len(args) <= i < len(args)]
+    if bad:
+        raise UsageError(f"argnums {bad} out of range for {len(args)} argument(s)")
+    argnums = tuple(i % len(args) for i in argnums)
+
+    paths_and_leaves, treedefs = [], []
+    for i in argnums:
+        flat, treedef = jax.tree_util.tree_flatten_with_path(args[i])
+        treedefs.append(treedef)
+        paths_and_leaves += [(f"args[{i}]{jax.tree_util.keystr(path)}", leaf) for path, leaf in flat]
+    names = [name for name, _ in paths_and_leaves]
+    leaves = [_as_float_array(name, leaf) for name, leaf in paths_and_leaves]
+    sizes = [treedef.num_leaves for treedef in treedefs]
+
+    def on_leaves(*flat_leaves):
+        full, start = list(args), 0
+        for i, treedef, size in zip(argnums, treedefs, sizes):
+            full[i] = jax.tree_util.tree_unflatten(treedef, flat_leaves[start : start + size])
+            start += size
+        return fn(*full)
+
+    name = getattr(fn, "__name__", type(fn).__name__)
+    start = time.perf_counter()
+    point = check_point(name, "args", on_leaves, leaves, names, dtype=dtype, device=device,
+                        order=order, rtol=rtol, atol=atol)  # fmt: skip
+    return Report((point,), seconds=time.perf_counter() - start)
+
+
+def assert_grad(fn, *args, **options) -> Report:
+    """`check_grad`, raising `AssertionError` when the report is not ok.
+
+    The message names the argument, the element index, each method's value and the odd one out.
+    """
+    report = check_grad(fn, *args, **options)
+    if not report.ok:
+        raise AssertionError("diffcheck: derivatives disagree\n" + "\n".join(report.failures()))
+    return report
+
+
+def check_case(case: Case, *, dtype=None, device=None, points=None, seed=0, order=1, rtol=None, atol=None) -> Report:
+    """Checks a case at its named points and `points` random ones (default 2) drawn with `seed`."""
+    start = time.perf_counter()
+    count = DEFAULT_POINTS if points is None else points
+    try:
+        drawn = case.draw(count, seed)
+    except Exception as exc:
+        return Report(errors=(f"case {case.name}: drawing points failed: {type(exc).__name__}: {exc}",))
+    results = []
+    for point_name, point in drawn.items():
+        results.append(_check_case_point(case, point_name, point, dtype, device, order, rtol, atol))
+    return Report(tuple(results), seconds=time.perf_counter() - start)
+
+
+def _check_case_point(case, point_name, point, dtype, device, order, rtol, atol) -> PointResult:
+    missing = [p for p in case.wrt if p not in point]
+    if missing:
+        return _failed(case.name, point_name, dtype, device, f"no value for parameter(s) {', '.join(missing)}")
+    data = {k: v for k, v in point.items() if k not in case.wrt}
+    try:
+        leaves = [_as_float_array(p, point[p]) for p in case.wrt]
+    except UsageError as exc:
+        return _failed(case.name, point_name, dtype, device, str(exc))
+
+    def on_leaves(*values):
+        return case.fn(**data, **dict(zip(case.wrt, values)))
+
+    translation = None
+    if case.expr is not None:
+        translation = _expression_translation(case, data)
+    return check_point(
+        case.name, point_name, on_leaves, leaves, list(case.wrt), dtype=dtype, device=device,
+        order=order, rtol=rtol, atol=atol, translation=translation,
+        expected=case.expected.get(point_name, {}), decimals=case.decimals,
+    )  # fmt: skip
+
+
+def _expression_translation(case, data):
+    import sympy
+
+    # Data symbols become their values (exactly, as binary rationals); parameters stay symbols.
+    subs = {s: symbolic.to_sympy(float(data[s.name])) for s in case.expr.free_symbols if s.name in data}
+    expr = case.expr.subs(subs)
+    symbols = [sympy.Symbol(p, real=True) for p in case.wrt]
+    expr = expr.subs({sympy.Symbol(p): s for p, s in zip(case.wrt, symbols)})
+    return symbolic.from_expression(expr, symbols)
+
+
+def _failed(case, point, dtype, device, message) -> PointResult:
+    return PointResult(case, point, str(dtype or "float64"), str(device or "default"), {}, error=message)
+
+
+def _as_float_array(name: str, value) -> np.ndarray:
+    """A differentiated input as float64; a plain Python int counts as the float it names."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    array = np.asarray(value)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float64)
+    kind = "integer" if np.issubdtype(array.dtype, np.integer) else "complex" if np.iscomplexobj(array) else str(array.dtype)
+    raise UsageError(
+        f"parameter {name}: {kind} values (dtype {array.dtype}) cannot be differentiated; "
+        "pass real floats (e.g. x.astype(float)) or leave it out of the differentiated arguments"
+    )
+
+
+def _symbol_names(names) -> list[str]:
+    out = []
+    for i, name in enumerate(names):
+        clean = re.sub(r"\W+", "_", name).strip("_") or "p"
+        out.append(clean if clean.isidentifier() else f"p{i}_{clean}")
+    return out
+
+
+def check_point(
+    case, point, fn, leaves, names, *, dtype=None, device=None, order=1, rtol=None, atol=None,
+    translation=None, expected=None, decimals=4,
+) -> PointResult:  # fmt: skip
+    """Checks `fn(*leaves)`'s derivatives in every leaf, three ways, and compares them."""
+    start = time.perf_counter()
+    run_dtype = autodiff.dtype(dtype)
+    dev = autodiff.device(device)
+    if order != 1:
+        raise UsageError(f"order={order} is not supported: this version checks first derivatives (order=1)")
+    for name, leaf in zip(names, leaves):
+        bad = np.argwhere(~np.isfinite(leaf))
+        if bad.size:
+            index = tuple(int(i) for i in bad[0])
+            where = f"{name}[{','.join(map(str, index))}]" if index else name
+            return _failed(case, point, run_dtype.name, dev.platform, f"input {where} is {leaf[index]}: inputs must be finite")
+
+    # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
+    leaves = [np.asarray(leaf, run_dtype).astype(np.float64) for leaf in leaves]
+    flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
+    shapes = [leaf.shape for leaf in leaves]
+    bounds_of = np.cumsum([0] + [leaf.size for leaf in leaves])
+
+    def F(theta):  # the function of one flat vector, returning one flat vector
+        parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds_of[:-1], bounds_of[1:], shapes)]
+        outs = jax.tree_util.tree_leaves(fn(*parts))
+        return jnp.concatenate([jnp.ravel(o) for o in outs])
+
+    methods, values, bounds, value = {}, {}, {}, {}
+    x64 = run_dtype == np.float64
+    try:
+        with jax.default_device(dev):
+            with jax.enable_x64(True):
+                theta64 = np.asarray(flat64, np.float64)
+                f64 = np.asarray(F(theta64), np.float64)
+                out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(fn, *leaves))
+                out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
+                jac64 = autodiff.jacobian(F, theta64, "reverse") if not x64 else None
+            with jax.enable_x64(x64):
+                theta = np.asarray(flat64, run_dtype)
+                f = np.asarray(F(theta))
+                _check_output(f)
+                values[compare.AUTODIFF] = autodiff.jacobian(F, theta, "reverse").astype(np.float64)
+                methods[compare.AUTODIFF] = "ok"
+                bounds[compare.AUTODIFF] = compare.autodiff_bound(values[compare.AUTODIFF], run_dtype, jac64)
+                try:
+                    values[compare.FORWARD] = autodiff.jacobian(F, theta, "forward").astype(np.float64)
+                    bounds[compare.FORWARD] = compare.autodiff_bound(values[compare.FORWARD], run_dtype, jac64)
+                    methods[compare.FORWARD] = "ok"
+                except Unavailable as exc:
+                    methods[compare.FORWARD] = f"unavailable: {exc}"
+                values[compare.FINITE], bounds[compare.FINITE], notes = finite.jacobian(F, theta, run_dtype)
+                methods[compare.FINITE] = "ok"
+    except UsageError:
+        raise
+    except Exception as exc:  # the function itself failed: nothing can be compared at this point
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return _failed(case, point, run_dtype.name, dev.platform, f"the function failed to run: {message}")
+    value["jax"] = float(f64.reshape(-1)[0]) if f64.size else float("nan")
+
+    try:
+        names_sym = _symbol_names(names)
+        if translation is None:
+            translation = symbolic.translate(fn, leaves, names_sym)
+        outs = symbolic.evaluate([e for out in translation.outputs for e in out.reshape(-1)], translation.symbols, leaves)
+        f_sym = np.array([float(v) for v in outs])
+        value["symbolic"] = float(f_sym[0]) if f_sym.size else float("nan")
+        mismatch = _value_mismatch(f_sym, f64.reshape(-1))
+        if mismatch:
+            methods[compare.SYMBOLIC] = f"rejected: {mismatch}"
+        else:
+            jac_exprs = symbolic.jacobian(translation.outputs, translation.symbols)
+            exact = symbolic.evaluate(jac_exprs, translation.symbols, leaves)
+            values[compare.SYMBOLIC] = np.array([float(v) for v in exact]).reshape(jac_exprs.shape)
+            bounds[compare.SYMBOLIC] = compare.symbolic_bound(values[compare.SYMBOLIC])
+            methods[compare.SYMBOLIC] = "ok"
+    except Unavailable as exc:
+        methods[compare.SYMBOLIC] = f"unavailable: {exc}"
+
+    elements = _elements(values, bounds, names, shapes, out_shape, notes, rtol, atol)
+    expectations = _expectations(expected or {}, values, names, shapes, decimals)
+    order_methods = {m: methods[m] for m in (compare.SYMBOLIC, compare.AUTODIFF, compare.FORWARD, compare.FINITE) if m in methods}
+    return PointResult(
+        case, point, run_dtype.name, dev.platform, order_methods, value, tuple(elements),
+        tuple(expectations), seconds=time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _check_output(f):
+    if not np.issubdtype(f.dtype, np.floating):
+        raise UsageError(f"the function returned dtype {f.dtype}; a real floating-point output is needed")
+    bad = np.argwhere(~np.isfinite(f.reshape(-1)))
+    if bad.size:
+        raise ValueError(f"the function's output element {int(bad[0][0])} is {f.reshape(-1)[bad[0][0]]}")
+
+
+def _value_mismatch(f_sym, f_jax) -> str:
+    """Why the translation's function value differs from JAX's (float64), or '' when it agrees."""
+    if f_sym.shape != f_jax.shape:
+        return f"the translation has {f_sym.size} outputs, JAX {f_jax.size}"
+    scale = np.abs(f_jax).max(initial=0.0)
+    tol = 1e-9 * (np.abs(f_jax) + scale) + 1e-300
+    bad = np.flatnonzero(~(np.abs(f_sym - f_jax) <= tol))
+    if bad.size:
+        i = int(bad[0])
+        return f"its function value {f_sym[i]:.17g} differs from JAX's {f_jax[i]:.17g} (output {i})"
+    return ""
+
+
+def _elements(values, bounds, names, shapes, out_shape, notes, rtol, atol) -> list[Element]:
+    offsets = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    n_out = values[compare.AUTODIFF].shape[0]
+    elements = []
+    for m in range(n_out):
+        output = tuple(int(i) for i in np.unravel_index(m, out_shape)) if out_shape else ()
+        for leaf, (name, shape) in enumerate(zip(names, shapes)):
+            for k in range(offsets[leaf], offsets[leaf + 1]):
+                index = tuple(int(i) for i in np.unravel_index(k - offsets[leaf], shape)) if shape else ()
+                vals = {meth: float(v[m, k]) for meth, v in values.items()}
+                bnds = {meth: float(b[m, k]) for meth, b in bounds.items()}
+                verdict, odd, errors, tols = compare.verdict(vals, bnds, rtol, atol)
+                elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, notes.get(k, "")))
+    return elements
+
+
+def _expectations(expected, values, names, shapes, decimals) -> list[Expectation]:
+    offsets = dict(zip(names, np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])))
+    shape_of = dict(zip(names, shapes))
+    out = []
+    for name, want in expected.items():
+        want = np.asarray(want, np.float64)
+        for index in np.ndindex(*want.shape):
+            k = offsets[name] + (int(np.ravel_multi_index(index, shape_of[name])) if index else 0)
+            got = {m: float(values[m][0, k]) for m in (compare.SYMBOLIC, compare.AUTODIFF) if m in values}
+            ok = all(abs(v - want[index]) <= 0.5 * 10.0**-decimals for v in got.values())
+            out.append(Expectation(name, index, float(want[index]), decimals, got, ok))
+    return out

@@ -1,0 +1,91 @@
+"""Cross-validation: each method's error bound, pairwise agreement, the verdict and the odd one out.
+
+Every method brings its own error bound for every element, and two methods agree when they differ
+by no more than the sum of their bounds:
+
+* symbolic — exact, evaluated to 30 digits: its bound is the rounding to float64.
+* autodiff — exact up to rounding in the run's dtype: 64 eps·|value|, plus 16 eps·(the largest
+  derivative of that output) for cancellation, plus, in float32, four times the measured difference
+  between the float32 and the float64 autodiff (the same rules, so a wrong rule does not widen it).
+* finite differences — the Richardson truncation estimate plus the rounding of the stencil.
+
+Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SYMBOLIC, AUTODIFF, FORWARD, FINITE = "symbolic", "autodiff", "autodiff_forward", "finite_difference"
+METHODS = (SYMBOLIC, AUTODIFF, FINITE)
+#: The pairs compared; forward mode is compared wherever reverse mode is.
+PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF, FORWARD))
+
+AGREE, MISMATCH = "agree", "mismatch"
+
+
+def autodiff_bound(jac: np.ndarray, dtype, jac64: np.ndarray | None = None) -> np.ndarray:
+    """The rounding-error bound of an autodiff Jacobian computed in `dtype`."""
+    eps = np.finfo(dtype).eps
+    row_scale = np.abs(jac).max(axis=1, keepdims=True)
+    bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale
+    if jac64 is not None and np.dtype(dtype) != np.float64:
+        bound = bound + 4 * np.abs(jac - jac64)
+    return bound
+
+
+def symbolic_bound(jac: np.ndarray) -> np.ndarray:
+    return np.finfo(np.float64).eps * np.abs(jac)
+
+
+def relative_error(a: float, b: float) -> float:
+    scale = max(abs(a), abs(b))
+    return abs(a - b) / scale if scale > 0 else 0.0
+
+
+def tolerance(a: str, b: str, values: dict, bounds: dict, rtol=None, atol=None) -> float:
+    """The largest |a − b| still counted as agreement for one element."""
+    if rtol is not None or atol is not None:
+        reference = values.get(SYMBOLIC)
+        reference = values[a] if reference is None else reference
+        return (atol or 0.0) + (rtol or 0.0) * abs(reference)
+    return bounds[a] + bounds[b]
+
+
+def verdict(values: dict, bounds: dict, rtol=None, atol=None) -> tuple[str, str | None, dict, dict]:
+    """(verdict, odd one out, errors, tolerances) for one element.
+
+    `values` maps each available method to its value (forward mode under `autodiff_forward`);
+    `bounds` maps each to its error bound. The odd one out is the method whose agreement with the
+    others fails while they agree with each other; None when no such method can be named.
+    """
+    errors, tols, agree = {}, {}, {}
+    for a, b in PAIRS:
+        if a in values and b in values:
+            key = f"{a}~{b}"
+            errors[key] = abs(values[a] - values[b])
+            tols[key] = tolerance(a, b, values, bounds, rtol, atol)
+            agree[(a, b)] = bool(errors[key] <= tols[key])
+
+    def agrees(a, b):
+        ok = agree.get((a, b), agree.get((b, a), True))
+        if AUTODIFF in (a, b) and FORWARD in values:  # autodiff agrees only if both modes do
+            other = b if a == AUTODIFF else a
+            ok = ok and agree.get((other, FORWARD), agree.get((FORWARD, other), True))
+        return ok
+
+    if all(agree.values()):
+        return AGREE, None, errors, tols
+    present = [m for m in METHODS if m in values]
+    if SYMBOLIC in present:
+        wrong = [m for m in present if m != SYMBOLIC and not agrees(m, SYMBOLIC)]
+        if not wrong:  # every method is within its bound of the exact value
+            return AGREE, None, errors, tols
+        if len(wrong) == 1:
+            return MISMATCH, wrong[0], errors, tols
+        if len(wrong) == 2 and agrees(AUTODIFF, FINITE):
+            return MISMATCH, SYMBOLIC, errors, tols  # two independent methods outvote the translation
+        return MISMATCH, None, errors, tols
+    if not agree.get((AUTODIFF, FORWARD), True):  # autodiff contradicts itself
+        return MISMATCH, AUTODIFF, errors, tols
+    return MISMATCH, None, errors, tols

@@ -1,0 +1,20 @@
+"""The exceptions diffcheck raises. Each message says what was wrong, where, and what is valid."""
+
+
+class DiffcheckError(Exception):
+    """Base class of every error diffcheck raises on purpose."""
+
+
+class UsageError(DiffcheckError, ValueError):
+    """An option or argument is not valid (bad dtype, unknown case name, no GPU, …)."""
+
+
+class CaseError(DiffcheckError):
+    """A case could not be loaded or is malformed; the message names the file or case."""
+
+
+class Unavailable(DiffcheckError):
+    """A method cannot run on this function (e.g. a primitive SymPy has no translation for).
+
+    Not fatal: the method is reported as "unavailable: <reason>" and the others still run.
+    """

@@ -1,0 +1,96 @@
+"""The finite-difference method: central differences with Richardson extrapolation, batched.
+
+For each parameter element j the stencil is evaluated at three steps h, h/2, h/4, where h is
+chosen per dtype and per the element's scale. Central differences have an error series in even
+powers of h, so two Richardson levels cancel the h² and h⁴ terms. The difference between the last
+two levels estimates the truncation error, and the dtype's epsilon over the step estimates the
+rounding error; their sum is this method's own error bound. All 6·N perturbed points are evaluated
+with one jit-compiled `vmap` per chunk, never a Python loop per element.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Rows (perturbed points) evaluated per vmapped call; bounds memory for large parameter counts.
+CHUNK = 4096
+
+_LEVELS = (1.0, 0.5, 0.25)
+#: How many times a step is shrunk (by 8) when the stencil leaves the function's domain.
+_SHRINKS = 6
+
+
+def base_step(theta: np.ndarray, dtype) -> np.ndarray:
+    """h_j = eps^(1/7) · max(|θ_j|, 1), rounded to a power of two so that θ ± h is exact.
+
+    eps^(1/7) balances the O(h⁶) truncation of the extrapolated stencil against the O(eps/h)
+    rounding error of the differences.
+    """
+    eps = np.finfo(dtype).eps
+    h = eps ** (1 / 7) * np.maximum(np.abs(theta), 1.0)
+    return np.exp2(np.round(np.log2(h))).astype(dtype)
+
+
+def jacobian(F, theta: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, dict]:
+    """dF/dθ (outputs × parameters) with its error bound, and notes on steps that were shrunk.
+
+    `F` maps a flat vector of `dtype` to a flat vector; `theta` is the point.
+    """
+    dtype = np.dtype(dtype)
+    theta = np.asarray(theta, dtype=dtype)
+    n = theta.size
+    f0 = np.asarray(jax.jit(F)(theta))
+    h = base_step(theta, dtype)
+    batched = jax.jit(jax.vmap(F))
+    jac, err = _richardson(batched, theta, h, np.arange(n), f0, dtype)
+    notes = {}
+    for attempt in range(_SHRINKS):
+        bad = np.flatnonzero(~np.all(np.isfinite(jac), axis=0))
+        if bad.size == 0 or not np.all(np.isfinite(f0)):
+            break
+        h[bad] /= 8  # the stencil stepped outside the domain (NaN/Inf): step closer
+        jac[:, bad], err[:, bad] = _richardson(batched, theta, h, bad, f0, dtype)
+        for j in bad:
+            notes[int(j)] = f"step shrunk to {h[j]:.3g} to stay inside the domain"
+    return jac, err, notes
+
+
+def _richardson(batched, theta, h, cols, f0, dtype):
+    moved = _moved(theta, h, cols, dtype)  # (levels, ±, len(cols)): θ_j ± s·h_j, rounded as F sees it
+    rows = _evaluate(batched, theta, moved, cols)  # (levels, ±, len(cols), M)
+    steps = (moved[:, 0] - moved[:, 1]).astype(np.float64)
+    d = (rows[:, 0] - rows[:, 1]) / steps[:, :, None]  # central differences at h, h/2, h/4
+    r1 = (4 * d[1:] - d[:-1]) / 3  # h² cancelled
+    r2 = (16 * r1[1] - r1[0]) / 15  # h⁴ cancelled
+    eps = np.finfo(dtype).eps
+    # Noise in each F value is about eps·|F|; the combination (64 D(h/4) − 20 D(h/2) + D(h))/45
+    # amplifies it by under 3 over the smallest step.
+    noise = 8 * eps * np.maximum(np.abs(rows).max(axis=(0, 1)), np.abs(f0)[None, :])
+    rounding = 3 * noise / (2 * steps[-1][:, None])
+    truncation = np.abs(r2 - r1[1])
+    return r2.T.astype(np.float64), (truncation + rounding).T.astype(np.float64)
+
+
+def _moved(theta, h, cols, dtype):
+    return np.stack(
+        [np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS]
+    )
+
+
+def _evaluate(batched, theta, moved, cols):
+    # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j].
+    k = len(cols)
+    points = np.repeat(theta[None, :], moved.size, axis=0)
+    points[np.arange(moved.size), np.tile(cols, moved.size // k)] = moved.reshape(-1)
+    out = []
+    chunk = max(1, min(CHUNK, (1 << 22) // max(1, theta.size)))
+    for start in range(0, len(points), chunk):
+        block = points[start : start + chunk]
+        pad = chunk - len(block) if len(points) > chunk else 0  # one shape: one compilation
+        if pad:
+            block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
+        values = np.asarray(batched(jnp.asarray(block)))
+        out.append(values[: len(values) - pad].reshape(len(values) - pad, -1))
+    return np.concatenate(out).reshape(len(_LEVELS), 2, k, -1)

@@ -1,0 +1,227 @@
+"""Result records and their renderings: a readable table (`str`), JSON-safe dicts, one failure format.
+
+The report knows nothing of SymPy or JAX: it holds numbers and names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .compare import AGREE, AUTODIFF, FINITE, FORWARD, SYMBOLIC
+
+SCHEMA = "diffcheck.report/1"
+
+_SHORT = {SYMBOLIC: "sym", AUTODIFF: "ad", FORWARD: "fwd", FINITE: "fd"}
+_COLUMNS = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}", f"{AUTODIFF}~{FINITE}")
+
+
+def _index(index: tuple) -> str:
+    return "[" + ",".join(map(str, index)) + "]" if index else ""
+
+
+def _json_number(x):
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass(frozen=True)
+class Element:
+    """One entry of the derivative: d output[`output`] / d `parameter`[`index`]."""
+
+    parameter: str  # the parameter's name, e.g. "W1" or "args[0]"
+    index: tuple  # the element's index inside the parameter (() for a scalar)
+    output: tuple  # the output element (() for a scalar output)
+    values: dict  # method → value, for the methods that ran
+    errors: dict  # "a~b" → |a − b|
+    tolerances: dict  # "a~b" → the largest |a − b| counted as agreement
+    verdict: str  # "agree" or "mismatch"
+    odd_one_out: str | None  # the method that disagrees with the other two, if one can be named
+    note: str = ""  # e.g. a finite-difference step that was shrunk
+
+    @property
+    def name(self) -> str:
+        out = f" of output{_index(self.output)}" if self.output else ""
+        return f"{self.parameter}{_index(self.index)}{out}"
+
+    def relative_errors(self) -> dict:
+        rel = {}
+        for key, err in self.errors.items():
+            a, b = key.split("~")
+            scale = max(abs(self.values[a]), abs(self.values[b]))
+            rel[key] = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
+        return rel
+
+    def describe(self) -> str:
+        """The one failure format: element, each method's value, the odd one out, the bound broken."""
+        values = ", ".join(f"{m}={v:.17g}" for m, v in self.values.items())
+        odd = f"; odd one out: {self.odd_one_out}" if self.odd_one_out else "; no two methods agree"
+        broken = [
+            f"|{k.replace('~', ' - ')}| = {e:.3g} > {self.tolerances[k]:.3g}"
+            for k, e in self.errors.items()
+            if e > self.tolerances[k] or math.isnan(e)
+        ]
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.name}: {values}{odd}" + (f" [{'; '.join(broken)}]" if broken else "") + note
+
+    def to_dict(self) -> dict:
+        out = {"parameter": self.parameter, "index": list(self.index), "output": list(self.output)}
+        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE):
+            out[method] = _json_number(self.values.get(method))
+        out["errors"] = {k: _json_number(v) for k, v in self.errors.items()}
+        out["tolerances"] = {k: _json_number(v) for k, v in self.tolerances.items()}
+        out["verdict"] = self.verdict
+        out["odd_one_out"] = self.odd_one_out
+        out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A recorded value the derivative must match to `decimals` decimal places (e.g. a tutorial's)."""
+
+    parameter: str
+    index: tuple
+    expected: float
+    decimals: int
+    values: dict  # method → value
+    ok: bool
+
+    def describe(self) -> str:
+        got = ", ".join(f"{m}={v:.6g}" for m, v in self.values.items())
+        return f"expected d/d{self.parameter}{_index(self.index)} = {self.expected} to {self.decimals} decimals; got {got}"
+
+    def to_dict(self) -> dict:
+        return {
+            "parameter": self.parameter,
+            "index": list(self.index),
+            "expected": self.expected,
+            "decimals": self.decimals,
+            "values": {k: _json_number(v) for k, v in self.values.items()},
+            "ok": self.ok,
+        }
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """The check of one case at one point."""
+
+    case: str
+    point: str
+    dtype: str
+    device: str
+    methods: dict  # method → "ok", "unavailable: <reason>" or "rejected: <reason>"
+    value: dict = field(default_factory=dict)  # "jax" / "symbolic" → the function's first output
+    elements: tuple = ()
+    expectations: tuple = ()
+    error: str | None = None  # set when the point could not be checked at all
+    seconds: float = 0.0
+
+    @property
+    def mismatches(self) -> tuple:
+        return tuple(e for e in self.elements if e.verdict != AGREE)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and not self.mismatches
+            and all(x.ok for x in self.expectations)
+            and not any(s.startswith("rejected") for s in self.methods.values())
+        )
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error else "agree" if self.ok else "mismatch"
+
+    def worst(self) -> dict:
+        """The largest relative error per method pair over the elements."""
+        worst = {}
+        for element in self.elements:
+            for key, rel in element.relative_errors().items():
+                worst[key] = max(worst.get(key, 0.0), rel)
+        return worst
+
+    def problems(self) -> list[str]:
+        out = [f"error: {self.error}"] if self.error else []
+        out += [f"{m} {s}" for m, s in self.methods.items() if s.startswith("rejected")]
+        out += [e.describe() for e in self.mismatches]
+        out += [x.describe() for x in self.expectations if not x.ok]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "case": self.case,
+            "point": self.point,
+            "dtype": self.dtype,
+            "device": self.device,
+            "status": self.status,
+            "ok": self.ok,
+            "methods": dict(self.methods),
+            "value": {k: _json_number(v) for k, v in self.value.items()},
+            "error": self.error,
+            "seconds": self.seconds,
+            "worst_relative_error": {k: _json_number(v) for k, v in self.worst().items()},
+            "expectations": [x.to_dict() for x in self.expectations],
+            "elements": [e.to_dict() for e in self.elements],
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of a check: one `PointResult` per case and point, and any case that failed to load."""
+
+    points: tuple = ()
+    errors: tuple = ()  # messages for cases or files that could not be loaded or run
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every point agrees and nothing failed to load."""
+        return not self.errors and all(p.ok for p in self.points)
+
+    def __add__(self, other: "Report") -> "Report":
+        return Report(self.points + other.points, self.errors + other.errors, self.seconds + other.seconds)
+
+    def failures(self, limit: int = 10) -> list[str]:
+        """Each problem in the one failure format, prefixed with its case and point."""
+        out = list(self.errors)
+        for p in self.points:
+            out += [f"{p.case} @ {p.point} ({p.dtype}): {msg}" for msg in p.problems()]
+        return out[:limit] + ([f"… and {len(out) - limit} more"] if len(out) > limit else [])
+
+    def summary(self) -> str:
+        counts = {s: sum(p.status == s for p in self.points) for s in ("agree", "mismatch", "error")}
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        if self.errors:
+            parts.append(f"{len(self.errors)} not loaded")
+        verdict = "OK" if self.ok and self.points else "FAILED" if self.points or self.errors else "NO CASES"
+        return f"{verdict}: {len(self.points)} points, {', '.join(parts) or 'nothing run'} in {self.seconds:.1f} s"
+
+    def rows(self) -> list[list[str]]:
+        """The table: case, point, dtype, worst relative error per method pair, verdict."""
+        rows = []
+        for p in self.points:
+            worst = p.worst()
+            cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in _COLUMNS]
+            rows.append([p.case, p.point, p.dtype, *cells, p.status])
+        return rows
+
+    def __str__(self) -> str:
+        head = ["case", "point", "dtype", *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS), "verdict"]
+        rows = [head] + self.rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        problems = self.failures(limit=20)
+        if problems:
+            lines += ["", *problems]
+        return "\n".join(lines + ["", self.summary()])
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "ok": self.ok,
+            "summary": self.summary(),
+            "seconds": self.seconds,
+            "errors": list(self.errors),
+            "points": [p.to_dict() for p in self.points],
+        }
