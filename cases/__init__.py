@@ -1,0 +1,1 @@
+"""The built-in case library, one module per family; installed as `diffcheck.cases`."""

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import jax
 import numpy as np
 
@@ -39,6 +42,17 @@ def dtype(name) -> np.dtype:
     return np.dtype(name)
 
 
+@contextlib.contextmanager
+def precision(dtype):
+    """Runs JAX in `dtype`: x64 on for float64, off for float32 so that every default is float32.
+
+    JAX warns when a program asks for float64 with x64 off; that is the point of a float32 run.
+    """
+    with jax.enable_x64(np.dtype(dtype) == np.float64), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype")
+        yield
+
+
 def jacobian(F, theta, mode: str) -> np.ndarray:
     """dF/dtheta (outputs × parameters) of a flat function by reverse ("reverse") or forward mode."""
     transform = jax.jacrev if mode == "reverse" else jax.jacfwd
@@ -46,4 +60,4 @@ def jacobian(F, theta, mode: str) -> np.ndarray:
         jac = jax.jit(transform(F))(theta)
     except TypeError as exc:  # e.g. forward mode of a custom_vjp function
         raise Unavailable(f"{mode} mode: {exc}".splitlines()[0]) from None
-    return np.asarray(jac).reshape(-1, theta.size)
+    return np.asarray(jac, np.float64).reshape(-1, theta.size)

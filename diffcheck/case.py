@@ -90,7 +90,8 @@ class Case:
         """A case from a SymPy expression; `wrt` defaults to all its free symbols, by name."""
         import sympy
 
-        expr = sympy.sympify(expr)
+        if not isinstance(expr, sympy.Basic):  # never parse strings: case data is not code
+            raise CaseError(f"case {name!r}: expr must be a SymPy expression, got {type(expr).__name__}")
         if wrt is None:
             wrt = tuple(sorted(s.name for s in expr.free_symbols))
         return cls(name=name, wrt=tuple(wrt), expr=expr, **kwargs)

@@ -63,7 +63,7 @@ def check_grad(
     sizes = [treedef.num_leaves for treedef in treedefs]
 
     def on_leaves(*flat_leaves):
-        full, start = list(args), 0
+        full, start = [_in_precision(a) for a in args], 0
         for i, treedef, size in zip(argnums, treedefs, sizes):
             full[i] = jax.tree_util.tree_unflatten(treedef, flat_leaves[start : start + size])
             start += size
@@ -112,7 +112,7 @@ def _check_case_point(case, point_name, point, dtype, device, order, rtol, atol)
         return _failed(case.name, point_name, dtype, device, str(exc))
 
     def on_leaves(*values):
-        return case.fn(**data, **dict(zip(case.wrt, values)))
+        return case.fn(**_in_precision(data), **dict(zip(case.wrt, values)))
 
     translation = None
     if case.expr is not None:
@@ -127,12 +127,26 @@ def _check_case_point(case, point_name, point, dtype, device, order, rtol, atol)
 def _expression_translation(case, data):
     import sympy
 
-    # Data symbols become their values (exactly, as binary rationals); parameters stay symbols.
-    subs = {s: symbolic.to_sympy(float(data[s.name])) for s in case.expr.free_symbols if s.name in data}
-    expr = case.expr.subs(subs)
-    symbols = [sympy.Symbol(p, real=True) for p in case.wrt]
-    expr = expr.subs({sympy.Symbol(p): s for p, s in zip(case.wrt, symbols)})
-    return symbolic.from_expression(expr, symbols)
+    # Data symbols become their values (exactly, as binary rationals); parameters become real symbols.
+    symbols = {p: sympy.Symbol(symbolic.PREFIX + p, real=True) for p in case.wrt}
+    subs = {}
+    for s in case.expr.free_symbols:
+        if s.name in data:
+            subs[s] = symbolic.to_sympy(float(data[s.name]))
+        elif s.name in symbols:
+            subs[s] = symbols[s.name]
+    return symbolic.from_expression(case.expr.xreplace(subs), list(symbols.values()))
+
+
+def _in_precision(tree):
+    """Data arrays in the precision JAX runs in now, so that a float32 run is float32 throughout."""
+
+    def convert(x):
+        if isinstance(x, (np.ndarray, jax.Array)) and np.issubdtype(x.dtype, np.floating):
+            return jnp.asarray(x, dtype=jnp.zeros(()).dtype)
+        return x
+
+    return jax.tree_util.tree_map(convert, tree)
 
 
 def _failed(case, point, dtype, device, message) -> PointResult:
@@ -190,28 +204,30 @@ def check_point(
         return jnp.concatenate([jnp.ravel(o) for o in outs])
 
     methods, values, bounds, value = {}, {}, {}, {}
-    x64 = run_dtype == np.float64
+    # The same autodiff in the other precision measures autodiff's rounding error (a wrong rule
+    # is wrong in both, so it cannot widen the bound): float32 for a float64 run, and vice versa.
+    ladder_dtype = np.dtype(np.float32 if run_dtype == np.float64 else np.float64)
     try:
         with jax.default_device(dev):
-            with jax.enable_x64(True):
-                theta64 = np.asarray(flat64, np.float64)
-                f64 = np.asarray(F(theta64), np.float64)
+            with autodiff.precision(np.float64):
+                f64 = np.asarray(F(flat64), np.float64)
                 out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(fn, *leaves))
                 out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
-                jac64 = autodiff.jacobian(F, theta64, "reverse") if not x64 else None
-            with jax.enable_x64(x64):
-                theta = np.asarray(flat64, run_dtype)
-                f = np.asarray(F(theta))
-                _check_output(f)
-                values[compare.AUTODIFF] = autodiff.jacobian(F, theta, "reverse").astype(np.float64)
-                methods[compare.AUTODIFF] = "ok"
-                bounds[compare.AUTODIFF] = compare.autodiff_bound(values[compare.AUTODIFF], run_dtype, jac64)
-                try:
-                    values[compare.FORWARD] = autodiff.jacobian(F, theta, "forward").astype(np.float64)
-                    bounds[compare.FORWARD] = compare.autodiff_bound(values[compare.FORWARD], run_dtype, jac64)
-                    methods[compare.FORWARD] = "ok"
-                except Unavailable as exc:
-                    methods[compare.FORWARD] = f"unavailable: {exc}"
+            with autodiff.precision(ladder_dtype):
+                ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), "reverse")
+            with autodiff.precision(run_dtype):
+                theta = flat64.astype(run_dtype)
+                _check_output(np.asarray(F(theta)))
+                for method, mode in ((compare.AUTODIFF, "reverse"), (compare.FORWARD, "forward")):
+                    try:
+                        values[method] = autodiff.jacobian(F, theta, mode)
+                    except Unavailable as exc:
+                        if method == compare.AUTODIFF:
+                            raise
+                        methods[method] = f"unavailable: {exc}"
+                        continue
+                    bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)
+                    methods[method] = "ok"
                 values[compare.FINITE], bounds[compare.FINITE], notes = finite.jacobian(F, theta, run_dtype)
                 methods[compare.FINITE] = "ok"
     except UsageError:
@@ -219,7 +235,7 @@ def check_point(
     except Exception as exc:  # the function itself failed: nothing can be compared at this point
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return _failed(case, point, run_dtype.name, dev.platform, f"the function failed to run: {message}")
-    value["jax"] = float(f64.reshape(-1)[0]) if f64.size else float("nan")
+    value["jax"] = float(f64[0]) if f64.size else float("nan")
 
     try:
         names_sym = _symbol_names(names)

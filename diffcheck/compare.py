@@ -5,8 +5,9 @@ by no more than the sum of their bounds:
 
 * symbolic — exact, evaluated to 30 digits: its bound is the rounding to float64.
 * autodiff — exact up to rounding in the run's dtype: 64 eps·|value|, plus 16 eps·(the largest
-  derivative of that output) for cancellation, plus, in float32, four times the measured difference
-  between the float32 and the float64 autodiff (the same rules, so a wrong rule does not widen it).
+  derivative of that output), plus four times the rounding error measured by running the same
+  autodiff in the other precision (float32 for a float64 run, scaled by the ratio of epsilons;
+  float64 for a float32 run). Both runs use the same rules, so a wrong rule does not widen it.
 * finite differences — the Richardson truncation estimate plus the rounding of the stencil.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
@@ -24,14 +25,19 @@ PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF
 AGREE, MISMATCH = "agree", "mismatch"
 
 
-def autodiff_bound(jac: np.ndarray, dtype, jac64: np.ndarray | None = None) -> np.ndarray:
-    """The rounding-error bound of an autodiff Jacobian computed in `dtype`."""
+def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> np.ndarray:
+    """The rounding-error bound of an autodiff Jacobian computed in `dtype`.
+
+    `ladder` is the same Jacobian computed in `ladder_dtype`. Rounding errors scale with epsilon,
+    so their difference, scaled to `dtype`'s epsilon when the ladder is the less precise one,
+    measures this point's conditioning: cancellation that a fixed multiple of eps would miss.
+    """
     eps = np.finfo(dtype).eps
     row_scale = np.abs(jac).max(axis=1, keepdims=True)
     bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale
-    if jac64 is not None and np.dtype(dtype) != np.float64:
-        bound = bound + 4 * np.abs(jac - jac64)
-    return bound
+    scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
+    spread = np.abs(jac - ladder) * scale
+    return bound + 4 * np.where(np.isfinite(spread), spread, 0.0)
 
 
 def symbolic_bound(jac: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ import sympy
 
 from .errors import Unavailable
 
+PREFIX = "p__"
+
 #: Significant decimal digits of the high-precision evaluation of the exact derivatives.
 DIGITS = 30
 
@@ -28,6 +30,41 @@ class StopGradient(sympy.Function):
 
     def fdiff(self, argindex=1):
         return sympy.S.Zero
+
+
+class Maximum(sympy.Function):
+    """`lax.max`, n-ary and unsimplified: SymPy's Max spends its time proving orderings we never need.
+
+    d/da_i is the indicator that a_i is the largest, Heaviside(0) = 1/2 at a tie as in JAX's max.
+    """
+
+    @classmethod
+    def eval(cls, *args):
+        if len(args) == 1:
+            return args[0]
+        if all(a.is_number and a.is_extended_real for a in args):
+            return sympy.Max(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        a = self.args[argindex - 1]
+        return sympy.Mul(*[sympy.Heaviside(a - b) for j, b in enumerate(self.args) if j != argindex - 1])
+
+
+class Minimum(sympy.Function):
+    """`lax.min`, n-ary and unsimplified, as `Maximum`."""
+
+    @classmethod
+    def eval(cls, *args):
+        if len(args) == 1:
+            return args[0]
+        if all(a.is_number and a.is_extended_real for a in args):
+            return sympy.Min(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        a = self.args[argindex - 1]
+        return sympy.Mul(*[sympy.Heaviside(b - a) for j, b in enumerate(self.args) if j != argindex - 1])
 
 
 @dataclass(frozen=True)
@@ -59,11 +96,14 @@ def from_expression(expr, symbols) -> Translation:
 
 
 def symbol_array(name: str, shape: tuple) -> np.ndarray:
-    """One real symbol per element, named after the parameter and the element's index."""
+    """One real symbol per element, named after the parameter and the element's index.
+
+    The prefix keeps names apart from the functions lambdify's namespace holds (exp, e, pi, …).
+    """
     out = np.empty(shape, dtype=object)
     for index in np.ndindex(*shape):
         suffix = "".join(f"_{i}" for i in index)
-        out[index] = sympy.Symbol(f"{name}{suffix}", real=True)
+        out[index] = sympy.Symbol(f"{PREFIX}{name}{suffix}", real=True)
     return out
 
 
@@ -87,7 +127,7 @@ def evaluate(exprs, symbols, values, digits: int = DIGITS) -> list:
     syms = [s for sym in symbols for s in sym.reshape(-1)]
     args = [mpmath.mpf(float(v)) for value in values for v in np.asarray(value, np.float64).reshape(-1)]
     flat = list(np.asarray(exprs, dtype=object).reshape(-1))
-    fn = sympy.lambdify(syms, flat, modules=[_MPMATH_EXTRAS, "mpmath"], cse=True, dummify=True)
+    fn = sympy.lambdify(syms, flat, modules=[_MPMATH_EXTRAS, "mpmath"], cse=True)
     with mpmath.workdps(digits):
         return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*args)]
 
@@ -100,7 +140,13 @@ def _dirac(x, k=0):
     return mpmath.mpf(0) if x != 0 else mpmath.nan
 
 
-_MPMATH_EXTRAS = {"StopGradient": lambda x: x, "Heaviside": _heaviside, "DiracDelta": _dirac}
+_MPMATH_EXTRAS = {
+    "StopGradient": lambda x: x,
+    "Maximum": max,
+    "Minimum": min,
+    "Heaviside": _heaviside,
+    "DiracDelta": _dirac,
+}
 
 
 # --- the interpreter -------------------------------------------------------------------------
@@ -273,8 +319,8 @@ _BINARY = {
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b,
     "pow": lambda a, b: a**b,
-    "max": sympy.Max,
-    "min": sympy.Min,
+    "max": Maximum,
+    "min": Minimum,
     "atan2": sympy.atan2,
     "eq": sympy.Eq,
     "ne": sympy.Ne,
@@ -313,7 +359,7 @@ def _select_n(which, *cases):
 
 
 def _clamp(lo, x, hi):
-    return _elementwise(lambda a, b, c: sympy.Min(sympy.Max(b, a), c), lo, x, hi)
+    return _elementwise(lambda a, b, c: Minimum(Maximum(b, a), c), lo, x, hi)
 
 
 def _reduce(op):
@@ -371,8 +417,8 @@ _RULES = {
     "select_n": _select_n,
     "clamp": _clamp,
     "reduce_sum": _reduce(sympy.Add),
-    "reduce_max": _reduce(sympy.Max),
-    "reduce_min": _reduce(sympy.Min),
+    "reduce_max": _reduce(Maximum),
+    "reduce_min": _reduce(Minimum),
     "reduce_prod": _reduce(sympy.Mul),
     "dot_general": _dot_general,
     "cumsum": _cumulative(lambda a, b: a + b),

@@ -1,0 +1,157 @@
+"""`python -m diffcheck`: run the case library (or case files) and list cases.
+
+Exit codes follow pytest's:
+
+    0  every point agrees
+    1  a derivative mismatch (or a point that could not be checked)
+    2  interrupted (Ctrl-C); the partial report is still written
+    3  internal error (a bug in diffcheck: please report it)
+    4  usage error (bad option, unknown case name, no GPU)
+    5  no cases selected
+    6  a case file or case failed to load (the others still ran)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+OK, MISMATCH, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_CASES, LOAD_ERROR = range(7)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m diffcheck",
+        description="Is this gradient right? Checks derivatives exactly (SymPy), by autodiff (JAX) "
+        "and by finite differences, and cross-validates them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="check the built-in library, or the cases in PATHs")
+    run.add_argument("paths", nargs="*", metavar="PATH", help="case files or folders (default: the built-in library)")
+    run.add_argument("--case", action="append", default=[], metavar="NAME", help="only this case (repeatable)")
+    run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only cases with this tag (repeatable)")
+    run.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    run.add_argument("--device", choices=("cpu", "gpu"), default=None)
+    run.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
+    run.add_argument("--points", type=_non_negative, default=2, metavar="K", help="random points per case (default 2)")
+    run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    listing = sub.add_parser("list", help="list the cases with their tags")
+    listing.add_argument("paths", nargs="*", metavar="PATH")
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error
+        return OK if exc.code == 0 else USAGE_ERROR
+    try:
+        return _run(args) if args.command == "run" else _list(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        from .errors import CaseError, UsageError
+
+        if isinstance(exc, UsageError):
+            print(f"diffcheck: usage error: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        if isinstance(exc, CaseError):
+            print(f"diffcheck: {exc}", file=sys.stderr)
+            return LOAD_ERROR
+        traceback.print_exc()
+        print(f"diffcheck: internal error: {type(exc).__name__}: {exc} — this is a bug in diffcheck", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _select(args):
+    from .case import collect_cases
+    from .errors import UsageError
+
+    cases, errors = collect_cases(*args.paths)
+    if getattr(args, "case", None):
+        names = {c.name for c in cases}
+        unknown = [n for n in args.case if n not in names]
+        if unknown:
+            hints = []
+            for n in unknown:
+                close = difflib.get_close_matches(n, sorted(names), n=3)
+                hints.append(f"{n!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+            raise UsageError(f"unknown case {', '.join(hints)}; `python -m diffcheck list` shows them all")
+        cases = [c for c in cases if c.name in args.case]
+    if getattr(args, "tag", None):
+        cases = [c for c in cases if set(args.tag) & set(c.tags)]
+    return cases, errors
+
+
+def _list(args) -> int:
+    cases, errors = _select(args)
+    width = max((len(c.name) for c in cases), default=0)
+    for case in cases:
+        print(f"{case.name.ljust(width)}  [{', '.join(case.tags)}]  {case.description}")
+    for message in errors:
+        print(f"load error: {message}", file=sys.stderr)
+    return LOAD_ERROR if errors else OK if cases else NO_CASES
+
+
+def _run(args) -> int:
+    from . import autodiff
+    from .check import check_case
+    from .report import Report
+
+    autodiff.device(args.device)  # a missing GPU is a usage error before any work
+    cases, errors = _select(args)
+    report = Report(errors=tuple(errors))
+    interrupted = False
+    try:
+        for i, case in enumerate(cases, 1):
+            print(f"[{i}/{len(cases)}] {case.name}", file=sys.stderr, flush=True)
+            report = report + check_case(
+                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+    print(report)
+    if args.json:
+        data = report.to_dict()
+        data["interrupted"] = interrupted
+        write_atomic(args.json, json.dumps(data, indent=1))
+    if interrupted:
+        print("interrupted: the report above is partial", file=sys.stderr)
+        return INTERRUPTED
+    if not cases:
+        print("no cases selected", file=sys.stderr)
+        return LOAD_ERROR if errors else NO_CASES
+    if errors:
+        return LOAD_ERROR
+    return OK if report.ok else MISMATCH
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes the whole file or nothing: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
