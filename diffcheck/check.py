@@ -244,7 +244,7 @@ def check_point(
         outs = symbolic.evaluate([e for out in translation.outputs for e in out.reshape(-1)], translation.symbols, leaves)
         f_sym = np.array([float(v) for v in outs])
         value["symbolic"] = float(f_sym[0]) if f_sym.size else float("nan")
-        mismatch = _value_mismatch(f_sym, f64.reshape(-1))
+        mismatch = _value_mismatch(f_sym, f64.reshape(-1), translation.eps)
         if mismatch:
             methods[compare.SYMBOLIC] = f"rejected: {mismatch}"
         else:
@@ -273,12 +273,16 @@ def _check_output(f):
         raise ValueError(f"the function's output element {int(bad[0][0])} is {f.reshape(-1)[bad[0][0]]}")
 
 
-def _value_mismatch(f_sym, f_jax) -> str:
-    """Why the translation's function value differs from JAX's (float64), or '' when it agrees."""
+def _value_mismatch(f_sym, f_jax, eps) -> str:
+    """Why the translation's function value differs from JAX's (float64), or '' when it agrees.
+
+    A translation bug is an O(1) error; 1e-9 relative (or 1000 eps of a float the program rounds
+    to inside) leaves room for JAX's own rounding in float64.
+    """
     if f_sym.shape != f_jax.shape:
         return f"the translation has {f_sym.size} outputs, JAX {f_jax.size}"
     scale = np.abs(f_jax).max(initial=0.0)
-    tol = 1e-9 * (np.abs(f_jax) + scale) + 1e-300
+    tol = max(1e-9, 1e3 * eps) * (np.abs(f_jax) + scale) + 1e-300
     bad = np.flatnonzero(~(np.abs(f_sym - f_jax) <= tol))
     if bad.size:
         i = int(bad[0])

@@ -20,7 +20,7 @@ import numpy as np
 SYMBOLIC, AUTODIFF, FORWARD, FINITE = "symbolic", "autodiff", "autodiff_forward", "finite_difference"
 METHODS = (SYMBOLIC, AUTODIFF, FINITE)
 #: The pairs compared; forward mode is compared wherever reverse mode is.
-PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF, FORWARD))
+PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF, FORWARD), (SYMBOLIC, FORWARD))
 
 AGREE, MISMATCH = "agree", "mismatch"
 

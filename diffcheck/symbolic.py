@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import jax
+import jax.extend
 import mpmath
 import numpy as np
 import sympy
@@ -73,6 +74,9 @@ class Translation:
 
     symbols: tuple  # per parameter leaf, an object array of Symbols of the leaf's shape
     outputs: tuple  # per output leaf, an object array of expressions of the output's shape
+    # The epsilon of the least precise float the program rounds to: a cast to float32 inside a
+    # float64 program is the identity here, so values agree with JAX's only to that precision.
+    eps: float = float(np.finfo(np.float64).eps)
 
 
 def translate(fn, leaves, names) -> Translation:
@@ -85,7 +89,16 @@ def translate(fn, leaves, names) -> Translation:
             raise Unavailable(f"tracing failed: {type(exc).__name__}: {exc}") from None
         symbols = tuple(symbol_array(name, leaf.shape) for name, leaf in zip(names, leaves))
         outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
-    return Translation(symbols, tuple(_as_objects(np.asarray(out)) for out in outputs))
+    eps = max([float(np.finfo(d).eps) for d in _float_casts(closed.jaxpr)] + [float(np.finfo(np.float64).eps)])
+    return Translation(symbols, tuple(_as_objects(np.asarray(out)) for out in outputs), eps)
+
+
+def _float_casts(jaxpr):
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "convert_element_type" and jax.numpy.issubdtype(eqn.params["new_dtype"], np.floating):
+            yield eqn.params["new_dtype"]
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _float_casts(sub)
 
 
 def from_expression(expr, symbols) -> Translation:

@@ -1,0 +1,142 @@
+"""The public API: check_grad, assert_grad, check_case and the report they return."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffcheck
+from diffcheck import Case, UsageError
+
+
+def _sin_with_rule(scale):
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x) * scale,))
+    return f
+
+
+def test_wrong_custom_vjp_is_a_mismatch_with_autodiff_named():
+    f = _sin_with_rule(1 + 1e-7)  # off by a relative 1e-7
+    report = diffcheck.check_grad(lambda x: jnp.sum(f(x) ** 2), jnp.array([0.3, 1.2, -0.7]))
+    assert not report.ok
+    for element in report.points[0].elements:
+        assert element.verdict == "mismatch"
+        assert element.odd_one_out == "autodiff"
+    assert report.points[0].methods["autodiff_forward"].startswith("unavailable")
+
+
+def test_correct_twin_passes():
+    f = _sin_with_rule(1.0)
+    report = diffcheck.check_grad(lambda x: jnp.sum(f(x) ** 2), jnp.array([0.3, 1.2, -0.7]))
+    assert report.ok, str(report)
+
+
+def test_assert_grad_message_names_argument_element_values_and_odd_one_out():
+    f = _sin_with_rule(1 + 1e-7)
+    with pytest.raises(AssertionError) as info:
+        diffcheck.assert_grad(lambda a, b: jnp.sum(f(b) * a), 2.0, jnp.array([0.3, 1.2]))
+    message = str(info.value)
+    assert "args[1][1]" in message
+    assert "symbolic=" in message and "autodiff=" in message and "finite_difference=" in message
+    assert "odd one out: autodiff" in message
+
+
+def test_pytrees_argnums_and_element_indices():
+    def loss(params, x):
+        return jnp.sum(jnp.tanh(x @ params["W"] + params["b"]) ** 2)
+
+    params = {"W": np.arange(6.0).reshape(3, 2) / 10, "b": np.array([0.1, -0.2])}
+    report = diffcheck.check_grad(loss, params, np.ones((4, 3)), argnums=0)
+    assert report.ok, str(report)
+    names = {(e.parameter, e.index) for e in report.points[0].elements}
+    assert ("args[0]['W']", (2, 1)) in names and ("args[0]['b']", (1,)) in names
+    assert len(names) == 8  # x is not differentiated
+
+
+def test_array_output_gives_the_full_jacobian():
+    report = diffcheck.check_grad(lambda v: jnp.tanh(v) * v[::-1], np.array([0.1, 0.5, -0.4]))
+    assert report.ok
+    assert {e.output for e in report.points[0].elements} == {(0,), (1,), (2,)}
+    assert len(report.points[0].elements) == 9
+
+
+def test_float32_run_agrees_without_false_alarm():
+    report = diffcheck.check_grad(lambda x: jnp.sum(jax.nn.softplus(x) * jnp.exp(-x)), np.linspace(-3, 3, 7), dtype="float32")
+    assert report.ok, str(report)
+    assert report.points[0].dtype == "float32"
+
+
+def test_unknown_primitive_leaves_symbolic_unavailable_and_the_rest_running():
+    report = diffcheck.check_grad(lambda x: jnp.sort(x)[-1] * x[0], np.array([0.3, 1.1, -0.2]))
+    methods = report.points[0].methods
+    assert methods["symbolic"].startswith("unavailable") and "sort" in methods["symbolic"]
+    assert methods["autodiff"] == "ok" and methods["finite_difference"] == "ok"
+    assert report.ok
+
+
+def test_report_to_dict_is_json_with_each_method_value():
+    report = diffcheck.check_grad(lambda w, b: jax.nn.sigmoid(1.1 * w + b), 2.2, 0.0)
+    data = json.loads(json.dumps(report.to_dict()))
+    element = data["points"][0]["elements"][0]
+    for key in ("symbolic", "autodiff", "finite_difference", "errors", "verdict"):
+        assert key in element
+    assert data["ok"] is True and data["schema"].startswith("diffcheck.report/")
+
+
+def test_explicit_tolerances_override():
+    f = _sin_with_rule(1 + 1e-7)
+    fn = lambda x: jnp.sum(f(x))  # noqa: E731
+    assert diffcheck.check_grad(fn, np.array([0.3]), rtol=1e-6).ok
+    assert not diffcheck.check_grad(fn, np.array([0.3]), rtol=1e-9).ok
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.array([1, 2]),), "integer"),
+        ((np.array([1.0 + 2j]),), "complex"),
+    ],
+)
+def test_non_real_inputs_are_usage_errors(args, match):
+    with pytest.raises(UsageError, match=match):
+        diffcheck.check_grad(lambda x: jnp.sum(x), *args)
+
+
+def test_non_finite_input_names_the_element():
+    report = diffcheck.check_grad(lambda x: jnp.sum(x**2), np.array([1.0, np.nan]))
+    assert not report.ok
+    assert "args[0][1]" in report.points[0].error and "nan" in report.points[0].error
+
+
+def test_gpu_that_jax_cannot_see_is_a_usage_error_saying_how_to_install():
+    if jax.devices()[0].platform == "gpu":
+        pytest.skip("a GPU is visible")
+    with pytest.raises(UsageError, match="cuda"):
+        diffcheck.check_grad(lambda x: x**2, 1.0, device="gpu")
+
+
+def test_bad_dtype_is_a_usage_error():
+    with pytest.raises(UsageError, match="float16"):
+        diffcheck.check_grad(lambda x: x**2, 1.0, dtype="float16")
+
+
+def test_sympy_expression_case_is_its_own_reference():
+    import sympy
+
+    x, y = sympy.symbols("x y")
+    case = Case.from_sympy("poly", x**3 * y + sympy.exp(x * y), wrt=["x"], points={"p": dict(x=0.5, y=2.0)})
+    report = diffcheck.check_case(case)
+    assert report.ok, str(report)
+    [element] = report.points[0].elements
+    assert element.values["symbolic"] == pytest.approx(3 * 0.25 * 2 + 2 * np.exp(1.0), rel=1e-15)
+
+
+def test_case_points_are_seeded():
+    case = Case(name="c", fn=lambda x: jnp.sin(x), wrt="x", sample=lambda rng: dict(x=rng.normal()))
+    a, b, c = case.draw(3, seed=1), case.draw(3, seed=1), case.draw(3, seed=2)
+    assert a == b and a != c

@@ -1,0 +1,92 @@
+"""The command line: output, JSON, selection, and the documented exit codes."""
+
+import json
+import textwrap
+
+import pytest
+
+from diffcheck import cli
+
+GOOD = """
+    import jax.numpy as jnp
+    from diffcheck import Case
+
+    square = Case(name="square", fn=lambda x: x**2, wrt="x", points={"two": dict(x=2.0)}, tags=("mine",))
+"""
+
+WRONG = """
+    import jax
+    import jax.numpy as jnp
+    from diffcheck import Case
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x) * (1 + 1e-7),))
+
+    wrong_rule = Case(name="wrong_rule", fn=f, wrt="x", points={"p": dict(x=0.4)})
+"""
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_run_prints_a_table_and_exits_0(capsys):
+    assert cli.main(["run", "--case", "sigmoid_bce", "--points", "1"]) == cli.OK
+    out = capsys.readouterr().out
+    assert "sigmoid_bce" in out and "tutorial" in out and "random-0" in out and "OK:" in out
+
+
+def test_json_report(tmp_path):
+    target = tmp_path / "report.json"
+    assert cli.main(["run", "--case", "sigmoid_bce", "--points", "0", "--json", str(target)]) == cli.OK
+    data = json.loads(target.read_text())
+    assert data["ok"] is True and data["points"][0]["case"] == "sigmoid_bce"
+    assert {"symbolic", "autodiff", "finite_difference"} <= set(data["points"][0]["elements"][0])
+    assert not list(tmp_path.glob(".*.tmp"))  # written whole, no temporary left behind
+
+
+def test_mismatch_exits_1_and_names_the_odd_one_out(tmp_path, capsys):
+    path = _write(tmp_path, "wrong.py", WRONG)
+    assert cli.main(["run", str(path)]) == cli.MISMATCH
+    assert "odd one out: autodiff" in capsys.readouterr().out
+
+
+def test_unknown_case_is_a_usage_error_with_suggestions(capsys):
+    assert cli.main(["run", "--case", "simple_nett"]) == cli.USAGE_ERROR
+    assert "did you mean simple_net" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run", "--dtype", "float16"], ["run", "--points", "-1"], ["frobnicate"], []])
+def test_bad_arguments_are_usage_errors(argv):
+    assert cli.main(argv) == cli.USAGE_ERROR
+
+
+def test_no_cases_selected_exits_5():
+    assert cli.main(["run", "--tag", "no-such-tag"]) == cli.NO_CASES
+
+
+def test_broken_case_file_is_named_and_the_others_still_run(tmp_path, capsys):
+    _write(tmp_path, "a_broken.py", "x = (\n")
+    _write(tmp_path, "b_raises.py", "raise RuntimeError('boom')\n")
+    _write(tmp_path, "c_good.py", GOOD)
+    assert cli.main(["run", str(tmp_path)]) == cli.LOAD_ERROR
+    out = capsys.readouterr().out
+    assert "a_broken.py:1" in out and "syntax error" in out
+    assert "b_raises.py:1" in out and "RuntimeError: boom" in out
+    assert "square" in out and "agree" in out
+
+
+def test_list_shows_names_and_tags(tmp_path, capsys):
+    _write(tmp_path, "mine.py", GOOD)
+    assert cli.main(["list", str(tmp_path)]) == cli.OK
+    out = capsys.readouterr().out
+    assert "square" in out and "[mine]" in out
+
+
+def test_missing_path_is_a_load_error(tmp_path):
+    assert cli.main(["run", str(tmp_path / "nope.py")]) == cli.LOAD_ERROR
