@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 
 import jax
@@ -53,11 +54,24 @@ def precision(dtype):
         yield
 
 
-def jacobian(F, theta, mode: str) -> np.ndarray:
-    """dF/dtheta (outputs × parameters) of a flat function by reverse ("reverse") or forward mode."""
-    transform = jax.jacrev if mode == "reverse" else jax.jacfwd
+@functools.lru_cache(maxsize=256)
+def compiled(F, kind: str):
+    """One jit-compiled transform of `F(theta, data)` per F: compiled once, reused at every point."""
+    if kind == "value":
+        return jax.jit(F)
+    if kind == "batched":  # many θ, one data
+        return jax.jit(jax.vmap(F, in_axes=(0, None)))
+    return jax.jit({"reverse": jax.jacrev, "forward": jax.jacfwd}[kind](F))
+
+
+def value(F, theta, data) -> np.ndarray:
+    return np.asarray(compiled(F, "value")(theta, data))
+
+
+def jacobian(F, theta, data, mode: str) -> np.ndarray:
+    """dF/dθ (outputs × parameters) of `F(θ, data)` by reverse ("reverse") or forward mode."""
     try:
-        jac = jax.jit(transform(F))(theta)
+        jac = compiled(F, mode)(theta, data)
     except TypeError as exc:  # e.g. forward mode of a custom_vjp function
         raise Unavailable(f"{mode} mode: {exc}".splitlines()[0]) from None
     return np.asarray(jac, np.float64).reshape(-1, theta.size)

@@ -7,6 +7,7 @@ a method that cannot run is "unavailable" and the others go on.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -95,13 +96,13 @@ def check_case(case: Case, *, dtype=None, device=None, points=None, seed=0, orde
         drawn = case.draw(count, seed)
     except Exception as exc:
         return Report(errors=(f"case {case.name}: drawing points failed: {type(exc).__name__}: {exc}",))
-    results = []
+    results, programs = [], {}
     for point_name, point in drawn.items():
-        results.append(_check_case_point(case, point_name, point, dtype, device, order, rtol, atol))
+        results.append(_check_case_point(case, point_name, point, programs, dtype, device, order, rtol, atol))
     return Report(tuple(results), seconds=time.perf_counter() - start)
 
 
-def _check_case_point(case, point_name, point, dtype, device, order, rtol, atol) -> PointResult:
+def _check_case_point(case, point_name, point, programs, dtype, device, order, rtol, atol) -> PointResult:
     missing = [p for p in case.wrt if p not in point]
     if missing:
         return _failed(case.name, point_name, dtype, device, f"no value for parameter(s) {', '.join(missing)}")
@@ -110,16 +111,23 @@ def _check_case_point(case, point_name, point, dtype, device, order, rtol, atol)
         leaves = [_as_float_array(p, point[p]) for p in case.wrt]
     except UsageError as exc:
         return _failed(case.name, point_name, dtype, device, str(exc))
+    # Float data is an argument of the compiled programs, so that they compile once per case;
+    # anything else (ints, strings, None) may steer Python code and stays a constant.
+    traced = {k: v for k, v in data.items() if _is_float_data(v)}
+    static = {k: v for k, v in data.items() if k not in traced}
+    key = (repr(sorted(static.items())), tuple(leaf.shape for leaf in leaves))
+    if key not in programs:
 
-    def on_leaves(*values):
-        return case.fn(**_in_precision(data), **dict(zip(case.wrt, values)))
+        def on_leaves(*values, **floats):
+            return case.fn(**static, **floats, **dict(zip(case.wrt, values)))
 
+        programs[key] = on_leaves
     translation = None
     if case.expr is not None:
         translation = _expression_translation(case, data)
     return check_point(
-        case.name, point_name, on_leaves, leaves, list(case.wrt), dtype=dtype, device=device,
-        order=order, rtol=rtol, atol=atol, translation=translation,
+        case.name, point_name, programs[key], leaves, list(case.wrt), data=traced, dtype=dtype,
+        device=device, order=order, rtol=rtol, atol=atol, translation=translation,
         expected=case.expected.get(point_name, {}), decimals=case.decimals,
     )  # fmt: skip
 
@@ -136,6 +144,12 @@ def _expression_translation(case, data):
         elif s.name in symbols:
             subs[s] = symbols[s.name]
     return symbolic.from_expression(case.expr.xreplace(subs), list(symbols.values()))
+
+
+def _is_float_data(value) -> bool:
+    return isinstance(value, float) or (
+        isinstance(value, (np.ndarray, jax.Array, np.floating)) and np.issubdtype(value.dtype, np.floating)
+    )
 
 
 def _in_precision(tree):
@@ -176,10 +190,15 @@ def _symbol_names(names) -> list[str]:
 
 
 def check_point(
-    case, point, fn, leaves, names, *, dtype=None, device=None, order=1, rtol=None, atol=None,
-    translation=None, expected=None, decimals=4,
+    case, point, fn, leaves, names, *, data=None, dtype=None, device=None, order=1, rtol=None,
+    atol=None, translation=None, expected=None, decimals=4,
 ) -> PointResult:  # fmt: skip
-    """Checks `fn(*leaves)`'s derivatives in every leaf, three ways, and compares them."""
+    """Checks `fn(*leaves, **data)`'s derivatives in every leaf, three ways, and compares them.
+
+    `data` holds float arrays that are not differentiated; they are arguments of the compiled
+    programs, so calls with the same `fn` reuse the compilations.
+    """
+    data = dict(data or {})
     start = time.perf_counter()
     run_dtype = autodiff.dtype(dtype)
     dev = autodiff.device(device)
@@ -196,12 +215,7 @@ def check_point(
     leaves = [np.asarray(leaf, run_dtype).astype(np.float64) for leaf in leaves]
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     shapes = [leaf.shape for leaf in leaves]
-    bounds_of = np.cumsum([0] + [leaf.size for leaf in leaves])
-
-    def F(theta):  # the function of one flat vector, returning one flat vector
-        parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds_of[:-1], bounds_of[1:], shapes)]
-        outs = jax.tree_util.tree_leaves(fn(*parts))
-        return jnp.concatenate([jnp.ravel(o) for o in outs])
+    F = _flat_program(fn, tuple(shapes))
 
     methods, values, bounds, value = {}, {}, {}, {}
     # The same autodiff in the other precision measures autodiff's rounding error (a wrong rule
@@ -210,17 +224,17 @@ def check_point(
     try:
         with jax.default_device(dev):
             with autodiff.precision(np.float64):
-                f64 = np.asarray(F(flat64), np.float64)
-                out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(fn, *leaves))
+                f64 = np.asarray(autodiff.value(F, flat64, data), np.float64)
+                out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
                 out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
             with autodiff.precision(ladder_dtype):
-                ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), "reverse")
+                ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
             with autodiff.precision(run_dtype):
                 theta = flat64.astype(run_dtype)
-                _check_output(np.asarray(F(theta)))
+                _check_output(autodiff.value(F, theta, data))
                 for method, mode in ((compare.AUTODIFF, "reverse"), (compare.FORWARD, "forward")):
                     try:
-                        values[method] = autodiff.jacobian(F, theta, mode)
+                        values[method] = autodiff.jacobian(F, theta, data, mode)
                     except Unavailable as exc:
                         if method == compare.AUTODIFF:
                             raise
@@ -228,7 +242,7 @@ def check_point(
                         continue
                     bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)
                     methods[method] = "ok"
-                values[compare.FINITE], bounds[compare.FINITE], notes = finite.jacobian(F, theta, run_dtype)
+                values[compare.FINITE], bounds[compare.FINITE], notes = finite.jacobian(F, theta, data, run_dtype)
                 methods[compare.FINITE] = "ok"
     except UsageError:
         raise
@@ -240,7 +254,7 @@ def check_point(
     try:
         names_sym = _symbol_names(names)
         if translation is None:
-            translation = symbolic.translate(fn, leaves, names_sym)
+            translation = symbolic.translate(functools.partial(fn, **data), leaves, names_sym)
         outs = symbolic.evaluate([e for out in translation.outputs for e in out.reshape(-1)], translation.symbols, leaves)
         f_sym = np.array([float(v) for v in outs])
         value["symbolic"] = float(f_sym[0]) if f_sym.size else float("nan")
@@ -263,6 +277,22 @@ def check_point(
         case, point, run_dtype.name, dev.platform, order_methods, value, tuple(elements),
         tuple(expectations), seconds=time.perf_counter() - start,
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_program(fn, shapes):
+    """`fn(*leaves, **data)` as F(θ, data) of one flat vector θ, returning one flat vector.
+
+    Cached on (fn, shapes) so that JAX's compilation caches, keyed on F, hit across points.
+    """
+    bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+
+    def F(theta, data):
+        parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+        outs = jax.tree_util.tree_leaves(fn(*parts, **data))
+        return jnp.concatenate([jnp.ravel(o) for o in outs])
+
+    return F
 
 
 def _check_output(f):

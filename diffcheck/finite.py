@@ -10,9 +10,10 @@ with one jit-compiled `vmap` per chunk, never a Python loop per element.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from . import autodiff
 
 #: Rows (perturbed points) evaluated per vmapped call; bounds memory for large parameter counts.
 CHUNK = 4096
@@ -33,17 +34,21 @@ def base_step(theta: np.ndarray, dtype) -> np.ndarray:
     return np.exp2(np.round(np.log2(h))).astype(dtype)
 
 
-def jacobian(F, theta: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, dict]:
+def jacobian(F, theta: np.ndarray, data, dtype) -> tuple[np.ndarray, np.ndarray, dict]:
     """dF/dθ (outputs × parameters) with its error bound, and notes on steps that were shrunk.
 
-    `F` maps a flat vector of `dtype` to a flat vector; `theta` is the point.
+    `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point.
     """
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
     n = theta.size
-    f0 = np.asarray(jax.jit(F)(theta))
+    f0 = autodiff.value(F, theta, data)
     h = base_step(theta, dtype)
-    batched = jax.jit(jax.vmap(F))
+    vmapped = autodiff.compiled(F, "batched")
+
+    def batched(points):
+        return vmapped(points, data)
+
     jac, err = _richardson(batched, theta, h, np.arange(n), f0, dtype)
     notes = {}
     bad = np.flatnonzero(~np.all(np.isfinite(jac), axis=0)) if np.all(np.isfinite(f0)) else np.array([], int)

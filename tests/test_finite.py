@@ -11,7 +11,7 @@ from diffcheck.autodiff import precision
 
 def _fd(F, theta, dtype=np.float64):
     with precision(dtype):
-        return finite.jacobian(F, np.asarray(theta, dtype), np.dtype(dtype))
+        return finite.jacobian(lambda t, data: F(t), np.asarray(theta, dtype), {}, np.dtype(dtype))
 
 
 @pytest.mark.parametrize(
