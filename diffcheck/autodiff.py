@@ -16,7 +16,7 @@ DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "gpu")
 
 _CUDA_HINT = (
-    "JAX sees no GPU here. Install JAX with CUDA support, e.g. `pip install -U \"jax[cuda12]\"` "
+    'JAX sees no GPU here. Install JAX with CUDA support, e.g. `pip install -U "jax[cuda12]"` '
     "(see https://docs.jax.dev/en/latest/installation.html), or run with --device cpu."
 )
 

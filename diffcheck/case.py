@@ -84,9 +84,15 @@ class Case:
             stray = [p for p in values if p not in self.wrt]
             if stray:
                 raise CaseError(f"{where}, expected values at {point_name!r}: {', '.join(stray)} not in wrt")
+            for param, value in values.items():
+                want, have = np.shape(value), np.shape(self.points[point_name][param])
+                if want != have:
+                    raise CaseError(
+                        f"{where}, expected d/d{param} at {point_name!r} has shape {want}, the parameter {have}"
+                    )
 
     @classmethod
-    def from_sympy(cls, name: str, expr, wrt=None, **kwargs) -> "Case":
+    def from_sympy(cls, name: str, expr, wrt=None, **kwargs) -> Case:
         """A case from a SymPy expression; `wrt` defaults to all its free symbols, by name."""
         import sympy
 

@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "gpu"), default=None)
     run.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
     run.add_argument("--points", type=_non_negative, default=2, metavar="K", help="random points per case (default 2)")
+    run.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="time budget of the symbolic method per point (default 120)",
+    )
     run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     listing = sub.add_parser("list", help="list the cases with their tags")
     listing.add_argument("paths", nargs="*", metavar="PATH")
@@ -53,6 +60,16 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
     return value
 
 
@@ -124,7 +141,7 @@ def _run(args) -> int:
         for i, case in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.name}", file=sys.stderr, flush=True)
             report = report + check_case(
-                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed
+                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
             )
     except KeyboardInterrupt:
         interrupted = True

@@ -22,7 +22,7 @@ METHODS = (SYMBOLIC, AUTODIFF, FINITE)
 #: The pairs compared; forward mode is compared wherever reverse mode is.
 PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF, FORWARD), (SYMBOLIC, FORWARD))
 
-AGREE, MISMATCH = "agree", "mismatch"
+AGREE, MISMATCH, KINK = "agree", "mismatch", "kink"
 
 
 def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> np.ndarray:

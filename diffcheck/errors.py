@@ -18,3 +18,11 @@ class Unavailable(DiffcheckError):
 
     Not fatal: the method is reported as "unavailable: <reason>" and the others still run.
     """
+
+
+class BudgetExceeded(Unavailable):
+    """The symbolic method ran past its time or size budget (`--timeout`); the others still run."""
+
+
+class PointError(DiffcheckError):
+    """This point cannot be checked at all (the function fails, or its output is not finite)."""

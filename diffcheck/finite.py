@@ -10,6 +10,8 @@ with one jit-compiled `vmap` per chunk, never a Python loop per element.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,8 +36,15 @@ def base_step(theta: np.ndarray, dtype) -> np.ndarray:
     return np.exp2(np.round(np.log2(h))).astype(dtype)
 
 
-def jacobian(F, theta: np.ndarray, data, dtype) -> tuple[np.ndarray, np.ndarray, dict]:
-    """dF/dθ (outputs × parameters) with its error bound, and notes on steps that were shrunk.
+class Estimate(NamedTuple):
+    jac: np.ndarray  # dF/dθ, outputs × parameters
+    bound: np.ndarray  # its error bound, same shape
+    steps: np.ndarray  # the largest step taken per parameter element (the stencil spans θ ± step)
+    notes: dict  # parameter element → why its step differs from the rule (e.g. shrunk)
+
+
+def jacobian(F, theta: np.ndarray, data, dtype) -> Estimate:
+    """dF/dθ (outputs × parameters) with its error bound, the steps, and notes on shrunk steps.
 
     `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point.
     """
@@ -66,7 +75,7 @@ def jacobian(F, theta: np.ndarray, data, dtype) -> tuple[np.ndarray, np.ndarray,
         jac[:, shrunk], err[:, shrunk] = _richardson(batched, theta, h, shrunk, f0, dtype)
         for j in shrunk:
             notes[int(j)] = f"step shrunk to {float(h[j]):.3g} to stay inside the function's domain"
-    return jac, err, notes
+    return Estimate(jac, err, h.astype(np.float64), notes)
 
 
 def _richardson(batched, theta, h, cols, f0, dtype):
@@ -86,9 +95,7 @@ def _richardson(batched, theta, h, cols, f0, dtype):
 
 
 def _moved(theta, h, cols, dtype):
-    return np.stack(
-        [np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS]
-    )
+    return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
 def _evaluate(batched, theta, moved, cols):

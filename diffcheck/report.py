@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .compare import AGREE, AUTODIFF, FINITE, FORWARD, SYMBOLIC
+from .compare import AUTODIFF, FINITE, FORWARD, MISMATCH, SYMBOLIC
 
 SCHEMA = "diffcheck.report/1"
 
@@ -34,7 +34,7 @@ class Element:
     values: dict  # method → value, for the methods that ran
     errors: dict  # "a~b" → |a − b|
     tolerances: dict  # "a~b" → the largest |a − b| counted as agreement
-    verdict: str  # "agree" or "mismatch"
+    verdict: str  # "agree", "mismatch", or "kink" (non-differentiable here: a warning)
     odd_one_out: str | None  # the method that disagrees with the other two, if one can be named
     note: str = ""  # e.g. a finite-difference step that was shrunk
 
@@ -88,7 +88,9 @@ class Expectation:
 
     def describe(self) -> str:
         got = ", ".join(f"{m}={v:.6g}" for m, v in self.values.items())
-        return f"expected d/d{self.parameter}{_index(self.index)} = {self.expected} to {self.decimals} decimals; got {got}"
+        return (
+            f"expected d/d{self.parameter}{_index(self.index)} = {self.expected} to {self.decimals} decimals; got {got}"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -118,7 +120,7 @@ class PointResult:
 
     @property
     def mismatches(self) -> tuple:
-        return tuple(e for e in self.elements if e.verdict != AGREE)
+        return tuple(e for e in self.elements if e.verdict == MISMATCH)
 
     @property
     def ok(self) -> bool:
@@ -179,7 +181,7 @@ class Report:
         """True when every point agrees and nothing failed to load."""
         return not self.errors and all(p.ok for p in self.points)
 
-    def __add__(self, other: "Report") -> "Report":
+    def __add__(self, other: Report) -> Report:
         return Report(self.points + other.points, self.errors + other.errors, self.seconds + other.seconds)
 
     def failures(self, limit: int = 10) -> list[str]:

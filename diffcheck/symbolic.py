@@ -9,7 +9,9 @@ JAX itself, so iota, masks and integer index arithmetic need no translation).
 
 from __future__ import annotations
 
+import contextvars
 import math
+import time
 from dataclasses import dataclass
 
 import jax
@@ -18,12 +20,48 @@ import mpmath
 import numpy as np
 import sympy
 
-from .errors import Unavailable
+from .errors import BudgetExceeded, Unavailable
 
 PREFIX = "p__"
 
 #: Significant decimal digits of the high-precision evaluation of the exact derivatives.
 DIGITS = 30
+
+
+#: Largest expression (distinct nodes) the symbolic method builds before giving up.
+MAX_NODES = 500_000
+
+
+class Budget:
+    """A time and size limit for one symbolic check; exceeding it is `BudgetExceeded`."""
+
+    def __init__(self, seconds: float | None = None, nodes: int | None = None):
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.nodes = MAX_NODES if nodes is None else nodes
+
+    def check(self):
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BudgetExceeded(f"timed out: the symbolic derivatives took over {self.seconds:g} s (--timeout)")
+
+    def check_size(self, exprs):
+        size = dag_size(exprs, self.nodes)
+        if size > self.nodes:
+            raise BudgetExceeded(f"too large: the expression has over {self.nodes:,} distinct nodes")
+
+
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("budget", default=None)
+
+
+def dag_size(exprs, limit: int) -> int:
+    """Distinct subexpressions, counted as a graph (shared nodes once), stopping past `limit`."""
+    seen, stack = set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    while stack and len(seen) <= limit:
+        e = stack.pop()
+        if e not in seen:
+            seen.add(e)
+            stack.extend(e.args)
+    return len(seen)
 
 
 class StopGradient(sympy.Function):
@@ -79,9 +117,20 @@ class Translation:
     eps: float = float(np.finfo(np.float64).eps)
 
 
-def translate(fn, leaves, names) -> Translation:
+def translate(fn, leaves, names, budget: Budget | None = None) -> Translation:
     """Traces `fn(*leaves)` and rewrites its jaxpr in SymPy. Raises `Unavailable` when it cannot."""
     leaves = [np.asarray(leaf, dtype=np.float64) for leaf in leaves]
+    budget = budget or Budget()
+    token = _BUDGET.set(budget)
+    try:
+        translation = _translate(fn, leaves, names)
+    finally:
+        _BUDGET.reset(token)
+    budget.check_size([e for out in translation.outputs for e in out.reshape(-1)])
+    return translation
+
+
+def _translate(fn, leaves, names) -> Translation:
     with jax.enable_x64(True):
         try:
             closed = jax.make_jaxpr(fn)(*leaves)
@@ -120,16 +169,39 @@ def symbol_array(name: str, shape: tuple) -> np.ndarray:
     return out
 
 
-def jacobian(outputs, symbols) -> np.ndarray:
+def jacobian(outputs, symbols, budget: Budget | None = None) -> np.ndarray:
     """d output_m / d symbol_n as an object matrix, SymPy differentiating each expression."""
+    budget = budget or Budget()
     outs = [e for out in outputs for e in out.reshape(-1)]
     syms = [s for sym in symbols for s in sym.reshape(-1)]
     jac = np.empty((len(outs), len(syms)), dtype=object)
     for m, expr in enumerate(outs):
         free = expr.free_symbols
         for n, s in enumerate(syms):
+            budget.check()
             jac[m, n] = sympy.diff(expr, s) if s in free else sympy.S.Zero
+    budget.check_size(jac.reshape(-1))
     return jac
+
+
+def kink_arguments(exprs) -> list:
+    """Expressions whose sign change is a kink or a jump of the function: the arguments of Abs,
+    sign and Heaviside, the pairwise differences inside max/min, and lhs − rhs of every comparison
+    (the conditions of Piecewise and select_n)."""
+    found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        stack.extend(e.args)
+        if isinstance(e, (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)):
+            found.append(e.args[0])
+        elif isinstance(e, (Maximum, Minimum)):
+            found += [a - b for i, a in enumerate(e.args) for b in e.args[i + 1 :]]
+        elif isinstance(e, sympy.core.relational.Relational):
+            found.append(e.lhs - e.rhs)
+    return [k for k in dict.fromkeys(found) if k.free_symbols]
 
 
 def evaluate(exprs, symbols, values, digits: int = DIGITS) -> list:
@@ -145,8 +217,8 @@ def evaluate(exprs, symbols, values, digits: int = DIGITS) -> list:
         return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*args)]
 
 
-def _heaviside(x, at_zero=mpmath.mpf(0.5)):
-    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else at_zero
+def _heaviside(x, at_zero=0.5):
+    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(at_zero)
 
 
 def _dirac(x, k=0):
@@ -178,7 +250,9 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
         env[var] = np.asarray(val)
     for var, val in zip(jaxpr.invars, args):
         env[var] = _array(val)
+    budget = _BUDGET.get() or Budget()
     for eqn in jaxpr.eqns:
+        budget.check()
         invals = [read(v) for v in eqn.invars]
         outvals = _apply(eqn, invals)
         if not eqn.primitive.multiple_results:
@@ -221,9 +295,18 @@ def _apply(eqn, invals):
 
 
 _CALLS = {
-    "jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
-    "custom_vjp_call_jaxpr", "remat", "checkpoint", "remat2", "custom_lin",
-}  # fmt: skip
+    "jit",
+    "pjit",
+    "closed_call",
+    "core_call",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+    "remat",
+    "checkpoint",
+    "remat2",
+    "custom_lin",
+}
 
 
 def _subjaxpr(params):
@@ -442,10 +525,19 @@ _RULES = {
 # indices, then the indices pick the expressions: one rule for all of them, exact by construction.
 # The value is how many leading operands carry data (the rest are index operands, e.g. gather's).
 _STRUCTURAL = {
-    "broadcast_in_dim": 1, "reshape": 1, "transpose": 1, "squeeze": 1, "expand_dims": 1,
-    "rev": 1, "slice": 1, "dynamic_slice": 1, "gather": 1, "pad": 2,
-    "dynamic_update_slice": 2, "concatenate": None,
-}  # fmt: skip
+    "broadcast_in_dim": 1,
+    "reshape": 1,
+    "transpose": 1,
+    "squeeze": 1,
+    "expand_dims": 1,
+    "rev": 1,
+    "slice": 1,
+    "dynamic_slice": 1,
+    "gather": 1,
+    "pad": 2,
+    "dynamic_update_slice": 2,
+    "concatenate": None,
+}
 
 
 def _structural(eqn, invals):

@@ -66,7 +66,9 @@ def test_array_output_gives_the_full_jacobian():
 
 
 def test_float32_run_agrees_without_false_alarm():
-    report = diffcheck.check_grad(lambda x: jnp.sum(jax.nn.softplus(x) * jnp.exp(-x)), np.linspace(-3, 3, 7), dtype="float32")
+    report = diffcheck.check_grad(
+        lambda x: jnp.sum(jax.nn.softplus(x) * jnp.exp(-x)), np.linspace(-3, 3, 7), dtype="float32"
+    )
     assert report.ok, str(report)
     assert report.points[0].dtype == "float32"
 

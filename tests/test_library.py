@@ -74,14 +74,31 @@ def test_library_loads_from_any_working_directory(tmp_path):
 def test_library_loads_from_a_regular_install(tmp_path):
     site = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(ROOT)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
-        [sys.executable, "-c", "import diffcheck; print(diffcheck.__file__)"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )  # fmt: skip
+        [sys.executable, "-c", "import diffcheck; print(diffcheck.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert where.stdout.strip().startswith(str(site))
     result = _run(["run", "--case", "sigmoid_bce", "--points", "0"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr

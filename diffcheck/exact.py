@@ -1,0 +1,285 @@
+"""Exact derivatives evaluated over the expression graph, in high precision.
+
+A traced program is a graph: its SymPy expressions share subexpressions, and written out as
+trees they can grow exponentially (`x = sin(x·x + x)` forty times). Everything here walks the
+graph once per distinct node:
+
+* `evaluate` — the value of every node, in mpmath at 30 digits (or NumPy float64 over many points);
+* `jacobian` — the chain rule applied backwards over the graph (reverse accumulation), where each
+  node's local derivatives are SymPy's own derivatives of that node's function (`fdiff`), never
+  JAX's rules. The result is the exact derivative evaluated at 30 digits, at a cost linear in the
+  size of the graph for each output, instead of one whole-expression `diff` per parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import mpmath
+import numpy as np
+import sympy
+from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+
+from .errors import Unavailable
+
+DIGITS = 30
+
+
+def topological(exprs) -> list:
+    """Distinct nodes reachable from `exprs`, every node after its arguments."""
+    order, seen = [], set()
+    for root in exprs:
+        if root in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in seen)
+    return order
+
+
+def evaluate(exprs, symbols, values, digits: int = DIGITS, budget=None) -> list:
+    """Each expression at `values` (one float per symbol) in mpmath with `digits` digits."""
+    with mpmath.workdps(digits):
+        env = _forward(exprs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget)
+        return [env[e] for e in exprs]
+
+
+def evaluate_float(exprs, symbols, points: np.ndarray) -> np.ndarray:
+    """Each expression at many points in float64: `points` is (P, symbols); returns (P, exprs)."""
+    columns = [np.asarray(points[:, i], np.float64) for i in range(points.shape[1])]
+    with np.errstate(all="ignore"):
+        env = _forward(exprs, symbols, columns, _NUMPY, None)
+    return np.stack([np.broadcast_to(np.asarray(env[e], np.float64), (len(points),)) for e in exprs], axis=1)
+
+
+def jacobian(outputs, symbols, values, digits: int = DIGITS, budget=None) -> np.ndarray:
+    """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
+    index = {s: n for n, s in enumerate(symbols)}
+    jac = np.zeros((len(outputs), len(symbols)))
+    with mpmath.workdps(digits):
+        env = _forward(outputs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget)
+        order = topological(outputs)
+        depends = _depends(order, index)
+        position = {node: i for i, node in enumerate(order)}
+        for m, out in enumerate(outputs):
+            adjoint = {out: mpmath.mpf(1)}
+            for node in order[position[out] :: -1] if out in position else ():
+                bar = adjoint.pop(node, None)
+                if bar is None or not depends[node]:
+                    continue
+                if node in index:
+                    jac[m, index[node]] = float(bar)
+                    continue
+                if budget is not None:
+                    budget.check()
+                for arg, partial in _local_derivatives(node, env):
+                    if depends[arg] and partial != 0:
+                        adjoint[arg] = adjoint.get(arg, 0) + bar * partial
+    return jac
+
+
+def _depends(order, index) -> dict:
+    depends = {}
+    for node in order:
+        depends[node] = node in index or any(depends[a] for a in node.args)
+    return depends
+
+
+# --- forward evaluation --------------------------------------------------------------------
+
+
+def _forward(exprs, symbols, values, backend, budget) -> dict:
+    env = dict(zip(symbols, values))
+    for node in topological(exprs):
+        if node in env:
+            continue
+        if budget is not None:
+            budget.check()
+        env[node] = backend(node, env)
+    return env
+
+
+def _number(node):
+    if node is sympy.true or node is sympy.false:
+        return bool(node)
+    if isinstance(node, sympy.Integer):
+        return mpmath.mpf(int(node))
+    if isinstance(node, sympy.Rational):
+        return mpmath.mpf(int(node.p)) / int(node.q)
+    if node is sympy.oo:
+        return mpmath.inf
+    if node is -sympy.oo:
+        return -mpmath.inf
+    if node is sympy.nan:
+        return mpmath.nan
+    return mpmath.mpf(sympy.N(node, mpmath.mp.dps + 5)._mpf_)
+
+
+def _piecewise(node, env, select):
+    # The first pair whose condition holds gives the value (SymPy's semantics).
+    pairs = [env[pair] for pair in node.args]
+    return select(pairs)
+
+
+def _mpmath_select(pairs):
+    for value, condition in pairs:
+        if condition:
+            return value
+    return mpmath.nan
+
+
+def _numpy_select(pairs):
+    conditions = [np.asarray(c, bool) for _, c in pairs]
+    return np.select(conditions, [v for v, _ in pairs], default=np.nan)
+
+
+def _mpmath_node(node, env):
+    if node.is_Atom:
+        if node.is_Symbol:
+            raise Unavailable(f"no value for symbol {node}")
+        return _number(node)
+    args = [env[a] for a in node.args]
+    if isinstance(node, sympy.Add):
+        return mpmath.fsum(args)
+    if isinstance(node, sympy.Mul):
+        return mpmath.fprod(args)
+    if isinstance(node, sympy.Pow):
+        return _power(*args)
+    if isinstance(node, sympy.Piecewise):
+        return _piecewise(node, env, _mpmath_select)
+    if isinstance(node, ExprCondPair):
+        return tuple(args)
+    if type(node) in _LOGIC:
+        return _LOGIC[type(node)](args)
+    try:
+        return _function(type(node), len(args), "mpmath")(*args)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return mpmath.nan
+
+
+def _power(base, exponent):
+    if base < 0 and not mpmath.isint(exponent):
+        return mpmath.nan  # outside the real domain
+    if base == 0 and exponent < 0:
+        return mpmath.inf
+    return mpmath.power(base, exponent)
+
+
+def _numpy_node(node, env):
+    if node.is_Atom:
+        return float(_number(node)) if not isinstance(node, sympy.logic.boolalg.BooleanAtom) else bool(node)
+    args = [env[a] for a in node.args]
+    if isinstance(node, sympy.Add):
+        return functools.reduce(np.add, args)
+    if isinstance(node, sympy.Mul):
+        return functools.reduce(np.multiply, args)
+    if isinstance(node, sympy.Pow):
+        return np.power(np.asarray(args[0], np.float64), args[1])
+    if isinstance(node, sympy.Piecewise):
+        return _piecewise(node, env, _numpy_select)
+    if isinstance(node, ExprCondPair):
+        return tuple(args)
+    if type(node) in _LOGIC:
+        return _NUMPY_LOGIC[type(node)](args)
+    return _function(type(node), len(args), "numpy")(*args)
+
+
+_MPMATH, _NUMPY = _mpmath_node, _numpy_node
+
+_LOGIC = {sympy.And: all, sympy.Or: any, sympy.Not: lambda a: not a[0]}
+_NUMPY_LOGIC = {
+    sympy.And: lambda a: np.logical_and.reduce([np.asarray(x, bool) for x in a]),
+    sympy.Or: lambda a: np.logical_or.reduce([np.asarray(x, bool) for x in a]),
+    sympy.Not: lambda a: np.logical_not(a[0]),
+}
+
+
+def _extras():
+    from .symbolic import Maximum, Minimum, StopGradient
+
+    return {
+        "mpmath": {
+            StopGradient: lambda x: x,
+            Maximum: max,
+            Minimum: min,
+            sympy.Heaviside: lambda x, h=0.5: mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(h),
+            sympy.DiracDelta: lambda x, k=0: mpmath.mpf(0) if x != 0 else mpmath.nan,
+            sympy.sign: lambda x: mpmath.sign(x),
+        },
+        "numpy": {
+            StopGradient: lambda x: x,
+            Maximum: lambda *a: functools.reduce(np.maximum, a),
+            Minimum: lambda *a: functools.reduce(np.minimum, a),
+        },
+    }
+
+
+@functools.cache
+def _function(func, nargs: int, module: str):
+    """A numeric version of one SymPy function class (exp, tanh, erf, Lt, And, …)."""
+    special = _extras()[module].get(func)
+    if special is not None:
+        return special
+    dummies = sympy.symbols(f"a0:{nargs}", real=True)
+    try:
+        expr = func(*dummies)
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(f"cannot evaluate {func.__name__}: {exc}") from None
+    return sympy.lambdify(dummies, expr, modules=module)
+
+
+# --- local derivatives ---------------------------------------------------------------------
+
+
+def _local_derivatives(node, env):
+    """(argument, ∂node/∂argument at the point) for each argument that carries a derivative."""
+    args = node.args
+    if isinstance(node, sympy.Add):
+        return [(a, 1) for a in args]
+    if isinstance(node, sympy.Mul):
+        values = [env[a] for a in args]
+        out = []
+        for i, a in enumerate(args):
+            out.append((a, mpmath.fprod(values[:i] + values[i + 1 :])))
+        return out
+    if isinstance(node, sympy.Pow):
+        base, exponent = args
+        b, e = env[base], env[exponent]
+        out = [(base, e * _power(b, e - 1) if e != 0 else 0)]
+        if exponent.free_symbols:
+            out.append((exponent, env[node] * mpmath.log(b) if b > 0 else mpmath.nan))
+        return out
+    if isinstance(node, sympy.Piecewise):
+        for pair in args:
+            if env[pair][1]:
+                return [(pair.args[0], 1)]
+        return []
+    if isinstance(node, (Relational, sympy.logic.boolalg.Boolean, ExprCondPair)):
+        return []  # conditions select branches; they carry no derivative
+    values = [env[a] for a in args]
+    return [(a, _partial(type(node), len(args), i)(*values)) for i, a in enumerate(args)]
+
+
+@functools.cache
+def _partial(func, nargs: int, i: int):
+    """∂func/∂(argument i) as a numeric function, from SymPy's own derivative of `func`."""
+    dummies = sympy.symbols(f"a0:{nargs}", real=True)
+    try:
+        derivative = func(*dummies).fdiff(i + 1)
+    except sympy.core.function.ArgumentIndexError:
+        derivative = sympy.S.Zero
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(f"SymPy has no derivative of {func.__name__}: {exc}") from None
+    if derivative.has(sympy.Derivative, sympy.Subs):
+        raise Unavailable(f"SymPy has no closed-form derivative of {func.__name__}")
+    names = {f.__name__: fn for f, fn in _extras()["mpmath"].items()}
+    return sympy.lambdify(dummies, derivative, modules=[names, "mpmath"])
