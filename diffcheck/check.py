@@ -328,12 +328,13 @@ def _numeric(fn, leaves, data, run_dtype) -> _Numeric:
     ladder_dtype = np.dtype(np.float32 if run_dtype == np.float64 else np.float64)
     try:
         with autodiff.precision(np.float64):
-            f64 = np.asarray(autodiff.value(F, flat64, data), np.float64)
+            f64 = autodiff.value(F, flat64, data)
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
     except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
         raise PointError(_function_failed(exc)) from None
     _check_output(f64, "float64")
+    f64 = f64.astype(np.float64)
     with autodiff.precision(ladder_dtype):
         ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
     with autodiff.precision(run_dtype):

@@ -214,6 +214,8 @@ def _extras():
             sympy.Heaviside: lambda x, h=0.5: mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(h),
             sympy.DiracDelta: lambda x, k=0: mpmath.mpf(0) if x != 0 else mpmath.nan,
             sympy.sign: lambda x: mpmath.sign(x),
+            sympy.re: lambda x: x,  # every value here is real
+            sympy.im: lambda x: mpmath.mpf(0),
         },
         "numpy": {
             StopGradient: lambda x: x,
@@ -234,7 +236,18 @@ def _function(func, nargs: int, module: str):
         expr = func(*dummies)
     except Exception as exc:  # noqa: BLE001
         raise Unavailable(f"cannot evaluate {func.__name__}: {exc}") from None
-    return sympy.lambdify(dummies, expr, modules=module)
+    if module == "mpmath":
+        return sympy.lambdify(dummies, expr, modules="mpmath")
+    fn = sympy.lambdify(dummies, expr, modules=["scipy", "numpy"])  # scipy.special: vectorised erf, …
+    vectorised = np.vectorize(fn, otypes=[np.float64])
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except TypeError:  # a scalar-only function (math.*): one point at a time
+            return vectorised(*args)
+
+    return call
 
 
 # --- local derivatives ---------------------------------------------------------------------
@@ -265,6 +278,10 @@ def _local_derivatives(node, env):
         return []
     if isinstance(node, (Relational, sympy.logic.boolalg.Boolean, ExprCondPair)):
         return []  # conditions select branches; they carry no derivative
+    if isinstance(node, sympy.re):
+        return [(args[0], 1)]  # of a real argument: the identity
+    if isinstance(node, sympy.im):
+        return []
     values = [env[a] for a in args]
     return [(a, _partial(type(node), len(args), i)(*values)) for i, a in enumerate(args)]
 

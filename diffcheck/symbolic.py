@@ -67,6 +67,8 @@ def dag_size(exprs, limit: int) -> int:
 class StopGradient(sympy.Function):
     """`lax.stop_gradient`: the identity in value, a constant for differentiation."""
 
+    is_extended_real = True
+
     def fdiff(self, argindex=1):
         return sympy.S.Zero
 
@@ -76,6 +78,8 @@ class Maximum(sympy.Function):
 
     d/da_i is the indicator that a_i is the largest, Heaviside(0) = 1/2 at a tie as in JAX's max.
     """
+
+    is_extended_real = True  # of real arguments; without it SymPy wraps Abs(exp(·)) in re(·)
 
     @classmethod
     def eval(cls, *args):
@@ -92,6 +96,8 @@ class Maximum(sympy.Function):
 
 class Minimum(sympy.Function):
     """`lax.min`, n-ary and unsimplified, as `Maximum`."""
+
+    is_extended_real = True
 
     @classmethod
     def eval(cls, *args):
