@@ -159,7 +159,7 @@ def _float_casts(jaxpr):
 def from_expression(expr, symbols) -> Translation:
     """A case written as a SymPy expression of scalar symbols is its own translation."""
     return Translation(
-        tuple(np.array(s, dtype=object) for s in symbols), (np.array(sympy.sympify(expr), dtype=object),)
+        tuple(np.array(s, dtype=object) for s in symbols), (np.array(expr, dtype=object),)
     )
 
 

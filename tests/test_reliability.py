@@ -193,3 +193,15 @@ def test_gpu_request_without_gpu_is_a_usage_error(capsys):
         pytest.skip("a GPU is visible")
     assert cli.main(["run", "--device", "gpu", "--case", "sigmoid_bce"]) == cli.USAGE_ERROR
     assert "pip install" in capsys.readouterr().err
+
+
+def test_no_string_reaches_eval_exec_or_sympy_parsing():
+    import re
+    from pathlib import Path
+
+    root = Path(diffcheck.__file__).parent
+    sources = list(root.glob("*.py")) + list((root / "cases").glob("*.py"))
+    assert len(sources) > 5
+    pattern = re.compile(r"(?<!def )\b(eval|exec|sympify|parse_expr)\(|sympy\.S\(")
+    offenders = [f"{p.name}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
