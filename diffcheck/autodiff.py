@@ -64,6 +64,35 @@ def compiled(F, kind: str):
     return jax.jit({"reverse": jax.jacrev, "forward": jax.jacfwd}[kind](F))
 
 
+@functools.lru_cache(maxsize=256)
+def derivative(F, order: int, directional: bool = False):
+    """The function whose Jacobian is the order-`order` derivative of `F(θ, data)`.
+
+    order 1: F itself. Higher orders: the (order − 1)-th reverse-mode derivative, flattened, so
+    that the checked Jacobian (by `jacrev` and by `jacfwd`, i.e. `jax.hessian` at order 2) is the
+    next one. `directional` (order 2 only): θ, (data, V) ↦ V ∇F(θ), whose Jacobian is the
+    Hessian-vector products H vᵢ for the rows vᵢ of V — for parameter counts where the full Hessian
+    is too large.
+    """
+    if directional:
+
+        def hvp(theta, data_and_directions):
+            data, directions = data_and_directions
+            return directions @ jax.jacrev(F)(theta, data)[0]
+
+        return hvp
+    if order == 1:
+        return F
+
+    def nested(theta, data):
+        f = F
+        for _ in range(order - 1):
+            f = jax.jacrev(f)
+        return f(theta, data).reshape(-1)
+
+    return nested
+
+
 def value(F, theta, data) -> np.ndarray:
     return np.asarray(compiled(F, "value")(theta, data))
 

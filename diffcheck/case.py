@@ -37,6 +37,7 @@ class Case:
             printed gradient), checked to `decimals` decimal places.
         decimals: decimal places the expected values are checked to.
         tags: labels for selecting cases (`run --tag T`).
+        orders: the derivative orders checked at every point (1 to 4; default only the first).
         expr: a SymPy expression of scalar symbols named as the parameters and data; when given it
             is the exact reference, and `fn` defaults to its `lambdify` to JAX.
         description: one line shown by `diffcheck list`.
@@ -50,6 +51,7 @@ class Case:
     expected: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     decimals: int = 4
     tags: tuple = ()
+    orders: tuple = (1,)
     expr: object = None
     description: str = ""
     source: str = ""  # where the case was defined (file), set by the loader
@@ -66,6 +68,9 @@ class Case:
             object.__setattr__(self, "wrt", (self.wrt,))
         object.__setattr__(self, "wrt", tuple(self.wrt))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "orders", tuple(self.orders))
+        if not self.orders or any(not isinstance(k, int) or not 1 <= k <= 4 for k in self.orders):
+            raise CaseError(f"{where}: orders must be integers from 1 to 4, got {self.orders}")
         if not self.wrt:
             raise CaseError(f"{where}: wrt names no parameter to differentiate")
         for name in self.wrt:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import sympy
 
 from . import autodiff, compare, exact, finite, symbolic
 from .case import Case
@@ -35,17 +36,18 @@ def check_grad(
         fn: a JAX-traceable function; a scalar output gives a gradient, an array output a Jacobian.
         *args: floats, NumPy/JAX arrays, or pytrees of them.
         argnums: the positions differentiated (an int or a tuple); default all of them.
-        order: the derivative order (only 1 in this version).
+        order: the derivative order, 1 to 4: the gradient/Jacobian, the Hessian, … in full when the
+            tensor has at most 2048 entries; else (order 2 of a scalar) Hessian-vector products
+            along random directions.
         dtype: "float64" (default) or "float32", the precision autodiff and finite differences run in.
         rtol, atol: when given, replace every method's own error bound: |a − b| ≤ atol + rtol·|truth|.
-        seed: reserved for random directions; the check at `args` itself is deterministic.
+        seed: seeds the random directions of Hessian-vector products.
         device: "cpu" or "gpu" (default: JAX's default device).
         timeout: seconds the symbolic method may take before it is reported as timed out
             (default: no limit); autodiff and finite differences still run.
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
-    del seed
     if argnums is None:
         argnums = tuple(range(len(args)))
     elif isinstance(argnums, int):
@@ -88,6 +90,7 @@ def check_grad(
         rtol=rtol,
         atol=atol,
         timeout=timeout,
+        seed=seed,
     )
     return Report((point,), seconds=time.perf_counter() - start)
 
@@ -104,11 +107,12 @@ def assert_grad(fn, *args, **options) -> Report:
 
 
 def check_case(
-    case: Case, *, dtype=None, device=None, points=None, seed=0, order=1, rtol=None, atol=None, timeout=None
+    case: Case, *, dtype=None, device=None, points=None, seed=0, order=None, rtol=None, atol=None, timeout=None
 ) -> Report:
     """Checks a case at its named points and `points` random ones (default 2) drawn with `seed`.
 
-    `timeout` bounds the symbolic method per point, in seconds; other options as `check_grad`.
+    `order` (default: each of the case's `orders`) is the derivative order checked; `timeout`
+    bounds the symbolic method per point, in seconds; other options as `check_grad`.
     """
     start = time.perf_counter()
     count = DEFAULT_POINTS if points is None else points
@@ -118,9 +122,10 @@ def check_case(
         message = f"drawing random points failed: {type(exc).__name__}: {exc}"
         return Report((_failed(case.name, "random", dtype, device, message),), seconds=time.perf_counter() - start)
     results, programs = [], {}
-    options = dict(dtype=dtype, device=device, order=order, rtol=rtol, atol=atol, timeout=timeout)
-    for point_name, point in drawn.items():
-        results.append(_check_case_point(case, point_name, point, programs, **options))
+    options = dict(dtype=dtype, device=device, rtol=rtol, atol=atol, timeout=timeout, seed=seed)
+    for k in case.orders if order is None else (order,):
+        for point_name, point in drawn.items():
+            results.append(_check_case_point(case, point_name, point, programs, order=k, **options))
     return Report(tuple(results), seconds=time.perf_counter() - start)
 
 
@@ -252,26 +257,29 @@ def check_point(
     decimals=4,
     timeout=None,
     route="graph",
+    seed=0,
 ) -> PointResult:
     """Checks `fn(*leaves, **data)`'s derivatives in every leaf, three ways, and compares them.
 
     `data` holds float arrays that are not differentiated; they are arguments of the compiled
     programs, so calls with the same `fn` reuse the compilations. `timeout` bounds the symbolic
-    method (seconds). A problem with the function at this point becomes the point's error; a bug
-    in diffcheck becomes an error that says so. Neither stops the other points.
+    method (seconds). `order` > 1 checks the full derivative tensor when it has at most
+    `MAX_TENSOR` entries, else (order 2 of a scalar) Hessian-vector products along `DIRECTIONS`
+    random directions drawn with `seed`. A problem with the function at this point becomes the
+    point's error; a bug in diffcheck becomes an error that says so. Neither stops the others.
     """
     start = time.perf_counter()
     run_dtype = autodiff.dtype(dtype)
     dev = autodiff.device(device)
-    if order != 1:
-        raise UsageError(f"order={order} is not supported: this version checks first derivatives (order=1)")
+    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+        raise UsageError(f"order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
     data = dict(data or {})
     try:
         _check_finite(names, leaves, data)
         # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
         leaves = [np.asarray(leaf, run_dtype).astype(np.float64) for leaf in leaves]
         with jax.default_device(dev):
-            numeric = _numeric(fn, leaves, data, run_dtype)
+            numeric = _numeric(fn, leaves, data, run_dtype, order, seed)
         symbolic_part = _symbolic(fn, leaves, names, data, numeric, translation, timeout, route)
     except PointError as exc:
         return _failed(case, point, run_dtype.name, dev.platform, str(exc))
@@ -289,8 +297,9 @@ def check_point(
     value = {"jax": float(numeric.f64[0]) if numeric.f64.size else float("nan")}
     if value_sym is not None:
         value["symbolic"] = value_sym
-    elements = _elements(values, bounds, names, shapes, numeric.out_shape, numeric.notes, kinks, rtol, atol)
-    expectations = _expectations(expected or {}, values, names, shapes, decimals)
+    labels = _labels(names, shapes, numeric.out_shape, numeric.plan)
+    elements = _elements(values, bounds, names, shapes, labels, numeric.notes, kinks, rtol, atol)
+    expectations = _expectations(expected or {}, values, names, shapes, decimals) if order == 1 else []
     order_methods = {
         m: methods[m] for m in (compare.SYMBOLIC, compare.AUTODIFF, compare.FORWARD, compare.FINITE) if m in methods
     }
@@ -304,7 +313,41 @@ def check_point(
         tuple(elements),
         tuple(expectations),
         seconds=time.perf_counter() - start,
+        order=order,
+        checks=numeric.plan.describe(),
     )
+
+
+#: Highest derivative order checked.
+MAX_ORDER = 4
+#: Largest derivative tensor (entries) checked in full; beyond it, order 2 uses directions.
+MAX_TENSOR = 2048
+#: Random directions v for Hessian-vector products H v.
+DIRECTIONS = 2
+
+
+class _Plan(NamedTuple):
+    """What is checked: the order, and the directions of Hessian-vector products (or None: in full)."""
+
+    order: int
+    directions: np.ndarray | None
+
+    def describe(self) -> str:
+        if self.directions is None:
+            return "full" if self.order > 1 else "gradient"
+        return f"Hessian-vector products along {len(self.directions)} random directions"
+
+    @classmethod
+    def choose(cls, order, outputs, params, seed, dtype):
+        if order == 1 or outputs * params**order <= MAX_TENSOR:
+            return cls(order, None)
+        if order == 2 and outputs == 1:
+            rng = np.random.default_rng([seed, params])
+            return cls(order, rng.standard_normal((DIRECTIONS, params)).astype(dtype).astype(np.float64))
+        raise PointError(
+            f"order {order} of {outputs} output(s) in {params} parameters has {outputs * params**order:,} entries, "
+            f"over the {MAX_TENSOR:,} checked in full; Hessian-vector products cover order 2 of a scalar"
+        )
 
 
 class _Numeric(NamedTuple):
@@ -316,10 +359,11 @@ class _Numeric(NamedTuple):
     bounds: dict
     steps: np.ndarray  # finite-difference steps per parameter element
     notes: dict
+    plan: _Plan
 
 
-def _numeric(fn, leaves, data, run_dtype) -> _Numeric:
-    """Autodiff (both modes) and finite differences, with their error bounds."""
+def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
+    """Autodiff (both modes) and finite differences of the order-`order` derivative, with bounds."""
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     F = _flat_program(fn, tuple(leaf.shape for leaf in leaves))
     methods, values, bounds = {}, {}, {}
@@ -335,11 +379,18 @@ def _numeric(fn, leaves, data, run_dtype) -> _Numeric:
         raise PointError(_function_failed(exc)) from None
     _check_output(f64, "float64")
     f64 = f64.astype(np.float64)
+    plan = _Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
+    with autodiff.precision(run_dtype):
+        _check_output(autodiff.value(F, flat64.astype(run_dtype), data), run_dtype.name)
+    # From here on F is the function whose Jacobian is the derivative checked.
+    if plan.directions is not None:
+        F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
+    else:
+        F = autodiff.derivative(F, order)
     with autodiff.precision(ladder_dtype):
         ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
-        _check_output(autodiff.value(F, theta, data), run_dtype.name)
         for method, mode in ((compare.AUTODIFF, "reverse"), (compare.FORWARD, "forward")):
             try:
                 values[method] = autodiff.jacobian(F, theta, data, mode)
@@ -350,10 +401,10 @@ def _numeric(fn, leaves, data, run_dtype) -> _Numeric:
                 continue
             bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)
             methods[method] = "ok"
-        fd = finite.jacobian(F, theta, data, run_dtype)
+        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype)
     values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound
     methods[compare.FINITE] = "ok"
-    return _Numeric(F, f64, out_shape, methods, values, bounds, fd.steps, fd.notes)
+    return _Numeric(F, f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan)
 
 
 def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
@@ -376,10 +427,11 @@ def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
         if mismatch:
             return f"rejected: {mismatch}", value, None, _Kinks.none()
         kinks = _Kinks.find(outputs, symbols, point, numeric.steps)
+        level = _derivative_expressions(outputs, symbols, numeric.plan, budget)
         if route == "graph":
-            jac = exact.jacobian(outputs, symbols, point, budget=budget)
+            jac = exact.jacobian(level, symbols, point, budget=budget)
         else:
-            jac_exprs = symbolic.jacobian(translation.outputs, translation.symbols, budget)
+            jac_exprs = symbolic.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in symbolic.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
         return "ok", value, jac, kinks
@@ -387,6 +439,20 @@ def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
         return str(exc), None, None, _Kinks.none()
     except Unavailable as exc:
         return f"unavailable: {exc}", None, None, _Kinks.none()
+
+
+def _derivative_expressions(outputs, symbols, plan, budget) -> list:
+    """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
+    level = list(outputs)
+    if plan.directions is not None:
+        gradient = exact.gradient_expressions(level[0], symbols)
+        return [
+            sympy.Add(*[g * symbolic.to_sympy(v) for g, v in zip(gradient, direction)]) for direction in plan.directions
+        ]
+    for _ in range(plan.order - 1):
+        budget.check()
+        level = [g for expr in level for g in exact.gradient_expressions(expr, symbols)]
+    return level
 
 
 class _Kinks(NamedTuple):
@@ -488,12 +554,33 @@ def _value_mismatch(f_sym, f_jax, eps) -> str:
     return ""
 
 
-def _elements(values, bounds, names, shapes, out_shape, notes, kinks, rtol, atol) -> list[Element]:
+def _element_names(names, shapes) -> list[str]:
+    out = []
+    for name, shape in zip(names, shapes):
+        for index in np.ndindex(*shape):
+            out.append(name + ("[" + ",".join(map(str, index)) + "]" if index else ""))
+    return out
+
+
+def _labels(names, shapes, out_shape, plan) -> list[tuple]:
+    """(output index, earlier differentiations) for each row of the checked Jacobian."""
+    params = _element_names(names, shapes)
+    n_out = int(np.prod(out_shape, dtype=np.int64))
+    if plan.directions is not None:
+        return [((d,), f"H·v{d}: ") for d in range(len(plan.directions))]
+    labels = []
+    for m in range(n_out * len(params) ** (plan.order - 1)):
+        out, *earlier = np.unravel_index(m, (n_out,) + (len(params),) * (plan.order - 1))
+        output = tuple(int(i) for i in np.unravel_index(out, out_shape)) if out_shape else ()
+        via = "".join(f"∂/∂{params[j]} " for j in earlier)
+        labels.append((output, via))
+    return labels
+
+
+def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol) -> list[Element]:
     offsets = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
-    n_out = values[compare.AUTODIFF].shape[0]
     elements = []
-    for m in range(n_out):
-        output = tuple(int(i) for i in np.unravel_index(m, out_shape)) if out_shape else ()
+    for m, (output, via) in enumerate(labels):
         for leaf, (name, shape) in enumerate(zip(names, shapes)):
             for k in range(offsets[leaf], offsets[leaf + 1]):
                 index = tuple(int(i) for i in np.unravel_index(k - offsets[leaf], shape)) if shape else ()
@@ -504,7 +591,7 @@ def _elements(values, bounds, names, shapes, out_shape, notes, kinks, rtol, atol
                     # Non-differentiable here: one-sided derivatives differ and every method
                     # may pick its own convention, so the element is a warning, not a failure.
                     elements.append(
-                        Element(name, index, output, vals, {}, {}, compare.KINK, None, "the point is at a kink")
+                        Element(name, index, output, vals, {}, {}, compare.KINK, None, "the point is at a kink", via)
                     )
                     continue
                 compared = vals
@@ -512,7 +599,7 @@ def _elements(values, bounds, names, shapes, out_shape, notes, kinks, rtol, atol
                     compared = {meth: v for meth, v in vals.items() if meth != compare.FINITE}
                     note = "finite differences not compared: the stencil crosses a kink"
                 verdict, odd, errors, tols = compare.verdict(compared, bnds, rtol, atol)
-                elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, note))
+                elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, note, via))
     return elements
 
 

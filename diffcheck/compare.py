@@ -5,10 +5,12 @@ by no more than the sum of their bounds:
 
 * symbolic — exact, evaluated to 30 digits: its bound is the rounding to float64.
 * autodiff — exact up to rounding in the run's dtype: 64 eps·|value|, plus 16 eps·(the largest
-  derivative of that output), plus four times the rounding error measured by running the same
-  autodiff in the other precision (float32 for a float64 run, scaled by the ratio of epsilons;
-  float64 for a float32 run). Both runs use the same rules, so a wrong rule does not widen it.
-* finite differences — the Richardson truncation estimate plus the rounding of the stencil.
+  derivative of that output), plus an absolute 16 float64 epsilons, plus four times the
+  rounding error measured by running the same autodiff in the other precision (float32 for a
+  float64 run, scaled by the ratio of epsilons; float64 for a float32 run). Both runs use the
+  same rules, so a wrong rule does not widen it.
+* finite differences — the Richardson truncation estimate plus the rounding of the stencil, its
+  noise measured by evaluating the stencil in the other precision too.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
 """
@@ -24,6 +26,9 @@ PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF
 
 AGREE, MISMATCH, KINK = "agree", "mismatch", "kink"
 
+#: 16 float64 epsilons: the smallest autodiff error bound, in the function's units per parameter unit.
+ABSOLUTE_FLOOR = 16 * float(np.finfo(np.float64).eps)
+
 
 def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> np.ndarray:
     """The rounding-error bound of an autodiff Jacobian computed in `dtype`.
@@ -34,7 +39,9 @@ def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> 
     """
     eps = np.finfo(dtype).eps
     row_scale = np.abs(jac).max(axis=1, keepdims=True)
-    bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale
+    # An exact zero reached through cancellation (u − u) comes out as ±1e-17 in float64; below
+    # ABSOLUTE_FLOOR a difference is rounding whatever the scale (explicit atol overrides it).
+    bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale + ABSOLUTE_FLOOR
     scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
     spread = np.abs(jac - ladder) * scale
     return bound + 4 * np.where(np.isfinite(spread), spread, 0.0)

@@ -81,10 +81,91 @@ def jacobian(outputs, symbols, values, digits: int = DIGITS, budget=None) -> np.
                     continue
                 if budget is not None:
                     budget.check()
-                for arg, partial in _local_derivatives(node, env):
+                for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
                         adjoint[arg] = adjoint.get(arg, 0) + bar * partial
     return jac
+
+
+def gradient_expressions(output, symbols) -> list:
+    """d output / d symbol_n for every symbol, as SymPy expressions built by reverse accumulation.
+
+    The same chain rule as `jacobian`, in symbols instead of numbers: each node contributes SymPy's
+    derivative of its own function, and the result shares the program's subexpressions, so it can
+    be differentiated again (higher orders) without ever writing a tree out.
+    """
+    index = set(symbols)
+    order = topological([output])
+    depends = _depends(order, index)
+    adjoint, result = {output: [sympy.S.One]}, {}
+    for node in reversed(order):
+        terms = adjoint.pop(node, None)
+        if not terms or not depends[node]:
+            continue
+        bar = sympy.Add(*terms)
+        if node in index:
+            result[node] = bar
+            continue
+        for arg, partial in _local_derivative_expressions(node, depends):
+            if depends[arg] and partial != 0:
+                adjoint.setdefault(arg, []).append(bar * partial)
+    return [result.get(s, sympy.S.Zero) for s in symbols]
+
+
+def _local_derivative_expressions(node, depends):
+    args = node.args
+    if isinstance(node, sympy.Add):
+        return [(a, sympy.S.One) for a in args]
+    if isinstance(node, sympy.Mul):
+        return [(a, sympy.Mul(*(args[:i] + args[i + 1 :]))) for i, a in enumerate(args)]
+    if isinstance(node, sympy.Pow):
+        base, exponent = args
+        out = [(base, exponent * base ** (exponent - 1))]
+        if exponent.free_symbols:
+            out.append((exponent, node * sympy.log(base)))
+        return out
+    if isinstance(node, sympy.Piecewise):
+        # Branch i carries the derivative where its condition is the first to hold.
+        out = []
+        for i, pair in enumerate(args):
+            earlier = [(sympy.S.Zero, p.cond) for p in args[:i]]
+            out.append((pair.expr, sympy.Piecewise(*earlier, (sympy.S.One, pair.cond), (sympy.S.Zero, True))))
+        return out
+    if isinstance(node, (Relational, sympy.logic.boolalg.Boolean, ExprCondPair, sympy.im)):
+        return []
+    if isinstance(node, sympy.re):
+        return [(args[0], sympy.S.One)]
+    if isinstance(node, sympy.DiracDelta):  # its order is an integer, not a variable
+        return [(args[0], sympy.DiracDelta(args[0], (args[1] if len(args) > 1 else 0) + 1))]
+    out = []
+    for i, a in enumerate(args):
+        if depends[a]:  # e.g. not DiracDelta's order, Heaviside's value at 0
+            dummies, derivative = _partial_expression(type(node), len(args), i)
+            out.append((a, derivative.xreplace(dict(zip(dummies, args)))))
+    return out
+
+
+@functools.cache
+def _partial_expression(func, nargs: int, i: int):
+    dummies = sympy.symbols(f"a0:{nargs}", real=True)
+    if func in _STEP_DERIVATIVES:  # SymPy leaves these unevaluated: zero away from the jump
+        return dummies, _STEP_DERIVATIVES[func](dummies[0])
+    try:
+        derivative = func(*dummies).fdiff(i + 1)
+    except sympy.core.function.ArgumentIndexError:
+        derivative = sympy.S.Zero
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(f"SymPy has no derivative of {func.__name__}: {exc}") from None
+    if derivative.has(sympy.Derivative, sympy.Subs):
+        raise Unavailable(f"SymPy has no closed-form derivative of {func.__name__}")
+    return dummies, derivative
+
+
+_STEP_DERIVATIVES = {
+    sympy.sign: lambda a: 2 * sympy.DiracDelta(a),
+    sympy.floor: lambda a: sympy.S.Zero,
+    sympy.ceiling: lambda a: sympy.S.Zero,
+}
 
 
 def _depends(order, index) -> dict:
@@ -253,7 +334,7 @@ def _function(func, nargs: int, module: str):
 # --- local derivatives ---------------------------------------------------------------------
 
 
-def _local_derivatives(node, env):
+def _local_derivatives(node, env, depends):
     """(argument, ∂node/∂argument at the point) for each argument that carries a derivative."""
     args = node.args
     if isinstance(node, sympy.Add):
@@ -280,23 +361,17 @@ def _local_derivatives(node, env):
         return []  # conditions select branches; they carry no derivative
     if isinstance(node, sympy.re):
         return [(args[0], 1)]  # of a real argument: the identity
+    if isinstance(node, sympy.DiracDelta):  # zero off the jump, undefined on it
+        return [(args[0], mpmath.mpf(0) if env[args[0]] != 0 else mpmath.nan)]
     if isinstance(node, sympy.im):
         return []
     values = [env[a] for a in args]
-    return [(a, _partial(type(node), len(args), i)(*values)) for i, a in enumerate(args)]
+    return [(a, _partial(type(node), len(args), i)(*values)) for i, a in enumerate(args) if depends[a]]
 
 
 @functools.cache
 def _partial(func, nargs: int, i: int):
     """∂func/∂(argument i) as a numeric function, from SymPy's own derivative of `func`."""
-    dummies = sympy.symbols(f"a0:{nargs}", real=True)
-    try:
-        derivative = func(*dummies).fdiff(i + 1)
-    except sympy.core.function.ArgumentIndexError:
-        derivative = sympy.S.Zero
-    except Exception as exc:  # noqa: BLE001
-        raise Unavailable(f"SymPy has no derivative of {func.__name__}: {exc}") from None
-    if derivative.has(sympy.Derivative, sympy.Subs):
-        raise Unavailable(f"SymPy has no closed-form derivative of {func.__name__}")
+    dummies, derivative = _partial_expression(func, nargs, i)
     names = {f.__name__: fn for f, fn in _extras()["mpmath"].items()}
     return sympy.lambdify(dummies, derivative, modules=[names, "mpmath"])

@@ -10,6 +10,7 @@ with one jit-compiled `vmap` per chunk, never a Python loop per element.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -43,10 +44,13 @@ class Estimate(NamedTuple):
     notes: dict  # parameter element → why its step differs from the rule (e.g. shrunk)
 
 
-def jacobian(F, theta: np.ndarray, data, dtype) -> Estimate:
+def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None) -> Estimate:
     """dF/dθ (outputs × parameters) with its error bound, the steps, and notes on shrunk steps.
 
-    `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point.
+    `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point. With
+    `ladder_dtype`, the stencil is evaluated in that precision too: the difference measures the
+    rounding noise of each value of F, including cancellation inside F that |F| cannot show.
+    Call it inside `autodiff.precision(dtype)`.
     """
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
@@ -55,8 +59,13 @@ def jacobian(F, theta: np.ndarray, data, dtype) -> Estimate:
     h = base_step(theta, dtype)
     vmapped = autodiff.compiled(F, "batched")
 
-    def batched(points):
-        return vmapped(points, data)
+    def batched(points, precision=dtype):
+        if precision == dtype:
+            return vmapped(points, data)
+        with autodiff.precision(precision):
+            return vmapped(points.astype(precision), data)
+
+    batched.ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
 
     jac, err = _richardson(batched, theta, h, np.arange(n), f0, dtype)
     notes = {}
@@ -86,9 +95,15 @@ def _richardson(batched, theta, h, cols, f0, dtype):
     r1 = (4 * d[1:] - d[:-1]) / 3  # h² cancelled
     r2 = (16 * r1[1] - r1[0]) / 15  # h⁴ cancelled
     eps = np.finfo(dtype).eps
-    # Noise in each F value is about eps·|F|; the combination (64 D(h/4) − 20 D(h/2) + D(h))/45
+    # Noise in each F value is at least eps·|F|; the combination (64 D(h/4) − 20 D(h/2) + D(h))/45
     # amplifies it by under 3 over the smallest step.
     noise = 8 * eps * np.maximum(np.abs(rows).max(axis=(0, 1)), np.abs(f0)[None, :])
+    if batched.ladder is not None:
+        # Measured: the same stencil in the other precision, scaled to this one's epsilon.
+        other = _evaluate(functools.partial(batched, precision=batched.ladder), theta, moved, cols)
+        scale = min(1.0, eps / np.finfo(batched.ladder).eps)
+        measured = (np.abs(rows - other) * scale).max(axis=(0, 1))
+        noise = np.maximum(noise, 4 * np.where(np.isfinite(measured), measured, 0.0))
     rounding = 3 * noise / (2 * steps[-1][:, None])
     truncation = np.abs(r2 - r1[1])
     return r2.T.astype(np.float64), (truncation + rounding).T.astype(np.float64)

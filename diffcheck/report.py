@@ -37,11 +37,13 @@ class Element:
     verdict: str  # "agree", "mismatch", or "kink" (non-differentiable here: a warning)
     odd_one_out: str | None  # the method that disagrees with the other two, if one can be named
     note: str = ""  # e.g. a finite-difference step that was shrunk
+    via: str = ""  # higher orders: the earlier differentiations, e.g. "∂/∂b " or "H·v0: "
 
     @property
     def name(self) -> str:
-        out = f" of output{_index(self.output)}" if self.output else ""
-        return f"{self.parameter}{_index(self.index)}{out}"
+        out = f" of output{_index(self.output)}" if self.output and not self.via.startswith("H·v") else ""
+        prefix = f"{self.via}∂/∂" if self.via else ""
+        return f"{prefix}{self.parameter}{_index(self.index)}{out}"
 
     def relative_errors(self) -> dict:
         rel = {}
@@ -72,6 +74,7 @@ class Element:
         out["verdict"] = self.verdict
         out["odd_one_out"] = self.odd_one_out
         out["note"] = self.note
+        out["via"] = self.via
         return out
 
 
@@ -117,6 +120,8 @@ class PointResult:
     expectations: tuple = ()
     error: str | None = None  # set when the point could not be checked at all
     seconds: float = 0.0
+    order: int = 1  # the derivative order checked
+    checks: str = "gradient"  # "gradient", "full" (a whole derivative tensor) or Hessian-vector products
 
     @property
     def mismatches(self) -> tuple:
@@ -161,6 +166,8 @@ class PointResult:
             "methods": dict(self.methods),
             "value": {k: _json_number(v) for k, v in self.value.items()},
             "error": self.error,
+            "order": self.order,
+            "checks": self.checks,
             "seconds": self.seconds,
             "worst_relative_error": {k: _json_number(v) for k, v in self.worst().items()},
             "expectations": [x.to_dict() for x in self.expectations],
@@ -188,7 +195,8 @@ class Report:
         """Each problem in the one failure format, prefixed with its case and point."""
         out = list(self.errors)
         for p in self.points:
-            out += [f"{p.case} @ {p.point} ({p.dtype}): {msg}" for msg in p.problems()]
+            order = f", order {p.order}" if p.order > 1 else ""
+            out += [f"{p.case} @ {p.point} ({p.dtype}{order}): {msg}" for msg in p.problems()]
         return out[:limit] + ([f"… and {len(out) - limit} more"] if len(out) > limit else [])
 
     def summary(self) -> str:
@@ -205,11 +213,18 @@ class Report:
         for p in self.points:
             worst = p.worst()
             cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in _COLUMNS]
-            rows.append([p.case, p.point, p.dtype, *cells, p.status])
+            rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
     def __str__(self) -> str:
-        head = ["case", "point", "dtype", *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS), "verdict"]
+        head = [
+            "case",
+            "point",
+            "dtype",
+            "order",
+            *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS),
+            "verdict",
+        ]
         rows = [head] + self.rows()
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

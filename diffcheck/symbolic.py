@@ -158,9 +158,7 @@ def _float_casts(jaxpr):
 
 def from_expression(expr, symbols) -> Translation:
     """A case written as a SymPy expression of scalar symbols is its own translation."""
-    return Translation(
-        tuple(np.array(s, dtype=object) for s in symbols), (np.array(expr, dtype=object),)
-    )
+    return Translation(tuple(np.array(s, dtype=object) for s in symbols), (np.array(expr, dtype=object),))
 
 
 def symbol_array(name: str, shape: tuple) -> np.ndarray:

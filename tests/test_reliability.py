@@ -203,5 +203,7 @@ def test_no_string_reaches_eval_exec_or_sympy_parsing():
     sources = list(root.glob("*.py")) + list((root / "cases").glob("*.py"))
     assert len(sources) > 5
     pattern = re.compile(r"(?<!def )\b(eval|exec|sympify|parse_expr)\(|sympy\.S\(")
-    offenders = [f"{p.name}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [
+        f"{p.name}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)
+    ]
     assert offenders == []
