@@ -421,16 +421,18 @@ def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
             translation = symbolic.translate(functools.partial(fn, **data), leaves, _symbol_names(names), budget)
         outputs = [e for out in translation.outputs for e in out.reshape(-1)]
         symbols = [s for sym in translation.symbols for s in sym.reshape(-1)]
-        f_sym = np.array([float(v) for v in exact.evaluate(outputs, symbols, point, budget=budget)])
+        lets = translation.definitions
+        f_sym = np.array([float(v) for v in exact.evaluate(outputs, symbols, point, lets, budget=budget)])
         value = float(f_sym[0]) if f_sym.size else None
         mismatch = _value_mismatch(f_sym, numeric.f64, translation.eps)
         if mismatch:
             return f"rejected: {mismatch}", value, None, _Kinks.none()
-        kinks = _Kinks.find(outputs, symbols, point, numeric.steps)
-        level = _derivative_expressions(outputs, symbols, numeric.plan, budget)
+        kinks = _Kinks.find(outputs, symbols, point, numeric.steps, lets)
+        level = _derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
         if route == "graph":
-            jac = exact.jacobian(level, symbols, point, budget=budget)
+            jac = exact.jacobian(level, symbols, point, lets, budget=budget)
         else:
+            level = symbolic.inline(level, lets)
             jac_exprs = symbolic.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in symbolic.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
@@ -441,17 +443,17 @@ def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
         return f"unavailable: {exc}", None, None, _Kinks.none()
 
 
-def _derivative_expressions(outputs, symbols, plan, budget) -> list:
+def _derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
     """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
     level = list(outputs)
     if plan.directions is not None:
-        gradient = exact.gradient_expressions(level[0], symbols)
+        gradient = exact.gradient_expressions(level[0], symbols, lets)
         return [
             sympy.Add(*[g * symbolic.to_sympy(v) for g, v in zip(gradient, direction)]) for direction in plan.directions
         ]
     for _ in range(plan.order - 1):
         budget.check()
-        level = [g for expr in level for g in exact.gradient_expressions(expr, symbols)]
+        level = [g for expr in level for g in exact.gradient_expressions(expr, symbols, lets)]
     return level
 
 
@@ -466,8 +468,8 @@ class _Kinks(NamedTuple):
         return cls(frozenset(), frozenset())
 
     @classmethod
-    def find(cls, outputs, symbols, theta, steps):
-        args = symbolic.kink_arguments(outputs)
+    def find(cls, outputs, symbols, theta, steps, lets):
+        args = symbolic.kink_arguments(outputs, lets)
         if not args:
             return cls.none()
         n = theta.size
@@ -475,7 +477,7 @@ class _Kinks(NamedTuple):
         points = np.repeat(theta[None, :], 2 * n + 1, axis=0)
         points[1 + np.arange(n), np.arange(n)] += steps
         points[1 + n + np.arange(n), np.arange(n)] -= steps
-        g = exact.evaluate_float(args, symbols, points)  # (2n + 1, kinks)
+        g = exact.evaluate_float(args, symbols, points, lets)  # (2n + 1, kinks)
         at_point, plus, minus = np.sign(g[0]), np.sign(g[1 : n + 1]), np.sign(g[n + 1 :])
         moves = (plus != at_point) | (minus != at_point)  # (n, kinks)
         at = moves & (at_point == 0)[None, :]

@@ -26,8 +26,13 @@ from .errors import Unavailable
 DIGITS = 30
 
 
-def topological(exprs) -> list:
-    """Distinct nodes reachable from `exprs`, every node after its arguments."""
+def topological(exprs, definitions=None) -> list:
+    """Distinct nodes reachable from `exprs`, every node after its arguments.
+
+    `definitions` maps let-bound symbols (one per value of the traced program) to their
+    expressions: such a symbol's only argument is its definition.
+    """
+    definitions = definitions or {}
     order, seen = [], set()
     for root in exprs:
         if root in seen:
@@ -42,33 +47,35 @@ def topological(exprs) -> list:
                 continue
             seen.add(node)
             stack.append((node, True))
-            stack.extend((a, False) for a in node.args if a not in seen)
+            children = (definitions[node],) if node in definitions else node.args
+            stack.extend((a, False) for a in children if a not in seen)
     return order
 
 
-def evaluate(exprs, symbols, values, digits: int = DIGITS, budget=None) -> list:
+def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> list:
     """Each expression at `values` (one float per symbol) in mpmath with `digits` digits."""
     with mpmath.workdps(digits):
-        env = _forward(exprs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget)
+        env = _forward(exprs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
         return [env[e] for e in exprs]
 
 
-def evaluate_float(exprs, symbols, points: np.ndarray) -> np.ndarray:
+def evaluate_float(exprs, symbols, points: np.ndarray, definitions=None) -> np.ndarray:
     """Each expression at many points in float64: `points` is (P, symbols); returns (P, exprs)."""
     columns = [np.asarray(points[:, i], np.float64) for i in range(points.shape[1])]
     with np.errstate(all="ignore"):
-        env = _forward(exprs, symbols, columns, _NUMPY, None)
+        env = _forward(exprs, symbols, columns, _NUMPY, None, definitions)
     return np.stack([np.broadcast_to(np.asarray(env[e], np.float64), (len(points),)) for e in exprs], axis=1)
 
 
-def jacobian(outputs, symbols, values, digits: int = DIGITS, budget=None) -> np.ndarray:
+def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
+    definitions = definitions or {}
     index = {s: n for n, s in enumerate(symbols)}
     jac = np.zeros((len(outputs), len(symbols)))
     with mpmath.workdps(digits):
-        env = _forward(outputs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget)
-        order = topological(outputs)
-        depends = _depends(order, index)
+        env = _forward(outputs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
+        order = topological(outputs, definitions)
+        depends = _depends(order, index, definitions)
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
             adjoint = {out: mpmath.mpf(1)}
@@ -81,22 +88,27 @@ def jacobian(outputs, symbols, values, digits: int = DIGITS, budget=None) -> np.
                     continue
                 if budget is not None:
                     budget.check()
+                if node in definitions:
+                    arg = definitions[node]
+                    adjoint[arg] = adjoint.get(arg, 0) + bar
+                    continue
                 for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
                         adjoint[arg] = adjoint.get(arg, 0) + bar * partial
     return jac
 
 
-def gradient_expressions(output, symbols) -> list:
+def gradient_expressions(output, symbols, definitions=None) -> list:
     """d output / d symbol_n for every symbol, as SymPy expressions built by reverse accumulation.
 
     The same chain rule as `jacobian`, in symbols instead of numbers: each node contributes SymPy's
     derivative of its own function, and the result shares the program's subexpressions, so it can
     be differentiated again (higher orders) without ever writing a tree out.
     """
+    definitions = definitions or {}
     index = set(symbols)
-    order = topological([output])
-    depends = _depends(order, index)
+    order = topological([output], definitions)
+    depends = _depends(order, index, definitions)
     adjoint, result = {output: [sympy.S.One]}, {}
     for node in reversed(order):
         terms = adjoint.pop(node, None)
@@ -105,6 +117,9 @@ def gradient_expressions(output, symbols) -> list:
         bar = sympy.Add(*terms)
         if node in index:
             result[node] = bar
+            continue
+        if node in definitions:
+            adjoint.setdefault(definitions[node], []).append(bar)
             continue
         for arg, partial in _local_derivative_expressions(node, depends):
             if depends[arg] and partial != 0:
@@ -168,24 +183,26 @@ _STEP_DERIVATIVES = {
 }
 
 
-def _depends(order, index) -> dict:
+def _depends(order, index, definitions) -> dict:
     depends = {}
     for node in order:
-        depends[node] = node in index or any(depends[a] for a in node.args)
+        children = (definitions[node],) if node in definitions else node.args
+        depends[node] = node in index or any(depends[a] for a in children)
     return depends
 
 
 # --- forward evaluation --------------------------------------------------------------------
 
 
-def _forward(exprs, symbols, values, backend, budget) -> dict:
+def _forward(exprs, symbols, values, backend, budget, definitions=None) -> dict:
+    definitions = definitions or {}
     env = dict(zip(symbols, values))
-    for node in topological(exprs):
+    for node in topological(exprs, definitions):
         if node in env:
             continue
         if budget is not None:
             budget.check()
-        env[node] = backend(node, env)
+        env[node] = env[definitions[node]] if node in definitions else backend(node, env)
     return env
 
 

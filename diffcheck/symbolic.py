@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.extend
@@ -44,24 +44,38 @@ class Budget:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise BudgetExceeded(f"timed out: the symbolic derivatives took over {self.seconds:g} s (--timeout)")
 
-    def check_size(self, exprs):
-        size = dag_size(exprs, self.nodes)
+    def check_size(self, exprs, definitions=None):
+        size = dag_size(exprs, self.nodes, definitions)
         if size > self.nodes:
             raise BudgetExceeded(f"too large: the expression has over {self.nodes:,} distinct nodes")
 
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("budget", default=None)
+_LETS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lets", default=None)
 
 
-def dag_size(exprs, limit: int) -> int:
+def dag_size(exprs, limit: int, definitions=None) -> int:
     """Distinct subexpressions, counted as a graph (shared nodes once), stopping past `limit`."""
+    definitions = definitions or {}
     seen, stack = set(), [e for e in exprs if isinstance(e, sympy.Basic)]
     while stack and len(seen) <= limit:
         e = stack.pop()
         if e not in seen:
             seen.add(e)
-            stack.extend(e.args)
+            stack.extend((definitions[e],) if e in definitions else e.args)
     return len(seen)
+
+
+def inline(exprs, definitions) -> list:
+    """The expressions with every let-bound symbol replaced by its definition: whole trees, for
+    the whole-expression route on small programs."""
+    from .exact import topological
+
+    full = {}
+    for node in topological(exprs, definitions):
+        if node in definitions:
+            full[node] = definitions[node].xreplace(full)
+    return [e.xreplace(full) if isinstance(e, sympy.Basic) else e for e in exprs]
 
 
 class StopGradient(sympy.Function):
@@ -118,6 +132,9 @@ class Translation:
 
     symbols: tuple  # per parameter leaf, an object array of Symbols of the leaf's shape
     outputs: tuple  # per output leaf, an object array of expressions of the output's shape
+    # Let-bound symbols → their expressions, one per value the program computes: expressions stay
+    # small (SymPy's automatic simplification never meets a whole network), the graph stays shared.
+    definitions: dict = field(default_factory=dict)
     # The epsilon of the least precise float the program rounds to: a cast to float32 inside a
     # float64 program is the identity here, so values agree with JAX's only to that precision.
     eps: float = float(np.finfo(np.float64).eps)
@@ -127,16 +144,19 @@ def translate(fn, leaves, names, budget: Budget | None = None) -> Translation:
     """Traces `fn(*leaves)` and rewrites its jaxpr in SymPy. Raises `Unavailable` when it cannot."""
     leaves = [np.asarray(leaf, dtype=np.float64) for leaf in leaves]
     budget = budget or Budget()
-    token = _BUDGET.set(budget)
+    definitions = {}
+    tokens = _BUDGET.set(budget), _LETS.set(definitions)
     try:
-        translation = _translate(fn, leaves, names)
+        symbols, outputs, eps = _translate(fn, leaves, names)
     finally:
-        _BUDGET.reset(token)
-    budget.check_size([e for out in translation.outputs for e in out.reshape(-1)])
+        _BUDGET.reset(tokens[0])
+        _LETS.reset(tokens[1])
+    translation = Translation(symbols, outputs, definitions=definitions, eps=eps)
+    budget.check_size([e for out in outputs for e in out.reshape(-1)], definitions)
     return translation
 
 
-def _translate(fn, leaves, names) -> Translation:
+def _translate(fn, leaves, names):
     with jax.enable_x64(True):
         try:
             closed = jax.make_jaxpr(fn)(*leaves)
@@ -145,7 +165,7 @@ def _translate(fn, leaves, names) -> Translation:
         symbols = tuple(symbol_array(name, leaf.shape) for name, leaf in zip(names, leaves))
         outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
     eps = max([float(np.finfo(d).eps) for d in _float_casts(closed.jaxpr)] + [float(np.finfo(np.float64).eps)])
-    return Translation(symbols, tuple(_as_objects(np.asarray(out)) for out in outputs), eps)
+    return symbols, tuple(_as_objects(np.asarray(out)) for out in outputs), eps
 
 
 def _float_casts(jaxpr):
@@ -188,24 +208,25 @@ def jacobian(outputs, symbols, budget: Budget | None = None) -> np.ndarray:
     return jac
 
 
-def kink_arguments(exprs) -> list:
+def kink_arguments(exprs, definitions=None) -> list:
     """Expressions whose sign change is a kink or a jump of the function: the arguments of Abs,
     sign and Heaviside, the pairwise differences inside max/min, and lhs − rhs of every comparison
     (the conditions of Piecewise and select_n)."""
+    definitions = definitions or {}
     found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
     while stack:
         e = stack.pop()
         if e in seen:
             continue
         seen.add(e)
-        stack.extend(e.args)
+        stack.extend((definitions[e],) if e in definitions else e.args)
         if isinstance(e, (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)):
             found.append(e.args[0])
         elif isinstance(e, (Maximum, Minimum)):
             found += [a - b for i, a in enumerate(e.args) for b in e.args[i + 1 :]]
         elif isinstance(e, sympy.core.relational.Relational):
             found.append(e.lhs - e.rhs)
-    return [k for k in dict.fromkeys(found) if k.free_symbols]
+    return [k for k in dict.fromkeys(found) if not k.is_number]
 
 
 def evaluate(exprs, symbols, values, digits: int = DIGITS) -> list:
@@ -290,12 +311,28 @@ def _apply(eqn, invals):
     if name in _STRUCTURAL:
         return _structural(eqn, invals)
     if name in _UNARY:
-        return _elementwise(_UNARY[name], invals[0])
+        return _let(_elementwise(_UNARY[name], invals[0]))
     if name in _BINARY:
-        return _elementwise(_BINARY[name], *invals)
+        return _let(_elementwise(_BINARY[name], *invals))
     if name in _RULES:
-        return _RULES[name](*invals, **params)
+        return _let(_RULES[name](*invals, **params))
     raise Unavailable(f"no SymPy translation for primitive '{name}'")
+
+
+def _let(value):
+    """Each new compound value becomes a let-bound real symbol standing for its expression."""
+    definitions = _LETS.get()
+    if definitions is None or not _is_symbolic(value):
+        return value
+    out = np.empty(value.shape, dtype=object)
+    for index in np.ndindex(*value.shape):
+        e = value[index]
+        if isinstance(e, sympy.Expr) and not e.is_Atom:
+            symbol = sympy.Symbol(f"v__{len(definitions)}", real=True)
+            definitions[symbol] = e
+            e = symbol
+        out[index] = e
+    return out
 
 
 _CALLS = {

@@ -9,7 +9,7 @@ import pytest
 import sympy
 from jax import lax
 
-from diffcheck import symbolic
+from diffcheck import exact, symbolic
 from diffcheck.errors import Unavailable
 
 
@@ -30,18 +30,23 @@ def _primitives(fn, *args):
 def _translate_and_compare(fn, args):
     names = [f"a{i}" for i in range(len(args))]
     tr = symbolic.translate(fn, args, names)
-    flat = [e for out in tr.outputs for e in out.reshape(-1)]
-    exact = np.array([float(v) for v in symbolic.evaluate(flat, tr.symbols, args)])
+    outputs = [e for out in tr.outputs for e in out.reshape(-1)]
+    symbols = [s for sym in tr.symbols for s in sym.reshape(-1)]
+    point = np.concatenate([np.ravel(a) for a in args])
+    exact_value = np.array([float(v) for v in exact.evaluate(outputs, symbols, point, tr.definitions)])
     with jax.enable_x64(True):
         value = np.concatenate([np.ravel(o) for o in jax.tree_util.tree_leaves(fn(*args))])
         rtol = max(1e-12, 10 * tr.eps)  # a cast to float32 inside rounds; the translation does not
-        np.testing.assert_allclose(exact, value, rtol=rtol, atol=1e-14)
+        np.testing.assert_allclose(exact_value, value, rtol=rtol, atol=1e-14)
         if value.size == 1:  # the exact gradient of a scalar program against JAX's
-            jac = symbolic.jacobian(tr.outputs, tr.symbols)
-            exact_grad = np.array([float(v) for v in symbolic.evaluate(jac, tr.symbols, args)])
+            graph = exact.jacobian(outputs, symbols, point, tr.definitions)[0]
+            # The whole-expression route (sympy.diff per parameter) must give the same numbers.
+            whole = symbolic.jacobian([np.array(symbolic.inline(outputs, tr.definitions), dtype=object)], tr.symbols)
+            expression = np.array([float(v) for v in symbolic.evaluate(whole, tr.symbols, args)])
+            np.testing.assert_allclose(graph, expression, rtol=1e-13, atol=1e-15)
             grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))(*args)
             grad = np.concatenate([np.ravel(g) for g in grads])
-            np.testing.assert_allclose(exact_grad, grad, rtol=max(1e-10, 10 * tr.eps), atol=1e-12)
+            np.testing.assert_allclose(graph, grad, rtol=max(1e-10, 10 * tr.eps), atol=1e-12)
 
 
 def _pos(shape=(3,)):
@@ -115,15 +120,15 @@ def test_custom_vjp_is_inlined_as_its_primal():
 
     f.defvjp(lambda x: (f(x), x), lambda x, g: (g * 2.0,))  # a wrong rule
     tr = symbolic.translate(f, [np.float64(0.3)], ["x"])
-    [[d]] = symbolic.jacobian(tr.outputs, tr.symbols)
+    [[d]] = symbolic.jacobian([np.array(symbolic.inline(list(tr.outputs[0].reshape(-1)), tr.definitions))], tr.symbols)
     (x,) = d.free_symbols
     assert sympy.simplify(d - sympy.cos(x)) == 0
 
 
 def test_stop_gradient_is_a_constant_for_differentiation():
     tr = symbolic.translate(lambda a: lax.stop_gradient(a) * a, [np.float64(3.0)], ["a"])
-    [[d]] = symbolic.jacobian(tr.outputs, tr.symbols)
-    assert float(symbolic.evaluate([d], tr.symbols, [np.float64(3.0)])[0]) == 3.0
+    [[d]] = exact.jacobian(list(tr.outputs[0].reshape(-1)), list(tr.symbols[0].reshape(-1)), [3.0], tr.definitions)
+    assert d == 3.0
 
 
 def test_unknown_primitive_is_unavailable_with_its_name():
@@ -133,6 +138,34 @@ def test_unknown_primitive_is_unavailable_with_its_name():
 
 def test_exact_values_carry_thirty_digits():
     tr = symbolic.translate(lambda x: jnp.exp(x), [np.float64(1.0)], ["x"])
-    [value] = symbolic.evaluate([tr.outputs[0][()]], tr.symbols, [np.float64(1.0)])
+    [value] = exact.evaluate([tr.outputs[0][()]], [tr.symbols[0][()]], [1.0], tr.definitions)
     with mpmath.workdps(50):
         assert abs(value - mpmath.e) < mpmath.mpf(10) ** -(symbolic.DIGITS - 2)
+
+
+def test_graph_route_handles_an_exponentially_large_tree():
+    def nested(x):
+        for _ in range(40):  # as a tree: 4^40 nodes; as a graph: a few hundred
+            x = jnp.sin(x * x + x) * jnp.cos(x)
+        return x
+
+    tr = symbolic.translate(nested, [np.float64(0.3)], ["x"])
+    [[d]] = exact.jacobian(list(tr.outputs[0].reshape(-1)), list(tr.symbols[0].reshape(-1)), [0.3], tr.definitions)
+    with jax.enable_x64(True):
+        assert d == pytest.approx(float(jax.grad(nested)(0.3)), rel=1e-10)
+
+
+def test_higher_order_expressions_by_reverse_accumulation():
+    def f(w):
+        return jnp.sum(jax.nn.sigmoid(w) ** 2 * jnp.tanh(w[::-1])) + jnp.abs(w).sum()
+
+    w = np.array([0.3, -0.7, 1.2])
+    tr = symbolic.translate(f, [w], ["w"])
+    syms = list(tr.symbols[0].reshape(-1))
+    gradient = exact.gradient_expressions(tr.outputs[0][()], syms, tr.definitions)
+    third = [e for g in gradient for e in exact.gradient_expressions(g, syms, tr.definitions)]
+    hessian = exact.jacobian(gradient, syms, w, tr.definitions)
+    tensor = exact.jacobian(third, syms, w, tr.definitions).reshape(3, 3, 3)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(hessian, jax.hessian(f)(w), atol=1e-14)
+        np.testing.assert_allclose(tensor, jax.jacfwd(jax.hessian(f))(w), atol=1e-14)
