@@ -22,7 +22,8 @@ sigmoid_bce = Case(
     expected={"tutorial": dict(w=-0.0898, b=-0.0817)},
     decimals=4,
     sample=lambda rng: dict(x=rng.normal(), y=rng.uniform(), w=rng.normal(), b=rng.normal()),
-    tags=("tutorial", "loss"),
+    orders=(1, 2),
+    tags=("tutorial", "loss", "higher-order"),
     description="BCE(σ(x·w + b), y), the tutorial's sigmoid neuron at x=1.1, y=1, w=2.2, b=0",
 )
 
@@ -47,6 +48,7 @@ simple_net = Case(
     wrt=("W1", "b1", "W2", "b2"),
     points={"init": simple_net_point(np.random.default_rng(0))},
     sample=simple_net_point,
-    tags=("tutorial", "net"),
-    description="the tutorial's SimpleNet (10→5 ReLU →1 sigmoid, BCE), all 61 parameters",
+    orders=(1, 2),
+    tags=("tutorial", "net", "higher-order"),
+    description="the tutorial's SimpleNet (10→5 ReLU →1 sigmoid, BCE), all 61 parameters; Hessian-vector products",
 )

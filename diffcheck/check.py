@@ -298,7 +298,7 @@ def check_point(
     if value_sym is not None:
         value["symbolic"] = value_sym
     labels = _labels(names, shapes, numeric.out_shape, numeric.plan)
-    elements = _elements(values, bounds, names, shapes, labels, numeric.notes, kinks, rtol, atol)
+    elements = _elements(values, bounds, names, shapes, labels, numeric.notes, kinks, rtol, atol, order == 1)
     expectations = _expectations(expected or {}, values, names, shapes, decimals) if order == 1 else []
     order_methods = {
         m: methods[m] for m in (compare.SYMBOLIC, compare.AUTODIFF, compare.FORWARD, compare.FINITE) if m in methods
@@ -401,7 +401,9 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
                 continue
             bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)
             methods[method] = "ok"
-        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype)
+        # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
+        floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
+        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor)
     values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound
     methods[compare.FINITE] = "ok"
     return _Numeric(F, f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan)
@@ -579,7 +581,7 @@ def _labels(names, shapes, out_shape, plan) -> list[tuple]:
     return labels
 
 
-def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol) -> list[Element]:
+def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, independent) -> list[Element]:
     offsets = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
     elements = []
     for m, (output, via) in enumerate(labels):
@@ -600,7 +602,7 @@ def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol) -
                 if k in kinks.crossed:
                     compared = {meth: v for meth, v in vals.items() if meth != compare.FINITE}
                     note = "finite differences not compared: the stencil crosses a kink"
-                verdict, odd, errors, tols = compare.verdict(compared, bnds, rtol, atol)
+                verdict, odd, errors, tols = compare.verdict(compared, bnds, rtol, atol, independent)
                 elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, note, via))
     return elements
 

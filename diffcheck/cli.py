@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         help="time budget of the symbolic method per point (default 120)",
     )
     run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    run.add_argument(
+        "--by-case",
+        action="store_true",
+        help="also print, per case, the largest relative error of autodiff and of finite differences "
+        "against the exact value",
+    )
     listing = sub.add_parser("list", help="list the cases with their tags")
     listing.add_argument("paths", nargs="*", metavar="PATH")
     return parser
@@ -146,6 +152,9 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         interrupted = True
     print(report)
+    if args.by_case:
+        print("\nLargest relative error against the exact value, per case:")
+        print(report.by_case_table())
     if args.json:
         data = report.to_dict()
         data["interrupted"] = interrupted

@@ -65,7 +65,9 @@ def tolerance(a: str, b: str, values: dict, bounds: dict, rtol=None, atol=None) 
     return bounds[a] + bounds[b]
 
 
-def verdict(values: dict, bounds: dict, rtol=None, atol=None) -> tuple[str, str | None, dict, dict]:
+def verdict(
+    values: dict, bounds: dict, rtol=None, atol=None, independent: bool = True
+) -> tuple[str, str | None, dict, dict]:
     """(verdict, odd one out, errors, tolerances) for one element.
 
     `values` maps each available method to its value (forward mode under `autodiff_forward`);
@@ -97,7 +99,8 @@ def verdict(values: dict, bounds: dict, rtol=None, atol=None) -> tuple[str, str 
         if len(wrong) == 1:
             return MISMATCH, wrong[0], errors, tols
         if len(wrong) == 2 and agrees(AUTODIFF, FINITE):
-            return MISMATCH, SYMBOLIC, errors, tols  # two independent methods outvote the translation
+            # Two independent methods outvote the translation; a dependent pair does not.
+            return MISMATCH, SYMBOLIC if independent else AUTODIFF, errors, tols
         return MISMATCH, None, errors, tols
     if not agree.get((AUTODIFF, FORWARD), True):  # autodiff contradicts itself
         return MISMATCH, AUTODIFF, errors, tols

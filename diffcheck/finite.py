@@ -44,13 +44,14 @@ class Estimate(NamedTuple):
     notes: dict  # parameter element → why its step differs from the rule (e.g. shrunk)
 
 
-def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None) -> Estimate:
+def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0) -> Estimate:
     """dF/dθ (outputs × parameters) with its error bound, the steps, and notes on shrunk steps.
 
     `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point. With
     `ladder_dtype`, the stencil is evaluated in that precision too: the difference measures the
     rounding noise of each value of F, including cancellation inside F that |F| cannot show.
-    Call it inside `autodiff.precision(dtype)`.
+    `noise_floor` is the least noise assumed in each value (for F an autodiff derivative: its own
+    rounding bound). Call it inside `autodiff.precision(dtype)`.
     """
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
@@ -66,8 +67,9 @@ def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None) -> Estimate:
             return vmapped(points.astype(precision), data)
 
     batched.ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
+    batched.noise_floor = noise_floor
 
-    jac, err = _richardson(batched, theta, h, np.arange(n), f0, dtype)
+    jac, err, settled = _richardson(batched, theta, h, np.arange(n), f0, dtype)
     notes = {}
     bad = np.flatnonzero(~np.all(np.isfinite(jac), axis=0)) if np.all(np.isfinite(f0)) else np.array([], int)
     shrunk = bad
@@ -75,15 +77,27 @@ def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None) -> Estimate:
         if bad.size == 0:
             break
         h[bad] /= 8
-        jac[:, bad], err[:, bad] = _richardson(batched, theta, h, bad, f0, dtype)
+        jac[:, bad], err[:, bad], settled[bad] = _richardson(batched, theta, h, bad, f0, dtype)
         bad = bad[~np.all(np.isfinite(jac[:, bad]), axis=0)]
     shrunk = np.setdiff1d(shrunk, bad)
     if shrunk.size:
         # The boundary lies within 8 steps: 64 times closer keeps the stencil's h⁶ error small.
         h[shrunk] /= 64
-        jac[:, shrunk], err[:, shrunk] = _richardson(batched, theta, h, shrunk, f0, dtype)
+        jac[:, shrunk], err[:, shrunk], settled[shrunk] = _richardson(batched, theta, h, shrunk, f0, dtype)
         for j in shrunk:
             notes[int(j)] = f"step shrunk to {float(h[j]):.3g} to stay inside the function's domain"
+    # A table whose differences do not shrink like h² is not yet in the asymptotic range (the
+    # function changes on a scale below the step, e.g. LayerNorm of a near-constant input): step
+    # closer while that helps.
+    for _ in range(_SHRINKS):
+        unsettled = np.flatnonzero(~settled)
+        if unsettled.size == 0:
+            break
+        h[unsettled] /= 8
+        retry = _richardson(batched, theta, h, unsettled, f0, dtype)
+        jac[:, unsettled], err[:, unsettled], settled[unsettled] = retry
+        for j in unsettled:
+            notes[int(j)] = f"step shrunk to {float(h[j]):.3g}: the function varies on a smaller scale"
     return Estimate(jac, err, h.astype(np.float64), notes)
 
 
@@ -97,7 +111,7 @@ def _richardson(batched, theta, h, cols, f0, dtype):
     eps = np.finfo(dtype).eps
     # Noise in each F value is at least eps·|F|; the combination (64 D(h/4) − 20 D(h/2) + D(h))/45
     # amplifies it by under 3 over the smallest step.
-    noise = 8 * eps * np.maximum(np.abs(rows).max(axis=(0, 1)), np.abs(f0)[None, :])
+    noise = 8 * eps * np.maximum(np.abs(rows).max(axis=(0, 1)), np.abs(f0)[None, :]) + batched.noise_floor
     if batched.ladder is not None:
         # Measured: the same stencil in the other precision, scaled to this one's epsilon.
         other = _evaluate(functools.partial(batched, precision=batched.ladder), theta, moved, cols)
@@ -106,7 +120,14 @@ def _richardson(batched, theta, h, cols, f0, dtype):
         noise = np.maximum(noise, 4 * np.where(np.isfinite(measured), measured, 0.0))
     rounding = 3 * noise / (2 * steps[-1][:, None])
     truncation = np.abs(r2 - r1[1])
-    return r2.T.astype(np.float64), (truncation + rounding).T.astype(np.float64)
+    # In the asymptotic range D(h) − D(h/2) ≈ 4 (D(h/2) − D(h/4)); differences at the noise level
+    # say nothing either way.
+    coarse, fine = d[0] - d[1], d[1] - d[2]
+    resolved = np.abs(coarse) > 100 * rounding
+    with np.errstate(all="ignore"):
+        ratio = coarse / fine
+    settled = ~(resolved & ~((ratio > 2) & (ratio < 32))).any(axis=1)
+    return r2.T.astype(np.float64), (truncation + rounding).T.astype(np.float64), settled
 
 
 def _moved(theta, h, cols, dtype):

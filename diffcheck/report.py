@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .compare import AUTODIFF, FINITE, FORWARD, MISMATCH, SYMBOLIC
+from .compare import AUTODIFF, FINITE, FORWARD, KINK, MISMATCH, SYMBOLIC
 
 SCHEMA = "diffcheck.report/1"
 
@@ -22,6 +22,14 @@ def _index(index: tuple) -> str:
 
 def _json_number(x):
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+_BY_CASE = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}")
+
+
+def _table(rows) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 @dataclass(frozen=True)
@@ -202,10 +210,35 @@ class Report:
     def summary(self) -> str:
         counts = {s: sum(p.status == s for p in self.points) for s in ("agree", "mismatch", "error")}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
+        kinks = sum(e.verdict == KINK for p in self.points for e in p.elements)
+        if kinks:
+            parts.append(f"{kinks} elements at a kink (warnings, not failures)")
         if self.errors:
             parts.append(f"{len(self.errors)} not loaded")
         verdict = "OK" if self.ok and self.points else "FAILED" if self.points or self.errors else "NO CASES"
         return f"{verdict}: {len(self.points)} points, {', '.join(parts) or 'nothing run'} in {self.seconds:.1f} s"
+
+    def by_case(self) -> list[list[str]]:
+        """Per case and dtype: the largest relative error of autodiff and of finite differences
+        against the exact value, over all points and orders, and the orders checked."""
+        groups = {}
+        for p in self.points:
+            groups.setdefault((p.case, p.dtype), []).append(p)
+        rows = []
+        for (case, dtype), points in groups.items():
+            worst = {}
+            for p in points:
+                for key, rel in p.worst().items():
+                    worst[key] = max(worst.get(key, 0.0), rel)
+            cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in _BY_CASE]
+            orders = ",".join(str(k) for k in sorted({p.order for p in points}))
+            status = "agree" if all(p.ok for p in points) else "FAILED"
+            rows.append([case, dtype, orders, *cells, status])
+        return rows
+
+    def by_case_table(self) -> str:
+        head = ["case", "dtype", "orders", "autodiff vs exact", "finite diff. vs exact", "verdict"]
+        return _table([head] + self.by_case())
 
     def rows(self) -> list[list[str]]:
         """The table: case, point, dtype, worst relative error per method pair, verdict."""
@@ -225,9 +258,7 @@ class Report:
             *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS),
             "verdict",
         ]
-        rows = [head] + self.rows()
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines = _table([head] + self.rows()).splitlines()
         problems = self.failures(limit=20)
         if problems:
             lines += ["", *problems]

@@ -142,3 +142,47 @@ def test_case_points_are_seeded():
     case = Case(name="c", fn=lambda x: jnp.sin(x), wrt="x", sample=lambda rng: dict(x=rng.normal()))
     a, b, c = case.draw(3, seed=1), case.draw(3, seed=1), case.draw(3, seed=2)
     assert a == b and a != c
+
+
+@pytest.mark.parametrize("order, entries", [(1, 4), (2, 16), (3, 64), (4, 256)])
+def test_orders_one_to_four_in_full(order, entries):
+    def f(w, b):
+        return jnp.sum(jax.nn.sigmoid(w) ** 2 * jnp.tanh(w[::-1])) + b**3 * jnp.sum(w)
+
+    report = diffcheck.check_grad(f, np.array([0.3, -0.7, 1.2]), 0.5, order=order)
+    [point] = report.points
+    assert report.ok and point.methods["symbolic"] == "ok", str(report)
+    assert point.order == order and len(point.elements) == entries
+
+
+def test_large_hessians_are_checked_by_hessian_vector_products():
+    [case] = [c for c in diffcheck.load_cases() if c.name == "simple_net"]
+    report = diffcheck.check_case(case, order=2, points=0)
+    [point] = report.points
+    assert report.ok and point.checks.startswith("Hessian-vector products")
+    assert len(point.elements) == 2 * 61  # two directions, every parameter
+
+
+def test_rule_wrong_only_in_its_second_derivative():
+    x0 = 0.3
+
+    @jax.custom_jvp
+    def f(x):
+        return jnp.sin(x)
+
+    # Right value and right first derivative at x0; its derivative is off by 1e-3 there.
+    f.defjvp(lambda p, t: (f(p[0]), t[0] * (jnp.cos(p[0]) + 1e-3 * (p[0] - x0))))
+    assert diffcheck.check_grad(f, x0).ok
+    report = diffcheck.check_grad(f, x0, order=2)
+    assert not report.ok
+    assert report.points[0].elements[0].odd_one_out == "autodiff"
+
+
+def test_order_out_of_range_is_a_usage_error():
+    with pytest.raises(UsageError, match="order must be an integer from 1 to 4"):
+        diffcheck.check_grad(jnp.sin, 0.3, order=5)
+
+
+def test_too_large_a_tensor_is_a_clear_point_error():
+    report = diffcheck.check_grad(lambda x: jnp.sum(x**3), np.ones(20), order=3)
+    assert "over the 2,048 checked in full" in report.points[0].error

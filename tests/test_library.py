@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import diffcheck
@@ -19,11 +20,46 @@ def test_library_holds_the_tutorial_cases():
     assert sum(n.startswith("chain_") for n in names) >= 3
 
 
+def test_library_covers_the_llm_building_blocks_and_jax_nn():
+    names = {c.name for c in CASES}
+    assert {"softmax_cross_entropy", "bce_with_logits", "mse", "logistic_regression"} <= names
+    assert {"logsumexp", "log_softmax", "softmax", "layer_norm"} <= names
+    assert {"gelu_exact", "gelu_tanh", "softplus", "log_sigmoid", "silu"} <= names
+    assert {"causal_self_attention", "gpt2_block"} <= names
+    nn = {"sigmoid", "log_sigmoid", "softplus", "relu", "relu6", "elu", "gelu", "gelu_tanh", "silu", "mish"}
+    nn |= {"squareplus", "sparse_plus", "softmax", "log_softmax", "logsumexp", "standardize"}
+    assert {f"jax_nn_{n}" for n in nn} <= names
+    tags = {t for c in CASES for t in c.tags}
+    assert {
+        "tutorial",
+        "loss",
+        "activation",
+        "normaliser",
+        "transformer",
+        "hard-point",
+        "higher-order",
+        "jax.nn",
+    } <= tags
+    assert {k for c in CASES for k in c.orders} == {1, 2, 3, 4}
+    second = {c.name for c in CASES if 2 in c.orders}
+    assert {"sigmoid_bce", "logistic_regression", "softmax_cross_entropy", "simple_net"} <= second
+
+
+def test_gpt2_block_checks_every_parameter_tensor():
+    [case] = [c for c in CASES if c.name == "gpt2_block"]
+    [point] = diffcheck.check_case(case, points=0).points
+    assert point.ok and point.methods["symbolic"] == "ok"
+    assert {e.parameter for e in point.elements} == set(case.wrt)
+    assert len(point.elements) == sum(np.size(case.points["seeded"][p]) for p in case.wrt)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case_agrees(case, dtype):
+    """Every case, at every one of its orders, in both precisions: no false alarm anywhere."""
     report = diffcheck.check_case(case, dtype=dtype, points=2, seed=0)
     assert report.points, "no points were checked"
+    assert {p.order for p in report.points} == set(case.orders)
     assert report.ok, str(report)
     for point in report.points:
         assert point.methods["symbolic"] == "ok", point.methods
@@ -32,7 +68,7 @@ def test_case_agrees(case, dtype):
 
 def test_tutorial_printed_gradients():
     [case] = [c for c in CASES if c.name == "sigmoid_bce"]
-    report = diffcheck.check_case(case, points=0)
+    report = diffcheck.check_case(case, points=0, order=1)
     [point] = report.points
     checked = {x.parameter: x for x in point.expectations}
     assert checked["w"].ok and checked["b"].ok
@@ -44,7 +80,7 @@ def test_tutorial_printed_gradients():
 
 def test_simple_net_checks_all_61_parameters():
     [case] = [c for c in CASES if c.name == "simple_net"]
-    [point] = diffcheck.check_case(case, points=0).points
+    [point] = diffcheck.check_case(case, points=0, order=1).points
     assert len(point.elements) == 61
     assert {e.parameter for e in point.elements} == {"W1", "b1", "W2", "b2"}
 
@@ -54,7 +90,7 @@ def test_a_wrong_expected_value_fails_the_point():
     import dataclasses
 
     wrong = dataclasses.replace(case, expected={"tutorial": dict(w=-0.0899, b=-0.0817)})
-    report = diffcheck.check_case(wrong, points=0)
+    report = diffcheck.check_case(wrong, points=0, order=1)
     assert not report.ok
     assert "expected d/dw = -0.0899" in str(report)
 

@@ -106,7 +106,7 @@ def test_unknown_primitive_leaves_the_other_methods_running():
 def test_symbolic_time_budget_reports_timed_out_and_goes_on():
     [case] = [c for c in diffcheck.load_cases() if c.name == "simple_net"]
     start = time.perf_counter()
-    report = diffcheck.check_case(case, points=0, timeout=1e-3)
+    report = diffcheck.check_case(case, points=0, order=1, timeout=1e-3)
     point = _point(report)
     assert point.methods["symbolic"].startswith("timed out: the symbolic derivatives took over 0.001 s")
     assert point.ok  # autodiff and finite differences still agree
@@ -166,7 +166,8 @@ def test_same_seed_same_report(tmp_path):
         assert cli.main([*argv, "--json", str(target)]) == cli.OK
         runs.append(_without_timings(json.loads(target.read_text())))
     assert runs[0] == runs[1]
-    assert len(runs[0]["points"]) == 2 * 3 + 2  # named points, then 3 random each
+    # sigmoid_bce: (1 named + 3 random points) × orders 1, 2; tensor_ranks: (1 + 3) × order 1.
+    assert len(runs[0]["points"]) == 4 * 2 + 4
 
 
 def test_ctrl_c_writes_the_partial_report_and_exits_2(tmp_path):
