@@ -324,6 +324,12 @@ def _extras():
 
 
 @functools.cache
+def mpmath_namespace() -> dict:
+    """Names lambdify needs beyond mpmath's own: our functions, Heaviside, DiracDelta, …"""
+    return {f.__name__: fn for f, fn in _extras()["mpmath"].items()}
+
+
+@functools.cache
 def _function(func, nargs: int, module: str):
     """A numeric version of one SymPy function class (exp, tanh, erf, Lt, And, …)."""
     special = _extras()[module].get(func)
@@ -390,5 +396,4 @@ def _local_derivatives(node, env, depends):
 def _partial(func, nargs: int, i: int):
     """∂func/∂(argument i) as a numeric function, from SymPy's own derivative of `func`."""
     dummies, derivative = _partial_expression(func, nargs, i)
-    names = {f.__name__: fn for f, fn in _extras()["mpmath"].items()}
-    return sympy.lambdify(dummies, derivative, modules=[names, "mpmath"])
+    return sympy.lambdify(dummies, derivative, modules=[mpmath_namespace(), "mpmath"])

@@ -237,26 +237,11 @@ def evaluate(exprs, symbols, values, digits: int = DIGITS) -> list:
     syms = [s for sym in symbols for s in sym.reshape(-1)]
     args = [mpmath.mpf(float(v)) for value in values for v in np.asarray(value, np.float64).reshape(-1)]
     flat = list(np.asarray(exprs, dtype=object).reshape(-1))
-    fn = sympy.lambdify(syms, flat, modules=[_MPMATH_EXTRAS, "mpmath"], cse=True)
+    from .exact import mpmath_namespace
+
+    fn = sympy.lambdify(syms, flat, modules=[mpmath_namespace(), "mpmath"], cse=True)
     with mpmath.workdps(digits):
         return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*args)]
-
-
-def _heaviside(x, at_zero=0.5):
-    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(at_zero)
-
-
-def _dirac(x, k=0):
-    return mpmath.mpf(0) if x != 0 else mpmath.nan
-
-
-_MPMATH_EXTRAS = {
-    "StopGradient": lambda x: x,
-    "Maximum": max,
-    "Minimum": min,
-    "Heaviside": _heaviside,
-    "DiracDelta": _dirac,
-}
 
 
 # --- the interpreter -------------------------------------------------------------------------
