@@ -13,7 +13,7 @@ _SCALAR = {"x=-2.3": dict(x=-2.3), "x=0.7": dict(x=0.7), "x=4.1": dict(x=4.1)}
 _VECTOR = {"seeded": dict(x=np.array([0.4, -1.3, 2.2, 0.1]))}
 
 
-def _nn(name, fn, points=None, orders=(1, 2), vector=False):
+def _nn(name, fn, points=None, orders=(1, 2), vector=False, call=None):
     return Case(
         name=f"jax_nn_{name}",
         fn=fn,
@@ -22,7 +22,7 @@ def _nn(name, fn, points=None, orders=(1, 2), vector=False):
         sample=(lambda rng: dict(x=rng.normal(0, 2, 4))) if vector else (lambda rng: dict(x=float(rng.normal(0, 2)))),
         orders=orders,
         tags=("jax.nn", "higher-order"),
-        description=f"jax.nn.{name}" + (" (vector)" if vector else ""),
+        description=f"jax.nn.{call or name}" + (" (vector)" if vector else ""),
     )
 
 
@@ -35,8 +35,8 @@ softplus = _nn("softplus", jax.nn.softplus, _TINY_AND_ZERO, orders=(1, 2, 3, 4))
 relu = _nn("relu", jax.nn.relu, _PLUS_MINUS_ONE, orders=(1, 2, 3))
 relu6 = _nn("relu6", jax.nn.relu6, _PLUS_MINUS_ONE, orders=(1, 2, 3))
 elu = _nn("elu", jax.nn.elu, {"x=1e4": dict(x=1e4), "x=-0.5": dict(x=-0.5)}, orders=(1, 2, 3, 4))
-gelu_erf = _nn("gelu", lambda x: jax.nn.gelu(x, approximate=False))
-gelu_tanh = _nn("gelu_tanh", lambda x: jax.nn.gelu(x, approximate=True))
+gelu_erf = _nn("gelu", lambda x: jax.nn.gelu(x, approximate=False), call="gelu(x, approximate=False)")
+gelu_tanh = _nn("gelu_tanh", lambda x: jax.nn.gelu(x, approximate=True), call="gelu(x, approximate=True)")
 silu = _nn("silu", jax.nn.silu)
 mish = _nn("mish", jax.nn.mish, _TINY_AND_ZERO, orders=(1, 2, 3, 4))
 squareplus = _nn("squareplus", jax.nn.squareplus, _TINY_AND_ZERO, orders=(1, 2, 3, 4))
