@@ -87,43 +87,36 @@ class StopGradient(sympy.Function):
         return sympy.S.Zero
 
 
-class Maximum(sympy.Function):
-    """`lax.max`, n-ary and unsimplified: SymPy's Max spends its time proving orderings we never need.
-
-    d/da_i is the indicator that a_i is the largest, Heaviside(0) = 1/2 at a tie as in JAX's max.
-    """
+class _Extremum(sympy.Function):
+    """n-ary max or min, unsimplified: SymPy's Max/Min spend their time proving orderings we never
+    need. d/da_i is the indicator that a_i is the extreme one, Heaviside(0) = 1/2 at a tie as in
+    JAX's max and min."""
 
     is_extended_real = True  # of real arguments; without it SymPy wraps Abs(exp(·)) in re(·)
+    direction = 1  # +1: maximum, −1: minimum
 
     @classmethod
     def eval(cls, *args):
         if len(args) == 1:
             return args[0]
         if all(a.is_number and a.is_extended_real for a in args):
-            return sympy.Max(*args)
+            return (sympy.Max if cls.direction > 0 else sympy.Min)(*args)
         return None
 
     def fdiff(self, argindex=1):
         a = self.args[argindex - 1]
-        return sympy.Mul(*[sympy.Heaviside(a - b) for j, b in enumerate(self.args) if j != argindex - 1])
+        others = [b for j, b in enumerate(self.args) if j != argindex - 1]
+        return sympy.Mul(*[sympy.Heaviside(self.direction * (a - b)) for b in others])
 
 
-class Minimum(sympy.Function):
-    """`lax.min`, n-ary and unsimplified, as `Maximum`."""
+class Maximum(_Extremum):
+    """`lax.max` and `reduce_max`."""
 
-    is_extended_real = True
 
-    @classmethod
-    def eval(cls, *args):
-        if len(args) == 1:
-            return args[0]
-        if all(a.is_number and a.is_extended_real for a in args):
-            return sympy.Min(*args)
-        return None
+class Minimum(_Extremum):
+    """`lax.min` and `reduce_min`."""
 
-    def fdiff(self, argindex=1):
-        a = self.args[argindex - 1]
-        return sympy.Mul(*[sympy.Heaviside(b - a) for j, b in enumerate(self.args) if j != argindex - 1])
+    direction = -1
 
 
 @dataclass(frozen=True)
