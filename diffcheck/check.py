@@ -21,7 +21,7 @@ import sympy
 from . import autodiff, compare, exact, finite, symbolic
 from .case import Case
 from .errors import BudgetExceeded, PointError, Unavailable, UsageError
-from .report import Element, Expectation, PointResult, Report
+from .report import Element, Expectation, PointResult, Report, format_index
 
 #: Random points drawn per case besides its named points, unless told otherwise.
 DEFAULT_POINTS = 2
@@ -351,8 +351,7 @@ class _Plan(NamedTuple):
 
 
 class _Numeric(NamedTuple):
-    F: object  # the function of one flat vector, F(θ, data)
-    f64: np.ndarray  # its flat output in float64
+    f64: np.ndarray  # the function's flat output in float64
     out_shape: tuple
     methods: dict
     values: dict
@@ -380,8 +379,9 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     _check_output(f64, "float64")
     f64 = f64.astype(np.float64)
     plan = _Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
-    with autodiff.precision(run_dtype):
-        _check_output(autodiff.value(F, flat64.astype(run_dtype), data), run_dtype.name)
+    if run_dtype != np.float64:  # the float64 output is checked above
+        with autodiff.precision(run_dtype):
+            _check_output(autodiff.value(F, flat64.astype(run_dtype), data), run_dtype.name)
     # From here on F is the function whose Jacobian is the derivative checked.
     if plan.directions is not None:
         F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
@@ -406,7 +406,7 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
         fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor)
     values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound
     methods[compare.FINITE] = "ok"
-    return _Numeric(F, f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan)
+    return _Numeric(f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan)
 
 
 def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
@@ -498,8 +498,7 @@ def _check_finite(names, leaves, data):
             bad = np.argwhere(~np.isfinite(value))
             if bad.size:
                 index = tuple(int(i) for i in bad[0])
-                where = f"{name}[{','.join(map(str, index))}]" if index else name
-                raise PointError(f"{kind} {where} is {value[index]}: inputs must be finite")
+                raise PointError(f"{kind} {name}{format_index(index)} is {value[index]}: inputs must be finite")
 
 
 def _function_failed(exc: Exception) -> str:
@@ -519,7 +518,7 @@ def _flat_program(fn, shapes):
 
     Cached on (fn, shapes) so that JAX's compilation caches, keyed on F, hit across points.
     """
-    bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    bounds = _offsets(shapes)
 
     def F(theta, data):
         parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
@@ -558,12 +557,13 @@ def _value_mismatch(f_sym, f_jax, eps) -> str:
     return ""
 
 
+def _offsets(shapes) -> np.ndarray:
+    """Where each parameter's elements start in the flat vector θ (and, last, its length)."""
+    return np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+
+
 def _element_names(names, shapes) -> list[str]:
-    out = []
-    for name, shape in zip(names, shapes):
-        for index in np.ndindex(*shape):
-            out.append(name + ("[" + ",".join(map(str, index)) + "]" if index else ""))
-    return out
+    return [name + format_index(index) for name, shape in zip(names, shapes) for index in np.ndindex(*shape)]
 
 
 def _labels(names, shapes, out_shape, plan) -> list[tuple]:
@@ -582,7 +582,7 @@ def _labels(names, shapes, out_shape, plan) -> list[tuple]:
 
 
 def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, independent) -> list[Element]:
-    offsets = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    offsets = _offsets(shapes)
     elements = []
     for m, (output, via) in enumerate(labels):
         for leaf, (name, shape) in enumerate(zip(names, shapes)):
@@ -608,7 +608,7 @@ def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, i
 
 
 def _expectations(expected, values, names, shapes, decimals) -> list[Expectation]:
-    offsets = dict(zip(names, np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])))
+    offsets = dict(zip(names, _offsets(shapes)))
     shape_of = dict(zip(names, shapes))
     out = []
     for name, want in expected.items():

@@ -23,6 +23,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .errors import Unavailable
 
+#: Significant decimal digits of the high-precision evaluation of the exact values.
 DIGITS = 30
 
 

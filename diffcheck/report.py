@@ -16,7 +16,8 @@ _SHORT = {SYMBOLIC: "sym", AUTODIFF: "ad", FORWARD: "fwd", FINITE: "fd"}
 _COLUMNS = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}", f"{AUTODIFF}~{FINITE}")
 
 
-def _index(index: tuple) -> str:
+def format_index(index: tuple) -> str:
+    """An element index as report messages write it: "[2,1]", or "" for a scalar."""
     return "[" + ",".join(map(str, index)) + "]" if index else ""
 
 
@@ -49,9 +50,9 @@ class Element:
 
     @property
     def name(self) -> str:
-        out = f" of output{_index(self.output)}" if self.output and not self.via.startswith("H·v") else ""
+        out = f" of output{format_index(self.output)}" if self.output and not self.via.startswith("H·v") else ""
         prefix = f"{self.via}∂/∂" if self.via else ""
-        return f"{prefix}{self.parameter}{_index(self.index)}{out}"
+        return f"{prefix}{self.parameter}{format_index(self.index)}{out}"
 
     def relative_errors(self) -> dict:
         rel = {}
@@ -99,9 +100,8 @@ class Expectation:
 
     def describe(self) -> str:
         got = ", ".join(f"{m}={v:.6g}" for m, v in self.values.items())
-        return (
-            f"expected d/d{self.parameter}{_index(self.index)} = {self.expected} to {self.decimals} decimals; got {got}"
-        )
+        where = f"d/d{self.parameter}{format_index(self.index)}"
+        return f"expected {where} = {self.expected} to {self.decimals} decimals; got {got}"
 
     def to_dict(self) -> dict:
         return {

@@ -21,11 +21,9 @@ import numpy as np
 import sympy
 
 from .errors import BudgetExceeded, Unavailable
+from .exact import DIGITS
 
 PREFIX = "p__"
-
-#: Significant decimal digits of the high-precision evaluation of the exact derivatives.
-DIGITS = 30
 
 
 #: Largest expression (distinct nodes) the symbolic method builds before giving up.
