@@ -7,7 +7,7 @@ and by finite differences — and cross-validates them element by element.
 from .case import Case, collect_cases, load_cases
 from .check import assert_grad, check_case, check_grad
 from .errors import CaseError, DiffcheckError, Unavailable, UsageError
-from .report import Element, Expectation, PointResult, Report
+from .report import Element, Expectation, PointResult, Report, StepSweep
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "Expectation",
     "PointResult",
     "Report",
+    "StepSweep",
     "Unavailable",
     "UsageError",
     "assert_grad",

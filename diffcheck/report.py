@@ -115,6 +115,28 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class StepSweep:
+    """Finite-difference error against the exact value over a range of steps (the V-shaped curve)."""
+
+    element: str  # the element's name, as `Element.name` writes it
+    steps: tuple  # the steps tried, largest first (e.g. 1e-1 … 1e-12)
+    errors: tuple  # |central difference − exact| / max(|exact|, tiny) at each step (nan where undefined)
+    chosen: float  # the step diffcheck's finite differences used for this element
+    best: float  # the step with the smallest error
+    order: float  # the observed convergence order (log-log slope on the truncation side; ~2 for central)
+
+    def to_dict(self) -> dict:
+        return {
+            "element": self.element,
+            "steps": [float(h) for h in self.steps],
+            "errors": [_json_number(e) for e in self.errors],
+            "chosen": float(self.chosen),
+            "best": float(self.best),
+            "order": _json_number(self.order),
+        }
+
+
+@dataclass(frozen=True)
 class PointResult:
     """The check of one case at one point."""
 
@@ -130,6 +152,7 @@ class PointResult:
     seconds: float = 0.0
     order: int = 1  # the derivative order checked
     checks: str = "gradient"  # "gradient", "full" (a whole derivative tensor) or Hessian-vector products
+    sweeps: tuple = ()  # StepSweep records for a few elements (first order, when the exact value is known)
 
     @property
     def mismatches(self) -> tuple:
@@ -180,6 +203,7 @@ class PointResult:
             "worst_relative_error": {k: _json_number(v) for k, v in self.worst().items()},
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
+            "sweeps": [s.to_dict() for s in self.sweeps],
         }
 
 
