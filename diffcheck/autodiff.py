@@ -62,12 +62,18 @@ def compiled(F, kind: str):
     if kind == "batched":  # many θ, one data
         return jax.jit(jax.vmap(F, in_axes=(0, None)))
     if kind == "perturbed":  # θ with element where[i] set to to[i], for each i: one row per i
-        return jax.jit(jax.vmap(lambda theta, j, v, data: F(theta.at[j].set(v), data), in_axes=(None, 0, 0, None)))
+
+        def row(theta, j, v, data):
+            # A select, not `.at[j].set`: batched scatters ran 2-4× slower on the CPU (measured).
+            return F(jax.numpy.where(jax.numpy.arange(theta.size) == j, v, theta), data)
+
+        return jax.jit(jax.vmap(row, in_axes=(None, 0, 0, None)))
     if kind == "forward":  # the columns J e_j for the elements j in `cols`: one jvp each, vmapped
 
         def columns(theta, cols, data):
             def column(j):
-                return jax.jvp(lambda t: F(t, data), (theta,), (jax.numpy.zeros_like(theta).at[j].set(1),))[1]
+                basis = (jax.numpy.arange(theta.size) == j).astype(theta.dtype)
+                return jax.jvp(lambda t: F(t, data), (theta,), (basis,))[1]
 
             return jax.vmap(column)(cols)
 
@@ -110,7 +116,7 @@ def value(F, theta, data) -> np.ndarray:
 
 #: Tangent values per forward-mode call (columns × parameters): bounds memory for large
 #: parameter counts, where `jacfwd`'s N × N identity basis alone would take N² floats.
-FORWARD_BLOCK = 1 << 20
+FORWARD_BLOCK = 1 << 19
 
 
 def jacobian(F, theta, data, mode: str) -> np.ndarray:

@@ -122,7 +122,7 @@ def _moved_node(node, env):
     parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
     flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
     rows = [r for _, r, _ in flat if r.size]
-    union = np.unique(np.concatenate(rows)) if rows else _NO_ROWS
+    union = rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows)) if rows else _NO_ROWS
 
     def local(values):
         if parts:
@@ -135,6 +135,9 @@ def _moved_node(node, env):
         return (base, union, union)
     gathered = []
     for b, r, v in flat:
+        if r is union:
+            gathered.append(v)
+            continue
         column = np.full(union.size, b)
         if r.size:
             column[np.searchsorted(union, r)] = v

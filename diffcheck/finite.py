@@ -140,8 +140,8 @@ def _evaluate(batched, theta, moved, cols):
     k = len(cols)
     where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
     out = []
-    # About 2²⁰ values (8 MB) per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8× slower.
-    chunk = max(1, min(CHUNK, (1 << 20) // max(1, theta.size)))
+    # About 2¹⁹ values (4 MB) per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8× slower.
+    chunk = max(1, min(CHUNK, (1 << 19) // max(1, theta.size)))
     for start in range(0, moved.size, chunk):
         block = slice(start, start + chunk)
         pad = chunk - len(where[block]) if moved.size > chunk else 0  # one shape: one compilation
