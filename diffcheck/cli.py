@@ -49,6 +49,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     run.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="check cases in N worker processes (default 1: in this process); the report is the same",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="check cases on a Dask distributed cluster (e.g. tcp://host:8786); needs diffcheck[distributed]",
+    )
+    run.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+        help="keep JAX's compiled programs in DIR across runs (default: $JAX_COMPILATION_CACHE_DIR, else none)",
+    )
+    run.add_argument(
         "--by-case",
         action="store_true",
         help="also print, per case, the largest relative error of autodiff and of finite differences "
@@ -66,6 +85,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
     return value
 
 
@@ -135,20 +161,30 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import autodiff
-    from .check import check_case
+    from . import autodiff, parallel
+    from .errors import UsageError
     from .report import Report
 
+    if args.jobs > 1 and args.scheduler:
+        raise UsageError("give --jobs or --scheduler, not both")
+    if args.cache_dir:
+        parallel.enable_compilation_cache(args.cache_dir)
     autodiff.device(args.device)  # a missing GPU is a usage error before any work
     cases, errors = _select(args)
     report = Report(errors=tuple(errors))
     interrupted = False
+    options = dict(dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout)
     try:
-        for i, case in enumerate(cases, 1):
-            print(f"[{i}/{len(cases)}] {case.name}", file=sys.stderr, flush=True)
-            report = report + check_case(
-                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
-            )
+        serial = args.jobs == 1 and not args.scheduler
+        if serial and cases:
+            print(f"[1/{len(cases)}] {cases[0].name}", file=sys.stderr, flush=True)
+        results = parallel.run_cases(cases, jobs=args.jobs, scheduler=args.scheduler, **options)
+        for i, (case, one) in enumerate(results, 1):
+            report = report + one
+            if serial and i < len(cases):  # the case starting now
+                print(f"[{i + 1}/{len(cases)}] {cases[i].name}", file=sys.stderr, flush=True)
+            elif not serial:
+                print(f"[{i}/{len(cases)}] {case.name} done", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         interrupted = True
     print(report)
