@@ -23,7 +23,7 @@ import sympy
 from . import autodiff, compare, exact, finite, symbolic
 from .case import Case
 from .errors import BudgetExceeded, PointError, Unavailable, UsageError
-from .report import DotProductTest, Element, Expectation, PointResult, Report, format_index
+from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep, format_index
 
 #: Random points drawn per case besides its named points, unless told otherwise.
 DEFAULT_POINTS = 2
@@ -330,6 +330,10 @@ def check_point(
     expectations = _expectations(expected or {}, values, names, shapes, decimals) if order == 1 else []
     order_methods = {m: methods[m] for m in (*compare.METHODS, compare.FORWARD) if m in methods}
     tolerance = "error model" if rtol is None and atol is None else f"rtol={rtol or 0:g}, atol={atol or 0:g}"
+    sweeps = ()
+    if exact is not None and order == 1:
+        with jax.default_device(dev):
+            sweeps = _sweeps(fn, leaves, data, run_dtype, exact, numeric.steps, elements, kinks)
     return PointResult(
         case,
         point,
@@ -343,6 +347,7 @@ def check_point(
         order=order,
         checks=numeric.plan.describe(),
         dot_product=numeric.dot_product,
+        sweeps=sweeps,
         tolerance=tolerance,
         strict=strict,
     )
@@ -460,6 +465,41 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
                 bounds[compare.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
                 methods[compare.COMPLEX] = "ok"
     return _Numeric(f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot)
+
+
+#: Elements per point whose finite-difference error is swept over steps 1e-1 … 1e-12.
+SWEEP_ELEMENTS = 3
+
+
+def _sweeps(fn, leaves, data, run_dtype, exact, steps, elements, kinks) -> tuple:
+    """The V-shaped error curve of plain central differences for a few elements of output 0: the
+    first element of each parameter (up to SWEEP_ELEMENTS), away from kinks."""
+    offsets = _offsets([leaf.shape for leaf in leaves])
+    chosen = [int(k) for k in offsets[:-1] if k not in kinks.at and k not in kinks.crossed][:SWEEP_ELEMENTS]
+    if not chosen:
+        return ()
+    F = _flat_program(fn, tuple(leaf.shape for leaf in leaves))
+    flat = np.concatenate([leaf.reshape(-1) for leaf in leaves]).astype(run_dtype)
+    out = []
+    with autodiff.precision(run_dtype):
+        for k in chosen:
+            d = finite.central_differences(F, flat, data, k, finite.SWEEP_STEPS, run_dtype)[:, 0]
+            truth = exact[0, k]
+            scale = abs(truth) if truth != 0 else max(float(np.abs(exact[0]).max()), 1e-300)
+            errors = np.abs(d - truth) / scale
+            h = np.asarray(finite.SWEEP_STEPS) * max(abs(float(flat[k])), 1.0)
+            best = float(h[np.nanargmin(errors)]) if np.isfinite(errors).any() else float("nan")
+            out.append(
+                StepSweep(
+                    elements[k].name,
+                    tuple(h.tolist()),
+                    tuple(errors.tolist()),
+                    float(steps[k]),
+                    best,
+                    finite.convergence_order(h, errors),
+                )
+            )
+    return tuple(out)
 
 
 #: Seeded direction pairs (u, v) of the forward/reverse dot-product test.

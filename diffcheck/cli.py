@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         help="time budget of the symbolic method per point (default 120)",
     )
     run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    run.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails its point")
     run.add_argument(
         "--by-case",
         action="store_true",
@@ -147,13 +148,19 @@ def _run(args) -> int:
         for i, case in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.name}", file=sys.stderr, flush=True)
             report = report + check_case(
-                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
+                case,
+                dtype=args.dtype,
+                device=args.device,
+                points=args.points,
+                seed=args.seed,
+                timeout=args.timeout,
+                strict=args.strict,
             )
     except KeyboardInterrupt:
         interrupted = True
     print(report)
     if args.by_case:
-        print("\nLargest relative error against the exact value, per case:")
+        print("\nLargest relative error and fewest digits of agreement against the exact value, per case:")
         print(report.by_case_table())
     if args.json:
         data = report.to_dict()

@@ -266,3 +266,42 @@ def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:
         out.append(values[: len(values) - pad].reshape(len(values) - pad, -1))
     rows = np.concatenate(out)  # (n, outputs)
     return (rows.imag.astype(np.float64) / h.astype(np.float64)[:, None]).T
+
+
+# --- step sweep ----------------------------------------------------------------------------
+
+#: The steps of the sweep: 1e-1 down to 1e-12, one per decade.
+SWEEP_STEPS = tuple(10.0**-k for k in range(1, 13))
+
+
+def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.ndarray:
+    """(F(θ + h eⱼ) − F(θ − h eⱼ)) / 2h for each step h (relative to max(|θⱼ|, 1)): (steps, outputs).
+
+    The plain, un-extrapolated difference: its error against the exact value, over the steps, is
+    the V-shaped curve (truncation ∝ h² on the right, rounding ∝ eps/h on the left). Call inside
+    `autodiff.precision(dtype)`.
+    """
+    dtype = np.dtype(dtype)
+    theta = np.asarray(theta, dtype)
+    h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
+    moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
+    batched = autodiff.compiled(F, "batched")
+    rows = _evaluate(lambda points: batched(points, data), theta, moved, np.array([j]))[:, :, 0]  # (±, steps, M)
+    actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
+    with np.errstate(all="ignore"):
+        return (rows[0] - rows[1]) / actual
+
+
+def convergence_order(steps, errors) -> float:
+    """The log-log slope of error against step on the truncation side (steps above the best one,
+    errors well above the best): about 2 for central differences; NaN when too few points."""
+    steps, errors = np.asarray(steps, np.float64), np.asarray(errors, np.float64)
+    ok = np.isfinite(errors) & (errors > 0)
+    if ok.sum() < 3:
+        return float("nan")
+    best = np.nanargmin(np.where(ok, errors, np.nan))
+    side = ok & (steps > steps[best]) & (errors > 10 * errors[best])
+    if side.sum() < 2:
+        return float("nan")
+    slope, _ = np.polyfit(np.log10(steps[side]), np.log10(errors[side]), 1)
+    return float(slope)
