@@ -1,8 +1,8 @@
 """The bug zoo: deliberately wrong gradient rules, and correct functions at hard points.
 
 One table, used by tests/test_zoo.py (diffcheck must catch every bug and raise no false alarm)
-and by benchmarks/zoo.py (the same table through jax.test_util.check_grads and
-torch.autograd.gradcheck). Each entry is a JAX function, the arguments it is checked at, the
+and by benchmarks/zoo.py (the same table through jax.test_util.check_grads and, where an entry
+translates, torch.autograd.gradcheck). Each entry is a JAX function, the arguments it is checked at, the
 derivative order, and — for a bug — the relative size of the error the rule makes there.
 """
 
@@ -22,8 +22,6 @@ class Entry(NamedTuple):
     args: tuple  # the point (float64 NumPy values)
     bug: float  # 0 for correct code; else the relative size of the rule's error at this point
     order: int = 1
-    torch: Callable | None = None  # the same function (and the same wrong rule) in PyTorch, if it translates
-    note: str = ""
 
 
 def _vjp(primal, rule):
