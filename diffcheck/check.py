@@ -800,7 +800,7 @@ def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, i
                     exact = vals[compare.SYMBOLIC]
                     digits = {
                         meth: compare.digits(v, exact, float(row_scale[m]))
-                        for meth, v in vals.items()
+                        for meth, v in compared.items()  # not a method left out at a kink
                         if meth != compare.SYMBOLIC
                     }
                 kept = {} if explicit else bnds
