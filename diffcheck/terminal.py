@@ -66,10 +66,10 @@ def console(stream=None) -> Console:
 def table(report: Report) -> Table:
     """The report's table (`Report.columns` and `Report.rows`), verdicts coloured."""
     head = report.columns()
-    grid = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    grid = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     for i, name in enumerate(head):
-        numeric = 3 <= i < len(head) - 1
-        grid.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+        # On a narrow terminal the names fold; numbers and verdicts are never cut.
+        grid.add_column(name, justify="right" if 3 <= i < len(head) - 1 else "left", no_wrap=i > 1, overflow="fold")
     for row, point in zip(report.rows(), report.points):
         grid.add_row(*row[:-1], Text(row[-1], style=VERDICT_STYLES.get(point.status, "")))
     return grid
