@@ -192,13 +192,9 @@ def _write_reports(args, report, interrupted: bool) -> None:
         data["interrupted"] = interrupted
         write_atomic(args.json, json.dumps(data, indent=1))
     if args.junit:
-        from .junit import to_junit
-
-        write_atomic(args.junit, to_junit(report, interrupted=interrupted))
+        write_atomic(args.junit, report.to_junit(interrupted=interrupted))
     if args.html:
-        from .html import to_html
-
-        write_atomic(args.html, to_html(report, interrupted=interrupted))
+        write_atomic(args.html, report.to_html(interrupted=interrupted))
 
 
 def write_atomic(path: Path, text: str) -> None:

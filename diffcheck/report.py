@@ -286,6 +286,18 @@ class Report:
             lines += ["", *problems]
         return "\n".join(lines + ["", self.summary()])
 
+    def to_junit(self, **options) -> str:
+        """JUnit XML, xunit2 flavour (see `diffcheck.junit.to_junit`)."""
+        from .junit import to_junit
+
+        return to_junit(self, **options)
+
+    def to_html(self, **options) -> str:
+        """A self-contained HTML page with plots; needs matplotlib (see `diffcheck.html.to_html`)."""
+        from .html import to_html
+
+        return to_html(self, **options)
+
     def _repr_html_(self) -> str:
         """Jupyter shows a report as its summary, table and failures (the HTML report's own table)."""
         from .html import report_html_fragment
