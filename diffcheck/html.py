@@ -150,7 +150,9 @@ def heatmap(report: Report) -> str | None:
     axes.set_yticks(range(len(rows)), [_plain(r) for r in rows])
     axes.xaxis.tick_top()
     for (i, j), value in np.ndenumerate(data):
-        axes.text(j, i, "–" if math.isnan(value) else f"{value:.1f}", ha="center", va="center", fontsize=8)
+        dark = not math.isnan(value) and not 3 <= value <= 12.5  # the colour map's deep red and deep green
+        text = "–" if math.isnan(value) else f"{value:.1f}"
+        axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     figure.colorbar(image, ax=axes, label="agreement (digits)", shrink=min(1.0, 8 / max(len(rows), 1)))
     return _png(figure)
 
