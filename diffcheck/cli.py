@@ -1,4 +1,4 @@
-"""`python -m diffcheck`: run the case library (or case files) and list cases.
+"""`python -m diffcheck`: run the case library (or case files), list cases, check a formula.
 
 Exit codes follow pytest's:
 
@@ -58,6 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = sub.add_parser("list", help="list the cases with their tags")
     listing.add_argument("paths", nargs="*", metavar="PATH")
+    check = sub.add_parser(
+        "check",
+        help='check a formula, e.g. check "log(1 + exp(x))" --at x=0.3',
+        description="Checks the derivatives of a formula of numbers, variables, + - * / **, and the functions "
+        "exp, log, sqrt, sigmoid, … (see docs/formula.md). The text is parsed, never evaluated.",
+    )
+    check.add_argument("formula", metavar="FORMULA")
+    check.add_argument(
+        "--at", action="append", default=[], metavar="NAME=VALUE", help="a variable's value: --at x=0.3,y=2"
+    )
+    check.add_argument("--wrt", action="append", default=None, metavar="NAME", help="differentiate only in NAME")
+    check.add_argument("--order", type=int, choices=(1, 2, 3, 4), default=1, help="derivative order (default 1)")
+    check.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    check.add_argument("--timeout", type=_positive_seconds, default=120.0, metavar="SECONDS")
+    check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     return parser
 
 
@@ -98,13 +113,16 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse has printed the usage error
         return OK if exc.code == 0 else USAGE_ERROR
     try:
-        return _run(args) if args.command == "run" else _list(args)
+        return {"run": _run, "list": _list, "check": _check}[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:
-        from .errors import CaseError, UsageError
+        from .errors import CaseError, FormulaError, UsageError
 
+        if isinstance(exc, FormulaError):
+            print(f"diffcheck: formula refused: {exc}", file=sys.stderr)
+            return USAGE_ERROR
         if isinstance(exc, UsageError):
             print(f"diffcheck: usage error: {exc}", file=sys.stderr)
             return USAGE_ERROR
@@ -195,6 +213,27 @@ def _write_reports(args, report, interrupted: bool) -> None:
         write_atomic(args.junit, report.to_junit(interrupted=interrupted))
     if args.html:
         write_atomic(args.html, report.to_html(interrupted=interrupted))
+
+
+_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference")
+
+
+def _check(args) -> int:
+    from . import formula
+    from .check import check_case
+
+    parsed = formula.parse(args.formula)  # refused here, before anything is built from it
+    point = formula.parse_point(args.at, parsed.variables)
+    case = formula.case(args.formula, point, wrt=args.wrt, order=args.order)
+    report = check_case(case, dtype=args.dtype, points=0, timeout=args.timeout)
+    print(report)
+    for element in (e for p in report.points for e in p.elements):
+        values = sorted(element.values.items(), key=lambda item: _METHOD_ORDER.index(item[0]))
+        name = element.name if element.via else f"∂/∂{element.name}"
+        print(f"{name}: " + ", ".join(f"{m} {v:.17g}" for m, v in values))
+    if args.json:
+        write_atomic(args.json, json.dumps(report.to_dict(), indent=1))
+    return OK if report.ok else MISMATCH
 
 
 def write_atomic(path: Path, text: str) -> None:
