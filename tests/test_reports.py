@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import junitparser
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from diffcheck import UsageError, cli, terminal
 from diffcheck.html import MAX_DIGITS, agreement, digits, report_html_fragment, to_html
 from diffcheck.junit import to_junit
-from diffcheck.report import Element, PointResult, Report, StepSweep
+from diffcheck.report import Element, Expectation, PointResult, Report, StepSweep
 
 PAIRS = ("symbolic~autodiff", "symbolic~finite_difference", "autodiff~finite_difference")
 STEPS = tuple(10.0**-k for k in range(1, 13))
@@ -374,3 +375,32 @@ def test_a_failed_rendering_leaves_the_old_file_whole(tmp_path, monkeypatch):
     assert page.read_text() == "the previous report"
     assert json.loads((tmp_path / "r.json").read_text())["ok"] is True  # written before, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]
+
+
+# --- the documented JSON schema -----------------------------------------------------------
+
+DOC = (Path(__file__).parent.parent / "docs" / "reports.md").read_text()
+
+
+def _documented(heading: str) -> set:
+    """The backticked field names in the first column of the table (or the paragraph) after `heading`."""
+    rest = DOC.split(heading, 1)[1]
+    line, after = rest.split("\n", 1)
+    table = line.rstrip().endswith(":") and after.strip().startswith("|")
+    block = (after if table else rest).strip().split("\n\n", 1)[0]
+    if not block.startswith("|"):
+        return set(re.findall(r"`([a-z_]+)`", block))
+    rows = [line for line in block.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+
+
+def test_the_json_schema_is_documented_field_by_field():
+    report = _report()
+    data = report.to_dict()
+    assert data["schema"] == "diffcheck.report/1" and "`diffcheck.report/1`" in DOC
+    assert _documented("Top level:") == set(data) | {"interrupted"}  # the CLI adds "interrupted"
+    assert _documented("A **point**:") == set(data["points"][0])
+    assert _documented("An **element**") == set(data["points"][0]["elements"][0])
+    expectation = Expectation("w", (), 0.1, 4, {"symbolic": 0.1}, True)
+    assert _documented("An **expectation**") == set(expectation.to_dict())
+    assert _documented("A **sweep**") == set(data["points"][0]["sweeps"][0])
