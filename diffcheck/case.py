@@ -100,6 +100,9 @@ class Case:
                         f"{where}, expected d/d{param} at {point_name!r} has shape {want}, the parameter {have}"
                     )
 
+    def __repr__(self) -> str:  # short: pytest prints it for every test parametrized over cases
+        return f"Case({self.name!r}, wrt={self.wrt!r}" + (f", source={self.source!r})" if self.source else ")")
+
     @classmethod
     def from_sympy(cls, name: str, expr, wrt=None, **kwargs) -> Case:
         """A case from a SymPy expression; `wrt` defaults to all its free symbols, by name."""
