@@ -117,9 +117,19 @@ def assert_grad(fn, *args, **options) -> Report:
 
     The message names the argument, the element index, each method's value and the odd one out.
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not diffcheck's frames
     report = check_grad(fn, *args, **options)
     if not report.ok:
-        raise AssertionError("diffcheck: derivatives disagree\n" + "\n".join(report.failures()))
+        raise AssertionError(f"diffcheck: derivatives disagree\n{report}")
+    return report
+
+
+def assert_case(case: Case, **options) -> Report:
+    """`check_case`, raising `AssertionError` with the report when it is not ok."""
+    __tracebackhide__ = True
+    report = check_case(case, **options)
+    if not report.ok:
+        raise AssertionError(f"diffcheck: case {case.name!r}: derivatives disagree\n{report}")
     return report
 
 

@@ -94,7 +94,7 @@ class Element:
 
     def to_dict(self) -> dict:
         out = {"parameter": self.parameter, "index": list(self.index), "output": list(self.output)}
-        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE):
+        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE, COMPLEX):
             out[method] = _json_number(self.values.get(method))
         out["errors"] = {k: _json_number(v) for k, v in self.errors.items()}
         out["tolerances"] = {k: _json_number(v) for k, v in self.tolerances.items()}
@@ -104,8 +104,7 @@ class Element:
         out["via"] = self.via
         out["bounds"] = {k: _json_number(v) for k, v in self.bounds.items()}
         out["digits"] = {k: _json_number(v) for k, v in self.digits.items()}
-        if COMPLEX in self.values:
-            out[COMPLEX] = _json_number(self.values[COMPLEX])
+        out["kink"] = None
         if self.kink is not None:
             out["kink"] = {k: _json_number(v) if isinstance(v, float) else v for k, v in self.kink.items()}
         return out
@@ -362,23 +361,48 @@ class Report:
             rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
+    @staticmethod
+    def columns() -> list[str]:
+        """The table's header, matching `rows`."""
+        pairs = (" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS)
+        return ["case", "point", "dtype", "order", *pairs, "verdict"]
+
     def __str__(self) -> str:
-        head = [
-            "case",
-            "point",
-            "dtype",
-            "order",
-            *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS),
-            "verdict",
-        ]
-        lines = _table([head] + self.rows()).splitlines()
+        lines = _table([self.columns()] + self.rows()).splitlines()
         problems = self.failures(limit=20)
         if problems:
             lines += ["", *problems]
-        kinks = [f"{p.case} @ {p.point}: {e.describe_kink()}" for p in self.points if not p.strict for e in p.kinks]
+        kinks = self.kink_warnings()
         if kinks:
-            lines += ["", "Kinks (warnings; strict=True makes them failures):", *kinks[:10]]
+            lines += ["", *kinks]
         return "\n".join(lines + ["", self.summary()])
+
+    def kink_warnings(self, limit: int = 10) -> list[str]:
+        """The kinks of non-strict points, one line each (one-sided derivatives, autodiff's
+        convention), under a heading; [] when there are none."""
+        lines = [f"{p.case} @ {p.point}: {e.describe_kink()}" for p in self.points if not p.strict for e in p.kinks]
+        if not lines:
+            return []
+        more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
+        return ["Kinks (warnings; strict=True makes them failures):", *lines[:limit], *more]
+
+    def to_junit(self, **options) -> str:
+        """JUnit XML, xunit2 flavour (see `diffcheck.junit.to_junit`)."""
+        from .junit import to_junit
+
+        return to_junit(self, **options)
+
+    def to_html(self, **options) -> str:
+        """A self-contained HTML page with plots; needs matplotlib (see `diffcheck.html.to_html`)."""
+        from .html import to_html
+
+        return to_html(self, **options)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a report as its summary, table and failures (the HTML report's own table)."""
+        from .html import report_html_fragment
+
+        return report_html_fragment(self)
 
     def to_dict(self) -> dict:
         return {
