@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .case import Case, as_case, collect_cases, load_cases
 from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageError
-from .report import Element, Expectation, PointResult, Report, StepSweep
+from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep
 
 if TYPE_CHECKING:
     from .check import assert_case, assert_grad, check_case, check_grad
@@ -39,6 +39,7 @@ __all__ = [
     "Case",
     "CaseError",
     "DiffcheckError",
+    "DotProductTest",
     "Element",
     "Expectation",
     "FormulaError",
