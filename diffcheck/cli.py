@@ -178,12 +178,13 @@ def _run(args) -> int:
     report = Report(errors=tuple(errors))
     interrupted = False
     try:
-        with terminal.progress(len(cases)) as start:
+        with terminal.progress(len(cases)) as progress:
             for case in cases:
-                start(case.name)
+                progress.start(case.name)
                 report = report + check_case(
                     case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
                 )
+                progress.done(case.name)
     except KeyboardInterrupt:
         interrupted = True
     out = terminal.console()
