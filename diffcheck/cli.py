@@ -179,9 +179,9 @@ def _run(args) -> int:
     report = Report(errors=tuple(errors))
     interrupted = False
     try:
-        with terminal.progress(len(cases)) as start:
+        with terminal.progress(len(cases)) as progress:
             for case in cases:
-                start(case.name)
+                progress.start(case.name)
                 report = report + check_case(
                     case,
                     dtype=args.dtype,
@@ -191,6 +191,7 @@ def _run(args) -> int:
                     timeout=args.timeout,
                     strict=args.strict,
                 )
+                progress.done(case.name)
     except KeyboardInterrupt:
         interrupted = True
     out = terminal.console()
