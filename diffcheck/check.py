@@ -48,6 +48,11 @@ def check_grad(
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
+    from .pytorch import check_grad as check_torch
+    from .pytorch import is_torch
+
+    if is_torch(fn, args):  # torch autograd is then the autodiff under test
+        return check_torch(fn, *args, argnums=argnums, order=order, dtype=dtype, rtol=rtol, atol=atol, timeout=timeout)
     if argnums is None:
         argnums = tuple(range(len(args)))
     elif isinstance(argnums, int):
