@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time budget of the symbolic method per point (default 120)",
     )
-    run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    run.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
+    run.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
+    run.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report with plots")
     run.add_argument(
         "--by-case",
         action="store_true",
@@ -92,6 +94,16 @@ def _positive_seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
     return value
+
+
+def _output_file(text: str) -> Path:
+    # Checked before the run, so that a typo in a folder name does not waste a long run.
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist (for {text!r})")
+    return path
 
 
 def main(argv=None) -> int:
@@ -153,30 +165,33 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import autodiff
+    from . import autodiff, terminal
     from .check import check_case
     from .report import Report
 
     autodiff.device(args.device)  # a missing GPU is a usage error before any work
+    if args.html:
+        from .html import require_matplotlib
+
+        require_matplotlib()  # before the run, not after it
     cases, errors = _select(args)
     report = Report(errors=tuple(errors))
     interrupted = False
     try:
-        for i, case in enumerate(cases, 1):
-            print(f"[{i}/{len(cases)}] {case.name}", file=sys.stderr, flush=True)
-            report = report + check_case(
-                case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
-            )
+        with terminal.progress(len(cases)) as start:
+            for case in cases:
+                start(case.name)
+                report = report + check_case(
+                    case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
+                )
     except KeyboardInterrupt:
         interrupted = True
-    print(report)
+    out = terminal.console()
+    terminal.show(report, out)
     if args.by_case:
-        print("\nLargest relative error against the exact value, per case:")
-        print(report.by_case_table())
-    if args.json:
-        data = report.to_dict()
-        data["interrupted"] = interrupted
-        write_atomic(args.json, json.dumps(data, indent=1))
+        out.print("\nLargest relative error against the exact value, per case:")
+        out.print(report.by_case_table(), markup=False, soft_wrap=True)
+    _write_reports(args, report, interrupted)
     if interrupted:
         print("interrupted: the report above is partial", file=sys.stderr)
         return INTERRUPTED
@@ -186,6 +201,18 @@ def _run(args) -> int:
     if errors:
         return LOAD_ERROR
     return OK if report.ok else MISMATCH
+
+
+def _write_reports(args, report, interrupted: bool) -> None:
+    """Each requested file, rendered whole before it is written (a failed rendering leaves no file)."""
+    if args.json:
+        data = report.to_dict()
+        data["interrupted"] = interrupted
+        write_atomic(args.json, json.dumps(data, indent=1))
+    if args.junit:
+        write_atomic(args.junit, report.to_junit(interrupted=interrupted))
+    if args.html:
+        write_atomic(args.html, report.to_html(interrupted=interrupted))
 
 
 _METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference")
@@ -216,7 +243,14 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -273,20 +273,36 @@ class Report:
             rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
+    @staticmethod
+    def columns() -> list[str]:
+        """The table's header, matching `rows`."""
+        pairs = (" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS)
+        return ["case", "point", "dtype", "order", *pairs, "verdict"]
+
     def __str__(self) -> str:
-        head = [
-            "case",
-            "point",
-            "dtype",
-            "order",
-            *(" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS),
-            "verdict",
-        ]
-        lines = _table([head] + self.rows()).splitlines()
+        lines = _table([self.columns()] + self.rows()).splitlines()
         problems = self.failures(limit=20)
         if problems:
             lines += ["", *problems]
         return "\n".join(lines + ["", self.summary()])
+
+    def to_junit(self, **options) -> str:
+        """JUnit XML, xunit2 flavour (see `diffcheck.junit.to_junit`)."""
+        from .junit import to_junit
+
+        return to_junit(self, **options)
+
+    def to_html(self, **options) -> str:
+        """A self-contained HTML page with plots; needs matplotlib (see `diffcheck.html.to_html`)."""
+        from .html import to_html
+
+        return to_html(self, **options)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a report as its summary, table and failures (the HTML report's own table)."""
+        from .html import report_html_fragment
+
+        return report_html_fragment(self)
 
     def to_dict(self) -> dict:
         return {
