@@ -132,11 +132,12 @@ def check_module(
             raise UsageError(f"{t} has shape {tuple(named[t].shape)}, the case's {p} {values[p].shape}")
     fixed = {n: p.detach() for n, p in named.items() if n not in order}
     fixed.update(module.named_buffers())
+    arrays = [_as_array(x) for x in inputs]  # once: inside torch.func's transforms .numpy() fails
 
     def on_theta(parts, run):
         state = {n: t.to(parts[0].dtype) if t.is_floating_point() else t for n, t in fixed.items()}
         state.update(zip(order, parts))
-        cast = [torch.tensor(_in(_as_array(x), run)) for x in inputs]
+        cast = [torch.tensor(_in(a, run)) for a in arrays]
         return loss(torch.func.functional_call(module, state, tuple(cast)))
 
     at = {**{k: np.asarray(v, np.float64) if _is_float(v) else v for k, v in data.items()}, **values}

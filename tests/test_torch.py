@@ -49,7 +49,7 @@ def test_sigmoid_neuron_agrees_with_the_exact_gradient(dtype):
 def test_simple_net_agrees_with_the_exact_gradient_of_the_jax_case(seed, dtype):
     point = _point(tutorial.check_simple_net(seed=seed, dtype=dtype))
     assert point.ok, point.problems()
-    assert point.methods["symbolic"] == "ok" and point.methods["finite_difference"] == "ok"
+    assert set(point.methods.values()) == {"ok"}  # symbolic, torch reverse and forward mode, finite differences
     assert len(point.elements) == 61  # every parameter of SimpleNet
     assert [e.parameter for e in point.elements[:1]] == ["fc1.weight"]
     assert {e.parameter for e in point.elements} == set(tutorial.SIMPLE_NET_PARAMETERS)
