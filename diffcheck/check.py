@@ -28,7 +28,17 @@ DEFAULT_POINTS = 2
 
 
 def check_grad(
-    fn, *args, argnums=None, order=1, dtype=None, rtol=None, atol=None, seed=0, device=None, timeout=None
+    fn,
+    *args,
+    argnums=None,
+    order=1,
+    dtype=None,
+    rtol=None,
+    atol=None,
+    seed=0,
+    device=None,
+    timeout=None,
+    reference=None,
 ) -> Report:
     """Checks fn's derivatives with respect to its arguments at exactly `args`.
 
@@ -45,14 +55,18 @@ def check_grad(
         device: "cpu" or "gpu" (default: JAX's default device).
         timeout: seconds the symbolic method may take before it is reported as timed out
             (default: no limit); autodiff and finite differences still run.
+        reference: for a torch function (a tensor among `args`, or an `nn.Module`): a JAX function
+            of the same arguments whose exact derivative is the symbolic method (`diffcheck.pytorch`).
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
-    from .pytorch import check_grad as check_torch
-    from .pytorch import is_torch
+    from . import pytorch
 
-    if is_torch(fn, args):  # torch autograd is then the autodiff under test
-        return check_torch(fn, *args, argnums=argnums, order=order, dtype=dtype, rtol=rtol, atol=atol, timeout=timeout)
+    if pytorch.is_torch(fn, args):  # torch autograd is then the autodiff under test
+        options = dict(argnums=argnums, order=order, dtype=dtype, rtol=rtol, atol=atol, timeout=timeout)
+        return pytorch.check_grad(fn, *args, reference=reference, **options)
+    if reference is not None:
+        raise UsageError("reference= is for torch functions (pass torch tensors); a JAX function is its own reference")
     if argnums is None:
         argnums = tuple(range(len(args)))
     elif isinstance(argnums, int):

@@ -108,6 +108,14 @@ def test_check_grad_routes_torch_tensors_to_torch():
     assert [e.parameter for e in point.elements] == ["args[0]"] * 6 + ["args[1]"] * 3
 
 
+def test_check_grad_passes_the_reference_to_torch():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    wrong = diffcheck.check_grad(lambda x: _WrongSin.apply(x).sum(), x, reference=lambda x: jnp.sum(jnp.sin(x)))
+    assert [e.odd_one_out for e in _point(wrong).elements] == ["autodiff", "autodiff"]
+    with pytest.raises(diffcheck.UsageError, match="reference= is for torch functions"):
+        diffcheck.check_grad(jnp.sin, 0.3, reference=jnp.sin)
+
+
 def test_a_vector_output_gives_a_jacobian():
     x = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
     point = _point(
