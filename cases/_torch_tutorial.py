@@ -82,3 +82,10 @@ def check_simple_net(seed=0, dtype=None):
         point=f"seed-{seed}",
         dtype=dtype,
     )
+
+
+if __name__ == "__main__":  # python -m diffcheck.cases._torch_tutorial
+    reports = [check_sigmoid_neuron(), check_simple_net()]
+    for report in reports:
+        print(report, end="\n\n")
+    raise SystemExit(0 if all(r.ok for r in reports) else 1)
