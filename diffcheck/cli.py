@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--order", type=int, choices=(1, 2, 3, 4), default=1, help="derivative order (default 1)")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     check.add_argument("--timeout", type=_positive_seconds, default=120.0, metavar="SECONDS")
-    check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    check.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
+    check.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
+    check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
     return parser
 
 
@@ -227,20 +229,24 @@ _METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference"
 
 
 def _check(args) -> int:
-    from . import formula
+    from . import formula, terminal
     from .check import check_case
 
     parsed = formula.parse(args.formula)  # refused here, before anything is built from it
     point = formula.parse_point(args.at, parsed.variables)
     case = formula.case(args.formula, point, wrt=args.wrt, order=args.order)
+    if args.html:
+        from .html import require_matplotlib
+
+        require_matplotlib()
     report = check_case(case, dtype=args.dtype, points=0, timeout=args.timeout)
-    print(report)
+    out = terminal.console()
+    terminal.show(report, out)
     for element in (e for p in report.points for e in p.elements):
         values = sorted(element.values.items(), key=lambda item: _METHOD_ORDER.index(item[0]))
         name = element.name if element.via else f"∂/∂{element.name}"
-        print(f"{name}: " + ", ".join(f"{m} {v:.17g}" for m, v in values))
-    if args.json:
-        write_atomic(args.json, json.dumps(report.to_dict(), indent=1))
+        out.print(f"{name}: " + ", ".join(f"{m} {v:.17g}" for m, v in values), markup=False, soft_wrap=True)
+    _write_reports(args, report, interrupted=False)
     return OK if report.ok else MISMATCH
 
 
