@@ -627,11 +627,9 @@ class _Kinks(NamedTuple):
             return cls.none()
         n = theta.size
         # The point, then θ + hⱼeⱼ and θ − hⱼeⱼ for every element j: the ends of each stencil.
-        points = np.repeat(theta[None, :], 2 * n + 1, axis=0)
-        points[1 + np.arange(n), np.arange(n)] += steps
-        points[1 + n + np.arange(n), np.arange(n)] -= steps
-        g = exact.evaluate_float(args, symbols, points, lets)  # (2n + 1, kinks)
-        at_point, plus, minus = np.sign(g[0]), np.sign(g[1 : n + 1]), np.sign(g[n + 1 :])
+        where = np.concatenate([np.arange(n), np.arange(n)])
+        g0, g = exact.evaluate_moved(args, symbols, theta, where, np.concatenate([theta + steps, theta - steps]), lets)
+        at_point, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
         moves = (plus != at_point) | (minus != at_point)  # (n, kinks)
         at = moves & (at_point == 0)[None, :]
         crossed = moves & (plus != minus)
