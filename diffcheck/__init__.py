@@ -4,7 +4,7 @@ Differentiates a JAX function three independent ways — exactly with SymPy, by 
 and by finite differences — and cross-validates them element by element.
 
 Public names load on first use (PEP 562): `import diffcheck` alone imports neither JAX nor SymPy,
-so the command line, `diffcheck list` and the pytest plugin start quickly.
+so the command line, `diffcheck list` and the pytest plugin (which pytest loads in every run) start quickly.
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .errors import CaseError, DiffcheckError, Unavailable, UsageError
+from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageError
 
 if TYPE_CHECKING:
-    from .case import Case, collect_cases, load_cases
-    from .check import assert_grad, check_case, check_grad
+    from .case import Case, as_case, collect_cases, load_cases
+    from .check import assert_case, assert_grad, check_case, check_grad
     from .parallel import check_cases
-    from .report import Element, Expectation, PointResult, Report, StepSweep
+    from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep
 
 __version__ = "0.1.0"
 
 # Public name → the module that defines it.
 _LAZY = {
     "Case": "case",
+    "as_case": "case",
     "collect_cases": "case",
     "load_cases": "case",
+    "assert_case": "check",
     "assert_grad": "check",
     "check_case": "check",
     "check_grad": "check",
     "check_cases": "parallel",
+    "DotProductTest": "report",
     "Element": "report",
     "Expectation": "report",
     "PointResult": "report",
@@ -42,13 +45,17 @@ __all__ = [
     "Case",
     "CaseError",
     "DiffcheckError",
+    "DotProductTest",
     "Element",
     "Expectation",
+    "FormulaError",
     "PointResult",
     "Report",
     "StepSweep",
     "Unavailable",
     "UsageError",
+    "as_case",
+    "assert_case",
     "assert_grad",
     "check_case",
     "check_cases",

@@ -1,13 +1,17 @@
 """A case: one function, the parameters it is differentiated in, and the points where it is checked.
 
-A case module is ordinary Python: every `Case` at its top level is collected, in definition order.
-Case files run as code when loaded, as pytest's conftest.py files do.
+A case module is ordinary Python: every `Case` at its top level, and every function decorated with
+`@as_case`, is collected, in definition order. Case files run as code when loaded, as pytest's
+conftest.py files do. In a folder, the files named like `CASE_FILES` are collected, in every
+subfolder, skipping names that start with "_" or "." (as pytest does with test files).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import importlib.util
+import inspect
 import pkgutil
 import sys
 import zlib
@@ -96,6 +100,9 @@ class Case:
                         f"{where}, expected d/d{param} at {point_name!r} has shape {want}, the parameter {have}"
                     )
 
+    def __repr__(self) -> str:  # short: pytest prints it for every test parametrized over cases
+        return f"Case({self.name!r}, wrt={self.wrt!r}" + (f", source={self.source!r})" if self.source else ")")
+
     @classmethod
     def from_sympy(cls, name: str, expr, wrt=None, **kwargs) -> Case:
         """A case from a SymPy expression; `wrt` defaults to all its free symbols, by name."""
@@ -115,6 +122,61 @@ class Case:
             for i in range(count):
                 points[f"random-{i}"] = self.sample(rng)
         return points
+
+
+def as_case(
+    fn=None,
+    /,
+    *,
+    wrt=None,
+    points=None,
+    sample=None,
+    expected=None,
+    decimals: int = 4,
+    tags=(),
+    orders=(1,),
+    name: str | None = None,
+    description: str | None = None,
+):
+    """Decorator: the function it decorates is a case, collected from its file like a `Case`.
+
+        @diffcheck.as_case(points={"tutorial": dict(w=2.2, b=0.0)}, tags=("mine",))
+        def neuron_loss(w, b, x=1.1, y=1.0):
+            return -jnp.log(jax.nn.sigmoid(x * w + b))
+
+    `wrt` defaults to the parameters without a default value (the others are data, their
+    defaults filling any point that leaves them out); `name` to the function's name; `description`
+    to the first line of its docstring. The other fields are `Case`'s. The function is returned
+    unchanged (still callable); its case is `fn.__diffcheck_case__`.
+    """
+
+    def define(fn):
+        if not callable(fn):
+            raise CaseError(f"@as_case decorates a function, got {type(fn).__name__}")
+        params = wrt
+        if params is None:
+            signature = inspect.signature(fn)
+            params = tuple(
+                p.name
+                for p in signature.parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            )
+        doc = (inspect.getdoc(fn) or "").strip().splitlines()
+        fn.__diffcheck_case__ = Case(
+            name=name or fn.__name__,
+            fn=fn,
+            wrt=params,
+            points=points or {},
+            sample=sample,
+            expected=expected or {},
+            decimals=decimals,
+            tags=tags,
+            orders=orders,
+            description=doc[0] if description is None and doc else description or "",
+        )
+        return fn
+
+    return define if fn is None else define(fn)
 
 
 def _lambdify(expr):
@@ -165,6 +227,10 @@ def collect_cases(*paths) -> tuple[list[Case], list[str]]:
             continue
         where = getattr(module, "__file__", module_name)
         for value in vars(module).values():
+            if not isinstance(value, Case):
+                # a decorated function, where it is defined (not where it is imported)
+                own = getattr(value, "__module__", None) == module.__name__
+                value = getattr(value, "__diffcheck_case__", None) if own else None
             if isinstance(value, Case):
                 cases.append(value if value.source else _with_source(value, where))
     seen = {}
@@ -180,11 +246,24 @@ def _with_source(case: Case, source) -> Case:
     return case
 
 
+#: The file names collected from a folder (a file named on the command line is always collected).
+CASE_FILES = ("cases.py", "case_*.py", "*_cases.py")
+
+
+def is_case_file(path: Path) -> bool:
+    """Whether a file found in a folder is a case file: named like `CASE_FILES`, not hidden."""
+    path = Path(path)
+    return not path.name.startswith(("_", ".")) and any(fnmatch.fnmatch(path.name, p) for p in CASE_FILES)
+
+
 def _case_files(paths) -> list[Path]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*.py") if not f.name.startswith("_"))
+            for f in sorted(p.rglob("*.py")):
+                hidden = any(part.startswith(("_", ".")) for part in f.relative_to(p).parent.parts)
+                if not hidden and is_case_file(f):
+                    files.append(f)
         elif p.is_file():
             files.append(p)
         else:

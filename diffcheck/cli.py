@@ -1,4 +1,4 @@
-"""`python -m diffcheck`: run the case library (or case files) and list cases.
+"""`python -m diffcheck`: run the case library (or case files), list cases, check a formula.
 
 Exit codes follow pytest's:
 
@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time budget of the symbolic method per point (default 120)",
     )
-    run.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    run.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
+    run.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
+    run.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report with plots")
+    run.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails its point")
     run.add_argument(
         "--jobs",
         type=_positive,
@@ -75,6 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = sub.add_parser("list", help="list the cases with their tags")
     listing.add_argument("paths", nargs="*", metavar="PATH")
+    check = sub.add_parser(
+        "check",
+        help='check a formula, e.g. check "log(1 + exp(x))" --at x=0.3',
+        description="Checks the derivatives of a formula of numbers, variables, + - * / **, and the functions "
+        "exp, log, sqrt, sigmoid, … (see docs/formula.md). The text is parsed, never evaluated.",
+    )
+    check.add_argument("formula", metavar="FORMULA")
+    check.add_argument(
+        "--at", action="append", default=[], metavar="NAME=VALUE", help="a variable's value: --at x=0.3,y=2"
+    )
+    check.add_argument("--wrt", action="append", default=None, metavar="NAME", help="differentiate only in NAME")
+    check.add_argument("--order", type=int, choices=(1, 2, 3, 4), default=1, help="derivative order (default 1)")
+    check.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    check.add_argument("--timeout", type=_positive_seconds, default=120.0, metavar="SECONDS")
+    check.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
+    check.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
+    check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
     return parser
 
 
@@ -105,6 +125,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _output_file(text: str) -> Path:
+    # Checked before the run, so that a typo in a folder name does not waste a long run.
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist (for {text!r})")
+    return path
+
+
 def main(argv=None) -> int:
     parser = _parser()
     try:
@@ -112,13 +142,16 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse has printed the usage error
         return OK if exc.code == 0 else USAGE_ERROR
     try:
-        return _run(args) if args.command == "run" else _list(args)
+        return {"run": _run, "list": _list, "check": _check}[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:
-        from .errors import CaseError, UsageError
+        from .errors import CaseError, FormulaError, UsageError
 
+        if isinstance(exc, FormulaError):
+            print(f"diffcheck: formula refused: {exc}", file=sys.stderr)
+            return USAGE_ERROR
         if isinstance(exc, UsageError):
             print(f"diffcheck: usage error: {exc}", file=sys.stderr)
             return USAGE_ERROR
@@ -161,7 +194,7 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import autodiff, parallel
+    from . import autodiff, parallel, terminal
     from .errors import UsageError
     from .report import Report
 
@@ -170,31 +203,39 @@ def _run(args) -> int:
     if args.cache_dir:
         parallel.enable_compilation_cache(args.cache_dir)
     autodiff.device(args.device)  # a missing GPU is a usage error before any work
+    if args.html:
+        from .html import require_matplotlib
+
+        require_matplotlib()  # before the run, not after it
     cases, errors = _select(args)
     report = Report(errors=tuple(errors))
     interrupted = False
-    options = dict(dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout)
+    options = dict(
+        dtype=args.dtype,
+        device=args.device,
+        points=args.points,
+        seed=args.seed,
+        timeout=args.timeout,
+        strict=args.strict,
+    )
     try:
         serial = args.jobs == 1 and not args.scheduler
-        if serial and cases:
-            print(f"[1/{len(cases)}] {cases[0].name}", file=sys.stderr, flush=True)
         results = parallel.run_cases(cases, jobs=args.jobs, scheduler=args.scheduler, **options)
-        for i, (case, one) in enumerate(results, 1):
-            report = report + one
-            if serial and i < len(cases):  # the case starting now
-                print(f"[{i + 1}/{len(cases)}] {cases[i].name}", file=sys.stderr, flush=True)
-            elif not serial:
-                print(f"[{i}/{len(cases)}] {case.name} done", file=sys.stderr, flush=True)
+        with terminal.progress(len(cases)) as progress:
+            for case in cases:
+                if serial:  # in workers, cases start in any order: each is shown as it ends
+                    progress.start(case.name)
+                done, one = next(results)
+                report = report + one
+                progress.done(done.name)
     except KeyboardInterrupt:
         interrupted = True
-    print(report)
+    out = terminal.console()
+    terminal.show(report, out)
     if args.by_case:
-        print("\nLargest relative error against the exact value, per case:")
-        print(report.by_case_table())
-    if args.json:
-        data = report.to_dict()
-        data["interrupted"] = interrupted
-        write_atomic(args.json, json.dumps(data, indent=1))
+        out.print("\nLargest relative error and fewest digits of agreement against the exact value, per case:")
+        out.print(report.by_case_table(), markup=False, soft_wrap=True)
+    _write_reports(args, report, interrupted)
     if interrupted:
         print("interrupted: the report above is partial", file=sys.stderr)
         return INTERRUPTED
@@ -206,6 +247,43 @@ def _run(args) -> int:
     return OK if report.ok else MISMATCH
 
 
+def _write_reports(args, report, interrupted: bool) -> None:
+    """Each requested file, rendered whole before it is written (a failed rendering leaves no file)."""
+    if args.json:
+        data = report.to_dict()
+        data["interrupted"] = interrupted
+        write_atomic(args.json, json.dumps(data, indent=1))
+    if args.junit:
+        write_atomic(args.junit, report.to_junit(interrupted=interrupted))
+    if args.html:
+        write_atomic(args.html, report.to_html(interrupted=interrupted))
+
+
+_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference")
+
+
+def _check(args) -> int:
+    from . import formula, terminal
+    from .check import check_case
+
+    parsed = formula.parse(args.formula)  # refused here, before anything is built from it
+    point = formula.parse_point(args.at, parsed.variables)
+    case = formula.case(args.formula, point, wrt=args.wrt, order=args.order)
+    if args.html:
+        from .html import require_matplotlib
+
+        require_matplotlib()
+    report = check_case(case, dtype=args.dtype, points=0, timeout=args.timeout)
+    out = terminal.console()
+    terminal.show(report, out)
+    for element in (e for p in report.points for e in p.elements):
+        values = sorted(element.values.items(), key=lambda item: _METHOD_ORDER.index(item[0]))
+        name = element.name if element.via else f"∂/∂{element.name}"
+        out.print(f"{name}: " + ", ".join(f"{m} {v:.17g}" for m, v in values), markup=False, soft_wrap=True)
+    _write_reports(args, report, interrupted=False)
+    return OK if report.ok else MISMATCH
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Writes the whole file or nothing: a temporary file in the same folder, then a rename."""
     path = Path(path)
@@ -213,7 +291,14 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -26,3 +26,14 @@ class BudgetExceeded(Unavailable):
 
 class PointError(DiffcheckError):
     """This point cannot be checked at all (the function fails, or its output is not finite)."""
+
+
+class FormulaError(UsageError):
+    """A formula given as text is refused: the message says what is not allowed and at which column."""
+
+    def __init__(self, message: str, text: str | None = None, column: int | None = None):
+        self.message, self.text, self.column = message, text, column
+        where = ""
+        if text is not None and column is not None:
+            where = f" (column {column})\n  {text}\n  {' ' * (column - 1)}^"
+        super().__init__(message + where)

@@ -54,9 +54,10 @@ def topological(exprs, definitions=None) -> list:
 
 
 def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> list:
-    """Each expression at `values` (one float per symbol) in mpmath with `digits` digits."""
+    """Each expression at `values` (one float, or mpmath number, per symbol) in mpmath with `digits` digits."""
     with mpmath.workdps(digits):
-        env = _forward(exprs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
+        values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
+        env = _forward(exprs, symbols, values, _MPMATH, budget, definitions)
         return [env[e] for e in exprs]
 
 

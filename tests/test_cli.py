@@ -71,18 +71,18 @@ def test_no_cases_selected_exits_5():
 
 
 def test_broken_case_file_is_named_and_the_others_still_run(tmp_path, capsys):
-    _write(tmp_path, "a_broken.py", "x = (\n")
-    _write(tmp_path, "b_raises.py", "raise RuntimeError('boom')\n")
-    _write(tmp_path, "c_good.py", GOOD)
+    _write(tmp_path, "a_broken_cases.py", "x = (\n")
+    _write(tmp_path, "b_raises_cases.py", "raise RuntimeError('boom')\n")
+    _write(tmp_path, "c_good_cases.py", GOOD)
     assert cli.main(["run", str(tmp_path)]) == cli.LOAD_ERROR
     out = capsys.readouterr().out
-    assert "a_broken.py:1" in out and "syntax error" in out
-    assert "b_raises.py:1" in out and "RuntimeError: boom" in out
+    assert "a_broken_cases.py:1" in out and "syntax error" in out
+    assert "b_raises_cases.py:1" in out and "RuntimeError: boom" in out
     assert "square" in out and "agree" in out
 
 
 def test_list_shows_names_and_tags(tmp_path, capsys):
-    _write(tmp_path, "mine.py", GOOD)
+    _write(tmp_path, "mine_cases.py", GOOD)
     assert cli.main(["list", str(tmp_path)]) == cli.OK
     out = capsys.readouterr().out
     assert "square" in out and "[mine]" in out

@@ -1,0 +1,401 @@
+"""A formula typed on the command line, as a case: `python -m diffcheck check "log(1 + exp(x))" --at x=0.3`.
+
+The text is parsed by Python's `ast` module and every node is checked against an allowlist of
+syntax — numbers, variable names, + − × ÷ **, unary ±, and calls of the functions in `FUNCTIONS` —
+before anything is built from it. The text is never evaluated: one tree walker builds the JAX
+function and the SymPy expression from the checked tree, each backend mapping the same names.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .errors import FormulaError
+
+#: Longest formula accepted, in characters.
+MAX_LENGTH = 1000
+#: Deepest nesting of operations and calls accepted.
+MAX_DEPTH = 32
+#: Largest |exponent| of a power whose base and exponent are both numbers: SymPy computes such
+#: powers exactly, and 9**9**9 has 370 million digits.
+MAX_CONSTANT_EXPONENT = 1024
+
+_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+_UNARY = {ast.USub: "neg", ast.UAdd: "pos"}
+
+#: The functions a formula may call, with their number of arguments and what each computes.
+FUNCTIONS = {
+    "exp": (1, "eˣ"),
+    "expm1": (1, "eˣ − 1"),
+    "log": (1, "natural logarithm"),
+    "log1p": (1, "log(1 + x)"),
+    "sqrt": (1, "square root"),
+    "sin": (1, "sine"),
+    "cos": (1, "cosine"),
+    "tan": (1, "tangent"),
+    "asin": (1, "inverse sine"),
+    "acos": (1, "inverse cosine"),
+    "atan": (1, "inverse tangent"),
+    "sinh": (1, "hyperbolic sine"),
+    "cosh": (1, "hyperbolic cosine"),
+    "tanh": (1, "hyperbolic tangent"),
+    "asinh": (1, "inverse hyperbolic sine"),
+    "atanh": (1, "inverse hyperbolic tangent"),
+    "sigmoid": (1, "1 / (1 + e⁻ˣ)"),
+    "softplus": (1, "log(1 + eˣ)"),
+    "log_sigmoid": (1, "log σ(x) = −softplus(−x)"),
+    "silu": (1, "x σ(x)"),
+    "relu": (1, "max(x, 0)"),
+    "abs": (1, "|x|"),
+    "erf": (1, "error function"),
+    "erfc": (1, "1 − erf(x)"),
+    "max": (2, "the larger of two"),
+    "min": (2, "the smaller of two"),
+}
+
+#: Names that stand for numbers rather than variables.
+CONSTANTS = {"pi": math.pi, "e": math.e}
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A checked formula: its text, its syntax tree, and its variables in order of appearance."""
+
+    text: str
+    tree: ast.expr
+    variables: tuple
+
+    def jax(self) -> Callable:
+        """The formula as a JAX function of keyword arguments, one per variable."""
+        backend = _jax_backend()
+        return lambda **values: walk(self.tree, backend, values)
+
+    def sympy(self):
+        """The formula as a SymPy expression of real symbols named as the variables."""
+        import sympy
+
+        symbols = {name: sympy.Symbol(name, real=True) for name in self.variables}
+        return walk(self.tree, _sympy_backend(), symbols)
+
+
+def parse(text: str) -> Formula:
+    """Checks `text` against the allowlist and returns the `Formula`; raises `FormulaError` saying
+    what is not allowed and at which column."""
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula is text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(f"the formula has {len(text)} characters, over the limit of {MAX_LENGTH}")
+    text = text.strip()
+    if not text:
+        raise FormulaError("the formula is empty")
+    if "\n" in text or "\r" in text:
+        raise FormulaError("the formula must be one line")
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as exc:
+        column = min(max(exc.offset or 1, 1), len(text) + 1) if exc.lineno == 1 else len(text) + 1
+        raise FormulaError(f"not a formula: {exc.msg}", text, column) from None
+    except (RecursionError, MemoryError):
+        raise FormulaError(f"the formula nests too deeply (the limit is {MAX_DEPTH})") from None
+    variables = {}
+    _check(tree, text, 1, variables)
+    return Formula(text, tree, tuple(variables))
+
+
+def _check(node, text, depth, variables) -> float | None:
+    """Refuses every node outside the allowlist. Returns the node's value in floats when it is a
+    constant (no variables), so that a constant too large for float64 is refused before SymPy
+    computes it exactly."""
+    column = getattr(node, "col_offset", 0) + 1
+    if depth > MAX_DEPTH:
+        raise FormulaError(f"the formula nests deeper than {MAX_DEPTH} levels", text, column)
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise FormulaError(f"{type(node.value).__name__} literals are not allowed; only numbers", text, column)
+        return _finite(float(node.value), text, column) if isinstance(node.value, float) else _int(node, text)
+    if isinstance(node, ast.Name):
+        if node.id in FUNCTIONS:
+            raise FormulaError(f"{node.id} is a function: call it, as {node.id}(x)", text, column)
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id.startswith("_"):
+            raise FormulaError(f"variable names may not start with '_': {node.id}", text, column)
+        variables.setdefault(node.id, None)
+        return None
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        value = _check(node.operand, text, depth + 1, variables)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        a = _check(node.left, text, depth + 1, variables)
+        b = _check(node.right, text, depth + 1, variables)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Pow) and abs(b) > MAX_CONSTANT_EXPONENT:
+            raise FormulaError(
+                f"the constant exponent {b:g} is over the limit of {MAX_CONSTANT_EXPONENT}", text, column
+            )
+        try:
+            value = _FLOAT_OPERATORS[type(node.op)](a, b)
+        except ZeroDivisionError:
+            raise FormulaError("division by zero in a constant", text, column) from None
+        except OverflowError:
+            value = math.inf
+        if isinstance(value, complex):
+            raise FormulaError("a negative number to a fractional power is not real", text, column)
+        return _finite(value, text, column)
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            _check(node.func, text, depth + 1, variables)  # refuses what is called, where it is
+            raise FormulaError("only named functions may be called", text, column)
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise FormulaError(f"unknown function {name!r}; valid functions: {_names()}", text, column)
+        if node.keywords:
+            raise FormulaError(f"{name}() takes no keyword arguments", text, node.keywords[0].value.col_offset + 1)
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise FormulaError(f"{name}() takes no *arguments", text, column)
+        arity = FUNCTIONS[name][0]
+        if len(node.args) != arity:
+            raise FormulaError(f"{name}() takes {arity} argument(s), got {len(node.args)}", text, column)
+        for arg in node.args:
+            _check(arg, text, depth + 1, variables)
+        return None  # a function of constants is left to the backends
+    if isinstance(node, ast.Attribute):  # point at the attribute's name, not at what holds it
+        column = node.end_col_offset - len(node.attr) + 1
+        raise FormulaError(f"attribute access (.{node.attr}) is not allowed in a formula", text, column)
+    raise FormulaError(f"{_describe(node)} is not allowed in a formula", text, column)
+
+
+_FLOAT_OPERATORS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+
+
+def _int(node, text) -> float:
+    try:
+        return _finite(float(node.value), text, node.col_offset + 1)
+    except OverflowError:
+        raise FormulaError("the number is too large for float64", text, node.col_offset + 1) from None
+
+
+def _finite(value: float, text, column) -> float:
+    if not math.isfinite(value):
+        raise FormulaError("the constant overflows float64", text, column)
+    return value
+
+
+_KINDS = {
+    ast.Subscript: "subscripting ([…])",
+    ast.Lambda: "lambda",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "and/or",
+    ast.IfExp: "if-else",
+    ast.NamedExpr: "assignment (:=)",
+    ast.JoinedStr: "an f-string",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.ListComp: "a comprehension",
+    ast.GeneratorExp: "a generator",
+    ast.Starred: "unpacking (*)",
+    ast.Await: "await",
+}
+
+
+def _describe(node) -> str:
+    if isinstance(node, ast.BinOp):
+        return f"the operator {type(node.op).__name__} ({_SYMBOLS.get(type(node.op), '?')})"
+    if isinstance(node, ast.UnaryOp):
+        return f"the operator {type(node.op).__name__} ({_SYMBOLS.get(type(node.op), '?')})"
+    return _KINDS.get(type(node), type(node).__name__)
+
+
+_SYMBOLS = {
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.Invert: "~",
+    ast.Not: "not",
+}
+
+
+def _names() -> str:
+    return ", ".join(FUNCTIONS)
+
+
+# --- the walker and its two backends -----------------------------------------------------------
+
+
+def walk(node, backend: Mapping, variables: Mapping):
+    """The value of a checked tree: `backend` maps each operator and function name to what
+    computes it (JAX or SymPy), `variables` each variable name to its value or symbol."""
+    if isinstance(node, ast.Constant):
+        return backend["number"](node.value)
+    if isinstance(node, ast.Name):
+        return backend["number"](CONSTANTS[node.id]) if node.id in CONSTANTS else variables[node.id]
+    if isinstance(node, ast.UnaryOp):
+        value = walk(node.operand, backend, variables)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        a, b = walk(node.left, backend, variables), walk(node.right, backend, variables)
+        return backend[_OPERATORS[type(node.op)]](a, b)
+    if isinstance(node, ast.Call):
+        return backend[node.func.id](*(walk(a, backend, variables) for a in node.args))
+    raise FormulaError(f"unchecked node {type(node).__name__}")  # parse() refuses it first
+
+
+def _jax_backend() -> dict:
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.special as special
+
+    return {
+        "number": float,
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b,
+        "pow": lambda a, b: a**b,
+        "exp": jnp.exp,
+        "expm1": jnp.expm1,
+        "log": jnp.log,
+        "log1p": jnp.log1p,
+        "sqrt": jnp.sqrt,
+        "sin": jnp.sin,
+        "cos": jnp.cos,
+        "tan": jnp.tan,
+        "asin": jnp.arcsin,
+        "acos": jnp.arccos,
+        "atan": jnp.arctan,
+        "sinh": jnp.sinh,
+        "cosh": jnp.cosh,
+        "tanh": jnp.tanh,
+        "asinh": jnp.arcsinh,
+        "atanh": jnp.arctanh,
+        "sigmoid": jax.nn.sigmoid,
+        "softplus": jax.nn.softplus,
+        "log_sigmoid": jax.nn.log_sigmoid,
+        "silu": jax.nn.silu,
+        "relu": jax.nn.relu,
+        "abs": jnp.abs,
+        "erf": special.erf,
+        "erfc": special.erfc,
+        "max": jnp.maximum,
+        "min": jnp.minimum,
+    }
+
+
+def _sympy_backend() -> dict:
+    import sympy
+
+    from . import symbolic
+
+    def sigmoid(x):
+        return 1 / (1 + sympy.exp(-x))
+
+    def softplus(x):
+        return sympy.log(1 + sympy.exp(x))
+
+    return {
+        "number": symbolic.to_sympy,  # floats as the binary rationals JAX computes with
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b,
+        "pow": lambda a, b: a**b,
+        "exp": sympy.exp,
+        "expm1": lambda x: sympy.exp(x) - 1,
+        "log": sympy.log,
+        "log1p": lambda x: sympy.log(1 + x),
+        "sqrt": sympy.sqrt,
+        "sin": sympy.sin,
+        "cos": sympy.cos,
+        "tan": sympy.tan,
+        "asin": sympy.asin,
+        "acos": sympy.acos,
+        "atan": sympy.atan,
+        "sinh": sympy.sinh,
+        "cosh": sympy.cosh,
+        "tanh": sympy.tanh,
+        "asinh": sympy.asinh,
+        "atanh": sympy.atanh,
+        "sigmoid": sigmoid,
+        "softplus": softplus,
+        "log_sigmoid": lambda x: -softplus(-x),
+        "silu": lambda x: x * sigmoid(x),
+        "relu": lambda x: symbolic.Maximum(x, 0),
+        "abs": sympy.Abs,
+        "erf": sympy.erf,
+        "erfc": sympy.erfc,
+        "max": symbolic.Maximum,
+        "min": symbolic.Minimum,
+    }
+
+
+# --- points and the case -----------------------------------------------------------------------
+
+
+def parse_point(assignments, variables) -> dict:
+    """`["x=0.3", "y=2"]` or `["x=0.3,y=2"]` → {"x": 0.3, "y": 2.0}; every variable needs a value."""
+    point = {}
+    for item in assignments:
+        for part in item.split(","):
+            name, sep, value = part.partition("=")
+            name, value = name.strip(), value.strip()
+            if not sep or not name or not value:
+                raise FormulaError(f"--at expects NAME=NUMBER, got {part.strip()!r}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise FormulaError(f"--at {name}: expected a number, got {value!r}") from None
+            if not math.isfinite(number):
+                raise FormulaError(f"--at {name}: the value must be finite, got {value}")
+            if name in point:
+                raise FormulaError(f"--at gives {name} twice")
+            point[name] = number
+    missing = [v for v in variables if v not in point]
+    if missing:
+        raise FormulaError(f"no value for {', '.join(missing)}: add --at {missing[0]}=NUMBER")
+    stray = [n for n in point if n not in variables]
+    if stray:
+        known = ", ".join(variables) or "none"
+        raise FormulaError(f"--at names {', '.join(stray)}, not in the formula (its variables: {known})")
+    return point
+
+
+def case(text: str, at: Mapping[str, float], wrt=None, order: int = 1):
+    """The `Case` that checks formula `text` at the point `at`, in `wrt` (default: every variable).
+
+    The SymPy expression is the exact reference; the JAX function is autodiffed and finite-differenced.
+    """
+    from .case import Case
+
+    formula = parse(text)
+    if not formula.variables:
+        raise FormulaError("the formula has no variable to differentiate in")
+    wrt = tuple(formula.variables if wrt is None else wrt)
+    stray = [w for w in wrt if w not in formula.variables]
+    if stray:
+        raise FormulaError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
+    return Case.from_sympy(
+        "formula",
+        formula.sympy(),
+        wrt=wrt,
+        fn=formula.jax(),
+        points={"at": dict(at)},
+        orders=(order,),
+        description=formula.text,
+    )

@@ -1,0 +1,269 @@
+"""A report as one self-contained HTML file: summary, table, failures and plots drawn by matplotlib.
+
+Every image is a PNG embedded as a data URI, the style sheet is inline, and there is no script: the
+file opens the same from a CI artifact, an e-mail or a folder without network. matplotlib is needed
+for the plots only (`pip install "diffcheck[html]"`); the table (`table_html`, also what Jupyter
+shows through `Report._repr_html_`) needs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import math
+from html import escape
+
+from .errors import UsageError
+from .report import _COLUMNS, PointResult, Report
+
+#: Agreement shown in the heatmap: -log10(relative error), capped here (float64 resolves ~15.7 digits).
+MAX_DIGITS = 16.0
+
+#: At most this many step sweeps are drawn per case, so that each curve stays readable.
+MAX_CURVES = 8
+
+_VERDICT_COLOURS = {"agree": "#1a7f37", "mismatch": "#cf222e", "error": "#8250df"}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #1f2328; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #d0d7de; }
+.summary { font-size: 1.15em; font-weight: 600; }
+.ok { color: #1a7f37; } .failed { color: #cf222e; }
+table.diffcheck { border-collapse: collapse; font-size: 0.9em; }
+table.diffcheck th, table.diffcheck td { padding: 0.2em 0.7em; border-bottom: 1px solid #d0d7de; text-align: left; }
+table.diffcheck td.num { text-align: right; font-family: ui-monospace, monospace; }
+ul.failures li { font-family: ui-monospace, monospace; font-size: 0.85em; margin: 0.3em 0; white-space: pre-wrap; }
+figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
+.meta, .none { color: #59636e; }
+"""
+
+
+def require_matplotlib():
+    """matplotlib, or a usage error saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError(
+            'the HTML report draws its plots with matplotlib, which is not installed: pip install "diffcheck[html]"'
+        ) from None
+    return matplotlib
+
+
+def digits(relative_error: float) -> float:
+    """Agreement in decimal digits: -log10(relative error), between 0 and MAX_DIGITS (0 for nan)."""
+    if math.isnan(relative_error):
+        return 0.0
+    if relative_error <= 0:
+        return MAX_DIGITS
+    return min(MAX_DIGITS, max(0.0, -math.log10(relative_error)))
+
+
+# --- the table, shared with Report._repr_html_ -------------------------------------------------
+
+
+def table_html(report: Report) -> str:
+    """The report's table (`Report.columns` and `Report.rows`) as HTML, verdicts coloured inline so
+    that it reads the same inside a notebook, which has no style sheet of ours."""
+    head = report.columns()
+    numeric = set(range(3, len(head) - 1))
+    out = ['<table class="diffcheck">', "<thead><tr>"]
+    out += [f"<th>{escape(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row, point in zip(report.rows(), report.points):
+        cells = [
+            f'<td class="num">{escape(c)}</td>' if i in numeric else f"<td>{escape(c)}</td>" for i, c in enumerate(row)
+        ]
+        colour = _VERDICT_COLOURS.get(point.status, "inherit")
+        cells[-1] = f'<td style="color: {colour}; font-weight: 600">{escape(row[-1])}</td>'
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _failures_html(report: Report, limit: int) -> str:
+    lines = report.failures(limit=limit)
+    if not lines:
+        return '<p class="none">No failures.</p>'
+    return '<ul class="failures">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+
+
+def _summary_html(report: Report) -> str:
+    verdict = "ok" if report.ok and report.points else "failed"
+    return f'<p class="summary {verdict}">{escape(report.summary())}</p>'
+
+
+def report_html_fragment(report: Report, limit: int = 20) -> str:
+    """Summary, table and failures: a report as a notebook shows it."""
+    return "\n".join([_summary_html(report), table_html(report), _failures_html(report, limit)])
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+
+def _plain(text: str) -> str:
+    # A "$" would start matplotlib's math mode; labels are names, never formulas.
+    return text.replace("$", r"\$")
+
+
+def _png(figure) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)  # Agg draws without a display and without touching pyplot's global state
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _labels(points) -> list[str]:
+    dtypes = {p.dtype for p in points}
+    return [p.case + (f" ({p.dtype})" if len(dtypes) > 1 else "") for p in points]
+
+
+def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]]]:
+    """Rows (cases, with the dtype when a report has several), columns (method pairs) and the
+    agreement in digits of the worst element over all the row's points and orders (nan: not compared)."""
+    rows: dict[str, dict] = {}
+    for label, point in zip(_labels(report.points), report.points):
+        worst = rows.setdefault(label, {})
+        for key, rel in point.worst().items():
+            worst[key] = max(worst.get(key, 0.0), rel)
+    matrix = [[digits(worst[k]) if k in worst else math.nan for k in _COLUMNS] for worst in rows.values()]
+    return list(rows), report.columns()[4:-1], matrix
+
+
+def heatmap(report: Report) -> str | None:
+    """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared."""
+    rows, columns, matrix = agreement(report)
+    if not any(not math.isnan(v) for row in matrix for v in row):
+        return None
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    data = np.array(matrix, dtype=float)
+    figure = Figure(figsize=(6.4, 1.4 + 0.28 * len(rows)), layout="constrained")
+    axes = figure.add_subplot()
+    cmap = colormaps["RdYlGn"].with_extremes(bad="#d0d7de")
+    image = axes.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=0, vmax=MAX_DIGITS, aspect="auto")
+    axes.set_xticks(range(len(columns)), [_plain(c) for c in columns])
+    axes.set_yticks(range(len(rows)), [_plain(r) for r in rows])
+    axes.xaxis.tick_top()
+    for (i, j), value in np.ndenumerate(data):
+        dark = not math.isnan(value) and not 3 <= value <= 12.5  # the colour map's deep red and deep green
+        text = "–" if math.isnan(value) else f"{value:.1f}"
+        axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    figure.colorbar(image, ax=axes, label="agreement (digits)", shrink=min(1.0, 8 / max(len(rows), 1)))
+    return _png(figure)
+
+
+def sweep_plot(case: str, points: list[PointResult]) -> str | None:
+    """The finite-difference error against step (log-log; the chosen step marked) of a case's
+    recorded sweeps, as a PNG data URI, or None when none was recorded."""
+    curves = [(p, s) for p in points for s in p.sweeps]
+    if not curves:
+        return None
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    several_points = len({p.point for p, _ in curves}) > 1
+    several_dtypes = len({p.dtype for p, _ in curves}) > 1
+    drawn = 0
+    for point, sweep in curves[:MAX_CURVES]:
+        steps = np.asarray(sweep.steps, dtype=float)
+        errors = np.asarray(sweep.errors, dtype=float)
+        errors = np.where(np.isfinite(errors) & (errors > 0), errors, np.nan)  # log axes hold positives only
+        keep = ~np.isnan(errors) & (steps > 0)
+        if not keep.any():
+            continue
+        where = (point.point if several_points else "") + (f" ({point.dtype})" if several_dtypes else "")
+        label = (f"{where.strip()}: " if where else "") + sweep.element
+        (line,) = axes.loglog(steps[keep], errors[keep], marker=".", label=_plain(label))
+        log_h, log_e = np.log10(steps[keep]), np.log10(errors[keep])
+        order = np.argsort(log_h)
+        at_chosen = 10 ** np.interp(math.log10(sweep.chosen), log_h[order], log_e[order])
+        axes.axvline(sweep.chosen, color=line.get_color(), linestyle=":", linewidth=1)
+        axes.plot([sweep.chosen], [at_chosen], marker="*", markersize=13, color=line.get_color(), markeredgecolor="k")
+        drawn += 1
+    if not drawn:
+        return None
+    axes.plot([], [], "k*", markersize=10, linestyle="none", label="chosen step")
+    axes.set_xlabel("step h")
+    axes.set_ylabel("|finite difference − exact| / |exact|")
+    axes.set_title(_plain(f"{case}: finite-difference error against step"))
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def _sweep_table(points: list[PointResult]) -> str:
+    rows = [
+        f"<tr><td>{escape(p.point)}</td><td>{escape(p.dtype)}</td><td>{escape(s.element)}</td>"
+        f'<td class="num">{s.chosen:.1e}</td><td class="num">{s.best:.1e}</td>'
+        f'<td class="num">{"-" if s.order is None or math.isnan(s.order) else f"{s.order:.2f}"}</td></tr>'
+        for p in points
+        for s in p.sweeps
+    ]
+    head = "".join(f"<th>{h}</th>" for h in ("point", "dtype", "element", "chosen step", "best step", "observed order"))
+    return f'<table class="diffcheck"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _image(uri: str, alt: str) -> str:
+    return f'<figure><img src="{uri}" alt="{escape(alt)}"></figure>'
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def to_html(report: Report, *, title: str = "diffcheck report", interrupted: bool = False) -> str:
+    """The whole report as one HTML page with its images embedded."""
+    require_matplotlib()
+    from . import __version__
+
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        _summary_html(report),
+    ]
+    if interrupted:
+        parts.append('<p class="failed">Interrupted: this report is partial.</p>')
+    parts.append(f'<p class="meta">diffcheck {escape(__version__)}, {escape(when)}</p>')
+    parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
+    parts += ["<h2>Failures</h2>", _failures_html(report, limit=1000)]
+
+    parts.append("<h2>Agreement</h2>")
+    uri = heatmap(report)
+    if uri:
+        parts.append(
+            "<p>Agreement of each pair of methods in decimal digits, −log10(relative error) of the worst "
+            f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared.</p>"
+        )
+        parts.append(_image(uri, "agreement heatmap: digits per case and method pair"))
+    else:
+        parts.append('<p class="none">Nothing was compared.</p>')
+
+    parts.append("<h2>Finite-difference error against step</h2>")
+    parts.append(
+        "<p>The relative error of the central difference against the exact value as the step shrinks: "
+        "truncation error falls on the right, rounding error rises on the left; the star marks the step "
+        "diffcheck used.</p>"
+    )
+    by_case: dict[str, list[PointResult]] = {}
+    for point in report.points:
+        by_case.setdefault(point.case, []).append(point)
+    for case, points in by_case.items():
+        parts.append(f"<h3>{escape(case)}</h3>")
+        uri = sweep_plot(case, points)
+        if uri is None:
+            parts.append('<p class="none">No step sweep recorded.</p>')
+            continue
+        parts.append(_image(uri, f"{case}: finite-difference error against step"))
+        parts.append(_sweep_table(points))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
