@@ -29,6 +29,7 @@ PHASES = {
     "kinks": ("diffcheck.exact", "evaluate_moved"),
     "autodiff": ("diffcheck.autodiff", "jacobian"),
     "finite differences": ("diffcheck.finite", "jacobian"),
+    "complex step": ("diffcheck.finite", "complex_step"),
 }
 
 
