@@ -35,7 +35,8 @@ def test_formula_is_checked_three_ways(text, at, want):
     [point] = report.points
     assert report.ok, report.failures()
     assert set(point.methods) >= {"symbolic", "autodiff", "finite_difference"}
-    assert all(status == "ok" for status in point.methods.values())
+    # complex_step is "unavailable: not analytic (…)" for a formula with a kink; the three always run.
+    assert all(point.methods[m] == "ok" for m in ("symbolic", "autodiff", "finite_difference"))
     for element in point.elements:
         name = element.parameter
         if name in want:
