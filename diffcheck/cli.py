@@ -222,7 +222,7 @@ def _write_reports(args, report, interrupted: bool) -> None:
         write_atomic(args.html, report.to_html(interrupted=interrupted))
 
 
-_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference")
+_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference", "complex_step")
 
 
 def _check(args) -> int:
