@@ -174,8 +174,9 @@ def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
-def _evaluate(batched, theta, moved, cols):
-    # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j].
+def _evaluate(batched, theta, moved, cols, rows=0):
+    # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j]. `rows`: pad
+    # a smaller batch to that many rows, a shape already compiled (the full stencil's).
     k = len(cols)
     points = np.repeat(theta[None, :], moved.size, axis=0)
     points[np.arange(moved.size), np.tile(cols, moved.size // k)] = moved.reshape(-1)
@@ -183,7 +184,7 @@ def _evaluate(batched, theta, moved, cols):
     chunk = max(1, min(CHUNK, (1 << 22) // max(1, theta.size)))
     for start in range(0, len(points), chunk):
         block = points[start : start + chunk]
-        pad = chunk - len(block) if len(points) > chunk else 0  # one shape: one compilation
+        pad = chunk - len(block) if len(points) > chunk else max(0, min(rows, chunk) - len(block))
         if pad:
             block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
         values = np.asarray(batched(jnp.asarray(block)))
@@ -286,7 +287,8 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
     batched = autodiff.compiled(F, "batched")
-    rows = _evaluate(lambda points: batched(points, data), theta, moved, np.array([j]))[:, :, 0]  # (±, steps, M)
+    full = len(_LEVELS) * 2 * theta.size  # the stencil's batch: its compilation is reused
+    rows = _evaluate(lambda points: batched(points, data), theta, moved, np.array([j]), full)[:, :, 0]  # (±, steps, M)
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
     with np.errstate(all="ignore"):
         return (rows[0] - rows[1]) / actual
