@@ -41,6 +41,7 @@ def check_grad(
     device=None,
     timeout=None,
     strict=False,
+    reference=None,
 ) -> Report:
     """Checks fn's derivatives with respect to its arguments at exactly `args`.
 
@@ -61,9 +62,18 @@ def check_grad(
             (default: no limit); autodiff and finite differences still run.
         strict: when True, a point where the function has a kink fails; by default (False) a kink
             is a warning that reports the one-sided derivatives and autodiff's convention.
+        reference: for a torch function (a tensor among `args`, or an `nn.Module`): a JAX function
+            of the same arguments whose exact derivative is the symbolic method (`diffcheck.pytorch`).
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
+    from . import pytorch
+
+    if pytorch.is_torch(fn, args):  # torch autograd is then the autodiff under test
+        options = dict(argnums=argnums, order=order, dtype=dtype, rtol=rtol, atol=atol, timeout=timeout)
+        return pytorch.check_grad(fn, *args, reference=reference, **options)
+    if reference is not None:
+        raise UsageError("reference= is for torch functions (pass torch tensors); a JAX function is its own reference")
     if argnums is None:
         argnums = tuple(range(len(args)))
     elif isinstance(argnums, int):
@@ -617,11 +627,9 @@ class _Kinks(NamedTuple):
             return cls.none()
         n = theta.size
         # The point, then θ + hⱼeⱼ and θ − hⱼeⱼ for every element j: the ends of each stencil.
-        points = np.repeat(theta[None, :], 2 * n + 1, axis=0)
-        points[1 + np.arange(n), np.arange(n)] += steps
-        points[1 + n + np.arange(n), np.arange(n)] -= steps
-        g = exact.evaluate_float(args, symbols, points, lets)  # (2n + 1, kinks)
-        at_point, plus, minus = np.sign(g[0]), np.sign(g[1 : n + 1]), np.sign(g[n + 1 :])
+        where = np.concatenate([np.arange(n), np.arange(n)])
+        g0, g = exact.evaluate_moved(args, symbols, theta, where, np.concatenate([theta + steps, theta - steps]), lets)
+        at_point, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
         moves = (plus != at_point) | (minus != at_point)  # (n, kinks)
         at = moves & (at_point == 0)[None, :]
         crossed = moves & (plus != minus)
