@@ -14,6 +14,7 @@ import io
 import math
 from html import escape
 
+from .compare import FINITE, SYMBOLIC
 from .errors import UsageError
 from .report import _COLUMNS, PointResult, Report
 
@@ -157,6 +158,16 @@ def heatmap(report: Report) -> str | None:
     return _png(figure)
 
 
+def extrapolated_error(point: PointResult, sweep) -> float | None:
+    """The relative error of diffcheck's own finite difference (Richardson-extrapolated from the
+    chosen step) at the sweep's element, against the exact value; None when unknown or zero."""
+    for element in point.elements:
+        if element.name == sweep.element:
+            rel = element.relative_errors().get(f"{SYMBOLIC}~{FINITE}")
+            return rel if rel is not None and math.isfinite(rel) and rel > 0 else None
+    return None
+
+
 def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     """The finite-difference error against step (log-log; the chosen step marked) of a case's
     recorded sweeps, as a PNG data URI, or None when none was recorded."""
@@ -170,7 +181,7 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     axes = figure.add_subplot()
     several_points = len({p.point for p, _ in curves}) > 1
     several_dtypes = len({p.dtype for p, _ in curves}) > 1
-    drawn = 0
+    drawn, extrapolated = 0, False
     for point, sweep in curves[:MAX_CURVES]:
         steps = np.asarray(sweep.steps, dtype=float)
         errors = np.asarray(sweep.errors, dtype=float)
@@ -186,10 +197,16 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
         at_chosen = 10 ** np.interp(math.log10(sweep.chosen), log_h[order], log_e[order])
         axes.axvline(sweep.chosen, color=line.get_color(), linestyle=":", linewidth=1)
         axes.plot([sweep.chosen], [at_chosen], marker="*", markersize=13, color=line.get_color(), markeredgecolor="k")
+        estimate = extrapolated_error(point, sweep)
+        if estimate is not None:
+            axes.plot([sweep.chosen], [estimate], marker="D", markersize=7, color=line.get_color(), markeredgecolor="k")
+            extrapolated = True
         drawn += 1
     if not drawn:
         return None
-    axes.plot([], [], "k*", markersize=10, linestyle="none", label="chosen step")
+    axes.plot([], [], "k*", markersize=10, linestyle="none", label="central difference at the chosen step")
+    if extrapolated:
+        axes.plot([], [], "kD", markersize=6, linestyle="none", label="diffcheck's estimate (Richardson)")
     axes.set_xlabel("step h")
     axes.set_ylabel("|finite difference − exact| / |exact|")
     axes.set_title(_plain(f"{case}: finite-difference error against step"))
@@ -198,15 +215,22 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     return _png(figure)
 
 
+def _number(x, spec: str) -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, spec)
+
+
 def _sweep_table(points: list[PointResult]) -> str:
     rows = [
         f"<tr><td>{escape(p.point)}</td><td>{escape(p.dtype)}</td><td>{escape(s.element)}</td>"
         f'<td class="num">{s.chosen:.1e}</td><td class="num">{s.best:.1e}</td>'
-        f'<td class="num">{"-" if s.order is None or math.isnan(s.order) else f"{s.order:.2f}"}</td></tr>'
+        f'<td class="num">{_number(min(filter(math.isfinite, s.errors), default=None), ".1e")}</td>'
+        f'<td class="num">{_number(extrapolated_error(p, s), ".1e")}</td>'
+        f'<td class="num">{_number(s.order, ".2f")}</td></tr>'
         for p in points
         for s in p.sweeps
     ]
-    head = "".join(f"<th>{h}</th>" for h in ("point", "dtype", "element", "chosen step", "best step", "observed order"))
+    columns = ("point", "dtype", "element", "chosen step", "best step", "best error", "diffcheck's error", "order")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     return f'<table class="diffcheck"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -250,20 +274,24 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
 
     parts.append("<h2>Finite-difference error against step</h2>")
     parts.append(
-        "<p>The relative error of the central difference against the exact value as the step shrinks: "
-        "truncation error falls on the right, rounding error rises on the left; the star marks the step "
-        "diffcheck used.</p>"
+        "<p>The relative error of a plain central difference against the exact value as the step shrinks: "
+        "truncation error falls on the right (slope 2, the observed order), rounding error rises on the left. "
+        "The star marks the step diffcheck starts from; its own estimate (diamond) removes the h² and h⁴ terms "
+        "by Richardson extrapolation, so it lies below the curve there.</p>"
     )
     by_case: dict[str, list[PointResult]] = {}
     for point in report.points:
         by_case.setdefault(point.case, []).append(point)
     for case, points in by_case.items():
         parts.append(f"<h3>{escape(case)}</h3>")
-        uri = sweep_plot(case, points)
-        if uri is None:
+        if not any(p.sweeps for p in points):
             parts.append('<p class="none">No step sweep recorded.</p>')
             continue
-        parts.append(_image(uri, f"{case}: finite-difference error against step"))
+        uri = sweep_plot(case, points)
+        if uri is None:
+            parts.append('<p class="none">The recorded step sweeps have no finite error to draw.</p>')
+        else:
+            parts.append(_image(uri, f"{case}: finite-difference error against step"))
         parts.append(_sweep_table(points))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
