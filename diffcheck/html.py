@@ -14,7 +14,7 @@ import io
 import math
 from html import escape
 
-from .compare import FINITE, SYMBOLIC
+from .compare import FINITE, MISMATCH, SYMBOLIC
 from .errors import UsageError
 from .report import _COLUMNS, PointResult, Report
 
@@ -121,26 +121,37 @@ def _labels(points) -> list[str]:
     return [p.case + (f" ({p.dtype})" if len(dtypes) > 1 else "") for p in points]
 
 
-def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]]]:
-    """Rows (cases, with the dtype when a report has several), columns (method pairs) and the
-    agreement in digits of the worst element over all the row's points and orders (nan: not compared)."""
-    rows: dict[str, dict] = {}
+def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]], list[list[bool]]]:
+    """Rows (cases, with the dtype when a report has several), columns (method pairs), the agreement
+    in digits of the worst element over all the row's points and orders (nan: not compared), and
+    whether any element broke the pair's error bound (a mismatch, whatever its digits)."""
+    worst: dict[str, dict] = {}
+    broken: dict[str, set] = {}
     for label, point in zip(_labels(report.points), report.points):
-        worst = rows.setdefault(label, {})
+        row = worst.setdefault(label, {})
         for key, rel in point.worst().items():
-            worst[key] = max(worst.get(key, 0.0), rel)
-    matrix = [[digits(worst[k]) if k in worst else math.nan for k in _COLUMNS] for worst in rows.values()]
-    return list(rows), report.columns()[4:-1], matrix
+            row[key] = max(row.get(key, 0.0), rel)
+        broken.setdefault(label, set()).update(
+            key
+            for e in point.elements
+            for key, err in e.errors.items()
+            if e.verdict == MISMATCH and not err <= e.tolerances.get(key, math.inf)
+        )
+    matrix = [[digits(row[k]) if k in row else math.nan for k in _COLUMNS] for row in worst.values()]
+    flags = [[k in broken[label] for k in _COLUMNS] for label in worst]
+    return list(worst), report.columns()[4:-1], matrix, flags
 
 
 def heatmap(report: Report) -> str | None:
-    """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared."""
-    rows, columns, matrix = agreement(report)
+    """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared;
+    a pair that broke its error bound is outlined in red."""
+    rows, columns, matrix, flags = agreement(report)
     if not any(not math.isnan(v) for row in matrix for v in row):
         return None
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     data = np.array(matrix, dtype=float)
     figure = Figure(figsize=(6.4, 1.4 + 0.28 * len(rows)), layout="constrained")
@@ -153,6 +164,9 @@ def heatmap(report: Report) -> str | None:
     for (i, j), value in np.ndenumerate(data):
         dark = not math.isnan(value) and not 3 <= value <= 12.5  # the colour map's deep red and deep green
         text = "–" if math.isnan(value) else f"{value:.1f}"
+        if flags[i][j]:
+            text += " ✗"
+            axes.add_patch(Rectangle((j - 0.47, i - 0.45), 0.94, 0.9, fill=False, edgecolor="#cf222e", linewidth=2.5))
         axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     figure.colorbar(image, ax=axes, label="agreement (digits)", shrink=min(1.0, 8 / max(len(rows), 1)))
     return _png(figure)
@@ -266,7 +280,8 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
     if uri:
         parts.append(
             "<p>Agreement of each pair of methods in decimal digits, −log10(relative error) of the worst "
-            f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared.</p>"
+            f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared; "
+            "outlined in red with ✗: the pair broke its error bound (a mismatch).</p>"
         )
         parts.append(_image(uri, "agreement heatmap: digits per case and method pair"))
     else:

@@ -257,10 +257,13 @@ def test_digits(relative, expected):
 def test_agreement_is_the_worst_over_a_cases_points():
     second = PointResult("c", "q", "float64", "cpu", {}, elements=(_element("w", 1.0, 1.0 + 1e-6),))
     first = PointResult("c", "p", "float64", "cpu", {}, elements=(_element("w", 1.0, 1.0 + 1e-9),))
-    rows, columns, matrix = agreement(Report((first, second, _report().points[3])))
-    assert rows == ["c", "broken"] and columns == ["sym ~ ad", "sym ~ fd", "ad ~ fd"]
+    wrong = _report().points[1]
+    rows, columns, matrix, broken = agreement(Report((first, second, _report().points[3], wrong)))
+    assert rows == ["c", "broken", "wrong_rule"] and columns == ["sym ~ ad", "sym ~ fd", "ad ~ fd"]
     assert matrix[0] == [MAX_DIGITS, pytest.approx(6.0, abs=1e-6), pytest.approx(6.0, abs=1e-6)]
     assert all(math.isnan(v) for v in matrix[1])  # nothing compared: grey, not "perfect"
+    # The mismatch: finite differences broke both of their bounds; the exact value and autodiff agree.
+    assert broken == [[False, False, False], [False, False, False], [False, True, True]]
 
 
 def _images(page):
