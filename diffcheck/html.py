@@ -191,7 +191,10 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     import numpy as np
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    # Fixed margins: every sweep plot has the same labels, and a constrained layout would double
+    # the drawing time of a report with one plot per case.
+    figure = Figure(figsize=(6.4, 4.2))
+    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)
     axes = figure.add_subplot()
     several_points = len({p.point for p, _ in curves}) > 1
     several_dtypes = len({p.dtype for p, _ in curves}) > 1
