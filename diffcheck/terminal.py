@@ -87,6 +87,11 @@ def show(report: Report, out: Console | None = None, *, limit: int = 20) -> None
         out.print(Text(line, style="red"), soft_wrap=True)
     if problems:
         out.print()
+    kinks = report.kink_warnings()
+    for line in kinks:
+        out.print(Text(line, style="yellow"), soft_wrap=True)
+    if kinks:
+        out.print()
     style = "bold green" if report.ok and report.points else "bold red"
     out.print(Text(report.summary(), style=style), soft_wrap=True)
 

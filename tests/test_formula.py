@@ -4,9 +4,11 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import diffcheck
-from diffcheck import cli, formula
+from diffcheck import autodiff, cli, formula
 from diffcheck.errors import FormulaError
 
 
@@ -144,3 +146,31 @@ def test_cli_check_outside_the_domain_exits_1(capsys):
 def test_cli_check_higher_order(capsys):
     assert cli.main(["check", "x**3 * y", "--at", "x=0.5", "--at", "y=2", "--order", "2"]) == cli.OK
     assert "∂/∂x ∂/∂x: symbolic 6" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(formula.FUNCTIONS))
+def test_each_function_means_the_same_in_jax_and_sympy(name):
+    arity = formula.FUNCTIONS[name][0]
+    parsed = formula.parse(f"{name}(x)" if arity == 1 else f"{name}(x, y)")
+    at = {"x": 0.3, "y": 0.7}
+    with autodiff.precision("float64"):
+        jax_value = float(parsed.jax()(**{v: at[v] for v in parsed.variables}))
+    sympy_value = float(parsed.sympy().subs({s: at[s.name] for s in parsed.sympy().free_symbols}).evalf(30))
+    assert jax_value == pytest.approx(sympy_value, rel=1e-14, abs=1e-15)
+
+
+def test_both_backends_cover_exactly_the_allowed_functions():
+    operators = {"number", "add", "sub", "mul", "div", "pow"}
+    assert set(formula._jax_backend()) - operators == set(formula.FUNCTIONS)
+    assert set(formula._sympy_backend()) - operators == set(formula.FUNCTIONS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="xy_.()[]{}'\"=:,;+-*/%@<>!~ 0123456789eabcdfgijlmnoprstuvw\\", max_size=60))
+def test_any_text_is_either_a_formula_or_refused_cleanly(text):
+    try:
+        parsed = formula.parse(text)
+    except FormulaError as exc:
+        assert exc.message
+        return
+    assert all(v.isidentifier() and not v.startswith("_") for v in parsed.variables)

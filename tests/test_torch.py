@@ -1,0 +1,177 @@
+"""The tutorial's PyTorch programs and torch functions: torch autograd against the exact value (from
+the JAX cases) and finite differences. Runs wherever torch is installed (the test extra installs it)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from diffcheck.cases import _torch_tutorial as tutorial  # noqa: E402
+
+import diffcheck  # noqa: E402
+from diffcheck import compare, pytorch  # noqa: E402
+
+
+def _point(report):
+    [point] = report.points
+    return point
+
+
+def test_the_tutorials_neuron_program_prints_its_gradients():
+    w_grad, b_grad = tutorial.tutorial_neuron_gradients()
+    assert round(float(w_grad[0]), 4) == -0.0898 and round(float(b_grad[0]), 4) == -0.0817
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sigmoid_neuron_agrees_with_the_exact_gradient(dtype):
+    point = _point(tutorial.check_sigmoid_neuron(dtype=dtype))
+    assert point.ok, point.problems()
+    assert point.methods == {
+        "symbolic": "ok",
+        "autodiff": "ok",
+        "autodiff_forward": "ok",
+        "finite_difference": "ok",
+    }
+    exact = {e.parameter: e.values["symbolic"] for e in point.elements}
+    assert round(exact["args[0]"], 4) == -0.0898 and round(exact["args[1]"], 4) == -0.0817
+    # the torch gradient is the tutorial's own: loss.backward() at the same point
+    w = torch.tensor([2.2], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    x, y = torch.tensor([1.1], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    tutorial.sigmoid_neuron(w, b, x, y).backward()
+    if dtype == "float64":
+        assert point.elements[0].values["autodiff"] == float(w.grad[0])
+        assert point.elements[1].values["autodiff"] == float(b.grad[0])
+
+
+@pytest.mark.parametrize("seed, dtype", [(0, "float64"), (1, "float64"), (0, "float32")])
+def test_simple_net_agrees_with_the_exact_gradient_of_the_jax_case(seed, dtype):
+    point = _point(tutorial.check_simple_net(seed=seed, dtype=dtype))
+    assert point.ok, point.problems()
+    assert set(point.methods.values()) == {"ok"}  # symbolic, torch reverse and forward mode, finite differences
+    assert len(point.elements) == 61  # every parameter of SimpleNet
+    assert [e.parameter for e in point.elements[:1]] == ["fc1.weight"]
+    assert {e.parameter for e in point.elements} == set(tutorial.SIMPLE_NET_PARAMETERS)
+
+
+def test_the_tutorials_literal_labels_no_longer_fit_nn_bceloss():
+    net = tutorial.SimpleNet()
+    with pytest.raises(ValueError, match="target size"):
+        torch.nn.BCELoss()(net(torch.randn(1, 10)), torch.tensor([1.0]))
+
+
+class _WrongSin(torch.autograd.Function):
+    """sin with a backward rule off by a relative 1e-7."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x) * (1 + 1e-7)
+
+
+def test_a_wrong_torch_rule_is_the_odd_one_out():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    point = _point(pytorch.check_grad(lambda x: _WrongSin.apply(x).sum(), x, reference=lambda x: jnp.sum(jnp.sin(x))))
+    assert not point.ok
+    assert [e.odd_one_out for e in point.elements] == ["autodiff", "autodiff"]
+    assert "odd one out: autodiff" in point.problems()[0]
+
+
+def test_without_a_reference_autodiff_is_checked_against_finite_differences():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    point = _point(pytorch.check_grad(lambda x: _WrongSin.apply(x).sum(), x))
+    assert point.methods["symbolic"].startswith("unavailable: no JAX reference")
+    assert not point.ok and all(e.verdict == compare.MISMATCH for e in point.elements)
+    good = _point(pytorch.check_grad(lambda x: torch.sin(x).sum(), x))
+    assert good.ok
+
+
+def test_a_reference_of_other_mathematics_is_named():
+    # torch computes tanh, the "reference" sin: autodiff and finite differences outvote it
+    x = torch.tensor([0.4], dtype=torch.float64)
+    point = _point(pytorch.check_grad(lambda x: torch.tanh(x).sum(), x, reference=lambda x: jnp.sum(jnp.sin(x))))
+    assert not point.ok and point.elements[0].odd_one_out == "symbolic"
+
+
+def test_check_grad_routes_torch_tensors_to_torch():
+    report = diffcheck.check_grad(
+        lambda W, v: (W @ v).pow(3).sum(), torch.ones(2, 3, dtype=torch.float64), torch.arange(3.0)
+    )
+    point = _point(report)
+    assert point.ok and point.value.keys() == {"torch"}
+    assert [e.parameter for e in point.elements] == ["args[0]"] * 6 + ["args[1]"] * 3
+
+
+def test_check_grad_passes_the_reference_to_torch():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    wrong = diffcheck.check_grad(lambda x: _WrongSin.apply(x).sum(), x, reference=lambda x: jnp.sum(jnp.sin(x)))
+    assert [e.odd_one_out for e in _point(wrong).elements] == ["autodiff", "autodiff"]
+    with pytest.raises(diffcheck.UsageError, match="reference= is for torch functions"):
+        diffcheck.check_grad(jnp.sin, 0.3, reference=jnp.sin)
+
+
+def test_a_vector_output_gives_a_jacobian():
+    x = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    point = _point(
+        pytorch.check_grad(lambda x: torch.softmax(x, 0), x, reference=lambda x: jnp.exp(x) / jnp.exp(x).sum())
+    )
+    assert point.ok and len(point.elements) == 9 and point.methods["symbolic"] == "ok"
+
+
+# (what is wrong, call, the message)
+BAD = [
+    (
+        "integer parameter",
+        lambda: pytorch.check_grad(lambda n: n * 2.0, torch.tensor([1, 2])),
+        "int64 values cannot be differentiated",
+    ),
+    ("order 2", lambda: pytorch.check_grad(torch.sin, torch.tensor(0.3), order=2), "checked at order 1"),
+    ("no arguments", lambda: pytorch.check_grad(torch.sin), "at least one argument"),
+    ("argnums", lambda: pytorch.check_grad(torch.sin, torch.tensor(0.3), argnums=3), "argnums [3] out of range"),
+    (
+        "unmapped parameter",
+        lambda: pytorch.check_module(
+            tutorial.SimpleNet(),
+            lambda out: out.sum(),
+            torch.ones(1, 10),
+            reference=tutorial.tutorial.simple_net,
+            parameters={"fc1.weight": "W1"},
+            data={"x": np.ones(10), "y": 1.0},
+        ),
+        "parameter(s) b1, W2, b2 mapped to no module parameter",
+    ),
+    (
+        "unknown torch parameter",
+        lambda: pytorch.check_module(
+            tutorial.SimpleNet(),
+            lambda out: out.sum(),
+            torch.ones(1, 10),
+            reference=tutorial.tutorial.simple_net,
+            parameters={"fc3.weight": "W1"},
+            data={},
+        ),
+        "no parameter fc3.weight in the module",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_is_a_usage_error(call, message):
+    with pytest.raises(diffcheck.UsageError) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_a_failing_or_undefined_function_is_the_points_error():
+    def raises(x):
+        raise RuntimeError("boom")
+
+    assert _point(pytorch.check_grad(raises, torch.tensor(0.3))).error == "the function raised RuntimeError: boom"
+    nan = _point(pytorch.check_grad(torch.log, torch.tensor(-1.0)))
+    assert nan.status == "error" and "output element 0 is nan" in nan.error
