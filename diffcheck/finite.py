@@ -283,8 +283,8 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     theta = np.asarray(theta, dtype)
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
-    batched = autodiff.compiled(F, "batched")
-    rows = _evaluate(lambda points: batched(points, data), theta, moved, np.array([j]))[:, :, 0]  # (±, steps, M)
+    perturbed = autodiff.compiled(F, "perturbed")
+    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]))[:, :, 0]
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
     with np.errstate(all="ignore"):
         return (rows[0] - rows[1]) / actual
