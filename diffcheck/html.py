@@ -277,6 +277,11 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
     parts.append(f'<p class="meta">diffcheck {escape(__version__)}, {escape(when)}</p>')
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
     parts += ["<h2>Failures</h2>", _failures_html(report, limit=1000)]
+    kinks = report.kink_warnings(limit=1000)
+    if kinks:
+        heading, *lines = kinks
+        parts += [f"<h2>Kinks</h2><p>{escape(heading)}</p>", '<ul class="failures">']
+        parts += [f"<li>{escape(line)}</li>" for line in lines] + ["</ul>"]
 
     parts.append("<h2>Agreement</h2>")
     uri = heatmap(report)

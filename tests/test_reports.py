@@ -282,6 +282,7 @@ def test_html_is_self_contained_escaped_and_has_its_plots():
     assert "<script" not in page  # the error message's <script> is text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "sigmoid &lt;bce&gt;" in page
     assert page.count("No step sweep recorded.") == 3  # wrong_rule, relu, broken
+    assert "<h2>Kinks</h2>" in page and "relu @ zero: x: at a kink" in page  # warnings, listed apart
     for failure in _report().failures(limit=100):
         assert failure.split(":")[0].replace("<", "&lt;").replace(">", "&gt;") in page
     # The sweep table: chosen step, best step and its error, diffcheck's own error, observed order.
