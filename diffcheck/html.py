@@ -315,6 +315,9 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
             parts.append('<p class="none">The recorded step sweeps have no finite error to draw.</p>')
         else:
             parts.append(_image(uri, f"{case}: finite-difference error against step"))
+        count = sum(len(p.sweeps) for p in points)
+        if count > MAX_CURVES:
+            parts.append(f'<p class="none">{MAX_CURVES} of {count} sweeps drawn; the table lists all.</p>')
         parts.append(_sweep_table(points))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
