@@ -96,7 +96,8 @@ def parse(text: str) -> Formula:
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        column = min(max(exc.offset or 1, 1), len(text) + 1) if exc.lineno == 1 else len(text) + 1
+        # offset 0 (or a later line): the formula ended before the expression did
+        column = min(exc.offset, len(text) + 1) if exc.lineno == 1 and exc.offset else len(text) + 1
         raise FormulaError(f"not a formula: {exc.msg}", text, column) from None
     except (RecursionError, MemoryError):
         raise FormulaError(f"the formula nests too deeply (the limit is {MAX_DEPTH})") from None
