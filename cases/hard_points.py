@@ -4,6 +4,7 @@ Correct code must pass here; fixed tolerances tend to raise false alarms at thes
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from diffcheck import Case
@@ -64,4 +65,49 @@ layer_norm_flat = Case(
     },
     tags=("hard-point", "normaliser", "jacobian"),
     description="LayerNorm of an input constant to 1e-6: the variance is far below eps = 1e-5",
+)
+
+pole = Case(
+    name="pole_near_point",
+    fn=lambda x: 1 / (x - 0.999),
+    wrt="x",
+    points={"x=1": dict(x=1.0)},
+    tags=("hard-point",),
+    description="1/(x − 0.999) at x = 1: a pole 0.001 away, derivative −1e6, three digits lost to the subtraction",
+)
+
+x_log_x = Case(
+    name="x_log_x_near_zero",
+    fn=lambda x: x * jnp.log(x),
+    wrt="x",
+    points={"x=1e-7": dict(x=1e-7)},
+    tags=("hard-point",),
+    description="x·log x at 1e-7: the domain ends 1e-7 away, finite differences must not step into NaN",
+)
+
+large_offset = Case(
+    name="large_offset_sin",
+    fn=lambda x: 1e8 + jnp.sin(x),
+    wrt="x",
+    points={"x=0.7": dict(x=0.7)},
+    tags=("hard-point",),
+    description="1e8 + sin x: the value's rounding (1e-8) swamps finite differences at small steps",
+)
+
+softplus_points = Case(
+    name="softplus_saturation_and_zero",
+    fn=lambda x: jax.nn.softplus(x),
+    wrt="x",
+    points={"x=40": dict(x=40.0), "x=0": dict(x=0.0), "x=-40": dict(x=-40.0)},
+    tags=("hard-point", "activation"),
+    description="softplus at ±40 (saturated) and at 0: there JAX's max(x, 0) + log1p(exp(−|x|)) has kinks that cancel",
+)
+
+kinks = Case(
+    name="kinks_at_the_point",
+    fn=lambda x: jnp.sum(jax.nn.relu(x) + 2 * jnp.abs(x - 1.0)),
+    wrt="x",
+    points={"at-kinks": dict(x=np.array([0.0, 1.0, -0.5]))},
+    tags=("hard-point", "activation"),
+    description="relu at 0 and |x − 1| at 1: kinks reported with one-sided derivatives, warnings not failures",
 )

@@ -2,6 +2,9 @@
 
 Differentiates a JAX function three independent ways — exactly with SymPy, by autodiff with JAX,
 and by finite differences — and cross-validates them element by element.
+
+Public names load on first use (PEP 562): `import diffcheck` alone imports neither JAX nor SymPy,
+so the command line, `diffcheck list` and the pytest plugin (which pytest loads in every run) start quickly.
 """
 
 from __future__ import annotations
@@ -9,36 +12,40 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .case import Case, as_case, collect_cases, load_cases
 from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageError
-from .report import Element, Expectation, PointResult, Report, StepSweep
 
 if TYPE_CHECKING:
+    from .case import Case, as_case, collect_cases, load_cases
     from .check import assert_case, assert_grad, check_case, check_grad
+    from .parallel import check_cases
+    from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep
 
 __version__ = "0.1.0"
 
-# Names whose modules import JAX and SymPy load on first use, so that `import diffcheck` (and
-# the pytest plugin, which pytest loads in every run) stays light.
-_LAZY = {"assert_case": "check", "assert_grad": "check", "check_case": "check", "check_grad": "check"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+# Public name → the module that defines it.
+_LAZY = {
+    "Case": "case",
+    "as_case": "case",
+    "collect_cases": "case",
+    "load_cases": "case",
+    "assert_case": "check",
+    "assert_grad": "check",
+    "check_case": "check",
+    "check_grad": "check",
+    "check_cases": "parallel",
+    "DotProductTest": "report",
+    "Element": "report",
+    "Expectation": "report",
+    "PointResult": "report",
+    "Report": "report",
+    "StepSweep": "report",
+}
 
 __all__ = [
     "Case",
     "CaseError",
     "DiffcheckError",
+    "DotProductTest",
     "Element",
     "Expectation",
     "FormulaError",
@@ -51,7 +58,20 @@ __all__ = [
     "assert_case",
     "assert_grad",
     "check_case",
+    "check_cases",
     "check_grad",
     "collect_cases",
     "load_cases",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'diffcheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,7 @@ a method that cannot run is "unavailable" and the others go on.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -15,13 +16,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import sympy
 
 from . import autodiff, compare, exact, finite, symbolic
 from .case import Case
 from .errors import BudgetExceeded, PointError, Unavailable, UsageError
-from .report import Element, Expectation, PointResult, Report, format_index
+from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep, format_index
 
 #: Random points drawn per case besides its named points, unless told otherwise.
 DEFAULT_POINTS = 2
@@ -38,6 +40,7 @@ def check_grad(
     seed=0,
     device=None,
     timeout=None,
+    strict=False,
     reference=None,
 ) -> Report:
     """Checks fn's derivatives with respect to its arguments at exactly `args`.
@@ -51,10 +54,14 @@ def check_grad(
             along random directions.
         dtype: "float64" (default) or "float32", the precision autodiff and finite differences run in.
         rtol, atol: when given, replace every method's own error bound: |a − b| ≤ atol + rtol·|truth|.
-        seed: seeds the random directions of Hessian-vector products.
+            Default: None, each method's error model (dtype epsilon, step, truncation estimate,
+            measured rounding); the report states which was used.
+        seed: seeds the random directions of Hessian-vector products and of the dot-product test.
         device: "cpu" or "gpu" (default: JAX's default device).
         timeout: seconds the symbolic method may take before it is reported as timed out
             (default: no limit); autodiff and finite differences still run.
+        strict: when True, a point where the function has a kink fails; by default (False) a kink
+            is a warning that reports the one-sided derivatives and autodiff's convention.
         reference: for a torch function (a tensor among `args`, or an `nn.Module`): a JAX function
             of the same arguments whose exact derivative is the symbolic method (`diffcheck.pytorch`).
 
@@ -110,6 +117,7 @@ def check_grad(
         atol=atol,
         timeout=timeout,
         seed=seed,
+        strict=strict,
     )
     return Report((point,), seconds=time.perf_counter() - start)
 
@@ -136,7 +144,17 @@ def assert_case(case: Case, **options) -> Report:
 
 
 def check_case(
-    case: Case, *, dtype=None, device=None, points=None, seed=0, order=None, rtol=None, atol=None, timeout=None
+    case: Case,
+    *,
+    dtype=None,
+    device=None,
+    points=None,
+    seed=0,
+    order=None,
+    rtol=None,
+    atol=None,
+    timeout=None,
+    strict=False,
 ) -> Report:
     """Checks a case at its named points and `points` random ones (default 2) drawn with `seed`.
 
@@ -151,7 +169,7 @@ def check_case(
         message = f"drawing random points failed: {type(exc).__name__}: {exc}"
         return Report((_failed(case.name, "random", dtype, device, message),), seconds=time.perf_counter() - start)
     results, programs = [], {}
-    options = dict(dtype=dtype, device=device, rtol=rtol, atol=atol, timeout=timeout, seed=seed)
+    options = dict(dtype=dtype, device=device, rtol=rtol, atol=atol, timeout=timeout, seed=seed, strict=strict)
     for k in case.orders if order is None else (order,):
         for point_name, point in drawn.items():
             results.append(_check_case_point(case, point_name, point, programs, order=k, **options))
@@ -287,6 +305,7 @@ def check_point(
     timeout=None,
     route="graph",
     seed=0,
+    strict=False,
 ) -> PointResult:
     """Checks `fn(*leaves, **data)`'s derivatives in every leaf, three ways, and compares them.
 
@@ -329,9 +348,12 @@ def check_point(
     labels = _labels(names, shapes, numeric.out_shape, numeric.plan)
     elements = _elements(values, bounds, names, shapes, labels, numeric.notes, kinks, rtol, atol, order == 1)
     expectations = _expectations(expected or {}, values, names, shapes, decimals) if order == 1 else []
-    order_methods = {
-        m: methods[m] for m in (compare.SYMBOLIC, compare.AUTODIFF, compare.FORWARD, compare.FINITE) if m in methods
-    }
+    order_methods = {m: methods[m] for m in (*compare.METHODS, compare.FORWARD) if m in methods}
+    tolerance = "error model" if rtol is None and atol is None else f"rtol={rtol or 0:g}, atol={atol or 0:g}"
+    sweeps = ()
+    if exact is not None and order == 1:
+        with jax.default_device(dev):
+            sweeps = _sweeps(fn, leaves, data, run_dtype, exact, numeric.steps, elements, kinks)
     return PointResult(
         case,
         point,
@@ -344,6 +366,10 @@ def check_point(
         seconds=time.perf_counter() - start,
         order=order,
         checks=numeric.plan.describe(),
+        dot_product=numeric.dot_product,
+        sweeps=sweeps,
+        tolerance=tolerance,
+        strict=strict,
     )
 
 
@@ -381,6 +407,7 @@ class _Plan(NamedTuple):
 
 class _Numeric(NamedTuple):
     f64: np.ndarray  # the function's flat output in float64
+    f32: np.ndarray  # and in float32: their difference measures cancellation inside the function
     out_shape: tuple
     methods: dict
     values: dict
@@ -388,6 +415,7 @@ class _Numeric(NamedTuple):
     steps: np.ndarray  # finite-difference steps per parameter element
     notes: dict
     plan: _Plan
+    dot_product: DotProductTest | None
 
 
 def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
@@ -408,9 +436,11 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     _check_output(f64, "float64")
     f64 = f64.astype(np.float64)
     plan = _Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
+    with autodiff.precision(np.float32):
+        f32 = np.asarray(autodiff.value(F, flat64.astype(np.float32), data), np.float64)
     if run_dtype != np.float64:  # the float64 output is checked above
-        with autodiff.precision(run_dtype):
-            _check_output(autodiff.value(F, flat64.astype(run_dtype), data), run_dtype.name)
+        _check_output(f32, run_dtype.name)
+
     # From here on F is the function whose Jacobian is the derivative checked.
     if plan.directions is not None:
         F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
@@ -433,9 +463,93 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
         floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
         fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor)
-    values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound
+    # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
+    # rounding of 1e-16 in F that neither precision shows.
+    values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+    dot = _dot_product_test(values, methods, bounds[compare.AUTODIFF], run_dtype, seed)
     methods[compare.FINITE] = "ok"
-    return _Numeric(f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan)
+    if plan.order == 1:
+        why = finite.not_analytic(F, flat64, data)
+        if why:
+            methods[compare.COMPLEX] = f"unavailable: not analytic ({why})"
+        else:
+            try:
+                with autodiff.precision(run_dtype):
+                    cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
+                with autodiff.precision(ladder_dtype):
+                    cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
+            except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
+                methods[compare.COMPLEX] = f"unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
+            else:
+                values[compare.COMPLEX] = cs
+                bounds[compare.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
+                methods[compare.COMPLEX] = "ok"
+    return _Numeric(f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot)
+
+
+#: Elements per point whose finite-difference error is swept over steps 1e-1 … 1e-12.
+SWEEP_ELEMENTS = 3
+
+
+def _sweeps(fn, leaves, data, run_dtype, exact, steps, elements, kinks) -> tuple:
+    """The V-shaped error curve of plain central differences for a few elements of output 0: the
+    first element of each parameter (up to SWEEP_ELEMENTS), away from kinks."""
+    offsets = _offsets([leaf.shape for leaf in leaves])
+    chosen = [int(k) for k in offsets[:-1] if k not in kinks.at and k not in kinks.crossed][:SWEEP_ELEMENTS]
+    if not chosen:
+        return ()
+    F = _flat_program(fn, tuple(leaf.shape for leaf in leaves))
+    flat = np.concatenate([leaf.reshape(-1) for leaf in leaves]).astype(run_dtype)
+    out = []
+    with autodiff.precision(run_dtype):
+        for k in chosen:
+            d = finite.central_differences(F, flat, data, k, finite.SWEEP_STEPS, run_dtype)[:, 0]
+            truth = exact[0, k]
+            scale = abs(truth) if truth != 0 else max(float(np.abs(exact[0]).max()), 1e-300)
+            errors = np.abs(d - truth) / scale
+            h = np.asarray(finite.SWEEP_STEPS) * max(abs(float(flat[k])), 1.0)
+            best = float(h[np.nanargmin(errors)]) if np.isfinite(errors).any() else float("nan")
+            out.append(
+                StepSweep(
+                    elements[k].name,
+                    tuple(h.tolist()),
+                    tuple(errors.tolist()),
+                    float(steps[k]),
+                    best,
+                    finite.convergence_order(h, errors),
+                )
+            )
+    return tuple(out)
+
+
+#: Seeded direction pairs (u, v) of the forward/reverse dot-product test.
+DOT_DIRECTIONS = 3
+
+
+def _dot_product_test(values, methods, bound, dtype, seed) -> DotProductTest:
+    """uᵀ(J v) by forward mode against (Jᵀu)ᵀ v by reverse mode for seeded random u, v.
+
+    The forward-mode Jacobian is jvp along each basis vector, the reverse-mode one vjp along each:
+    no finite differences, both exact up to rounding, so they must agree to about eps times the
+    sizes of the terms — a jvp and a vjp rule that disagree (a transpose rule that forgets to
+    transpose, a rule right in one mode only) cannot hide in a truncation error.
+    """
+    if compare.FORWARD not in values:
+        return DotProductTest(methods.get(compare.FORWARD, "unavailable: no forward mode"))
+    J_rev, J_fwd = values[compare.AUTODIFF], values[compare.FORWARD]
+    rng = np.random.default_rng([seed, *J_rev.shape])
+    U = rng.standard_normal((DOT_DIRECTIONS, J_rev.shape[0])).astype(dtype).astype(np.float64)
+    V = rng.standard_normal((DOT_DIRECTIONS, J_rev.shape[1])).astype(dtype).astype(np.float64)
+    forward = np.einsum("di,ij,dj->d", U, J_fwd, V)
+    reverse = np.einsum("di,ij,dj->d", U, J_rev, V)
+    if not (np.all(np.isfinite(forward)) and np.all(np.isfinite(reverse)) and np.all(np.isfinite(bound))):
+        return DotProductTest("unavailable: a derivative is not finite here")
+    # Each of J's entries may be off by its own bound in either mode; the sums round too.
+    bounds = tuple(
+        2 * float(np.abs(u) @ bound @ np.abs(v)) + compare.dot_product_bound(u, J_rev, v, dtype) for u, v in zip(U, V)
+    )
+    ok = all(abs(f - r) <= b for f, r, b in zip(forward, reverse, bounds))
+    return DotProductTest("ok" if ok else "mismatch", tuple(forward.tolist()), tuple(reverse.tolist()), bounds)
 
 
 def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
@@ -455,10 +569,17 @@ def _symbolic(fn, leaves, names, data, numeric, translation, timeout, route):
         lets = translation.definitions
         f_sym = np.array([float(v) for v in exact.evaluate(outputs, symbols, point, lets, budget=budget)])
         value = float(f_sym[0]) if f_sym.size else None
-        mismatch = _value_mismatch(f_sym, numeric.f64, translation.eps)
+        mismatch = _value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32)
+        if mismatch:
+            # Cancellation of large intermediates (softplus(35) − 35 = 6e-16 exactly, 0 in float64)
+            # is invisible in both precisions: allow rounding of the largest value the program computes.
+            nodes = exact.topological(outputs, lets)
+            inner = np.abs(exact.evaluate_float(nodes, symbols, point[None, :], lets))
+            magnitude = float(np.max(inner[np.isfinite(inner)], initial=0.0))
+            mismatch = _value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32, magnitude)
         if mismatch:
             return f"rejected: {mismatch}", value, None, _Kinks.none()
-        kinks = _Kinks.find(outputs, symbols, point, numeric.steps, lets)
+        kinks = _Kinks.find(outputs, symbols, point, numeric.steps, lets, one_sided=numeric.plan.order == 1)
         level = _derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
         if route == "graph":
             jac = exact.jacobian(level, symbols, point, lets, budget=budget)
@@ -491,31 +612,65 @@ def _derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
 class _Kinks(NamedTuple):
     """Where the function is not smooth, per parameter element (flat index)."""
 
-    at: frozenset  # elements at a kink: the point itself is non-differentiable in them
+    at: frozenset  # elements where a kink's argument vanishes: the point may be non-differentiable
     crossed: frozenset  # elements whose finite-difference stencil crosses a kink
+    sides: dict  # element in `at` → (left, right) one-sided derivatives of every output (exact)
 
     @classmethod
     def none(cls):
-        return cls(frozenset(), frozenset())
+        return cls(frozenset(), frozenset(), {})
 
     @classmethod
-    def find(cls, outputs, symbols, theta, steps, lets):
+    def find(cls, outputs, symbols, theta, steps, lets, one_sided=True):
         args = symbolic.kink_arguments(outputs, lets)
         if not args:
             return cls.none()
         n = theta.size
         # The point, then θ + hⱼeⱼ and θ − hⱼeⱼ for every element j: the ends of each stencil.
-        points = np.repeat(theta[None, :], 2 * n + 1, axis=0)
-        points[1 + np.arange(n), np.arange(n)] += steps
-        points[1 + n + np.arange(n), np.arange(n)] -= steps
-        g = exact.evaluate_float(args, symbols, points, lets)  # (2n + 1, kinks)
-        at_point, plus, minus = np.sign(g[0]), np.sign(g[1 : n + 1]), np.sign(g[n + 1 :])
+        where = np.concatenate([np.arange(n), np.arange(n)])
+        g0, g = exact.evaluate_moved(args, symbols, theta, where, np.concatenate([theta + steps, theta - steps]), lets)
+        at_point, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
         moves = (plus != at_point) | (minus != at_point)  # (n, kinks)
         at = moves & (at_point == 0)[None, :]
         crossed = moves & (plus != minus)
-        return cls(
-            frozenset(np.flatnonzero(at.any(axis=1)).tolist()), frozenset(np.flatnonzero(crossed.any(axis=1)).tolist())
-        )
+        at = np.flatnonzero(at.any(axis=1)).tolist()
+        sides = _one_sided(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided else {}
+        return cls(frozenset(at), frozenset(np.flatnonzero(crossed.any(axis=1)).tolist()), sides)
+
+
+#: Kink elements per point whose one-sided derivatives are computed (each costs four evaluations).
+MAX_KINKS = 32
+#: Digits and relative step of the one-sided differences at a kink: a step of 1e-20 at 60 digits
+#: leaves 40 digits after the subtraction, and one extrapolation cancels the O(step) term.
+_KINK_DIGITS, _KINK_STEP = 60, 1e-20
+
+
+def _one_sided(outputs, symbols, theta, lets, elements) -> dict:
+    """(left, right) derivatives of every output in each element, from the exact program at 60 digits.
+
+    Where a one-sided quotient does not settle (a jump, not a kink), that side is NaN.
+    """
+    out = {}
+    with mpmath.workdps(_KINK_DIGITS):
+        base = [mpmath.mpf(float(v)) for v in theta]
+        f0 = exact.evaluate(outputs, symbols, base, lets, digits=_KINK_DIGITS)
+        for k in elements:
+            t = mpmath.mpf(_KINK_STEP) * max(1, abs(float(theta[k])))
+            sides = []
+            for sign in (-1, 1):
+                quotients = []
+                for step in (t, t / 2):
+                    moved = list(base)
+                    moved[k] = base[k] + sign * step
+                    f = exact.evaluate(outputs, symbols, moved, lets, digits=_KINK_DIGITS)
+                    quotients.append([(a - b) / (sign * step) for a, b in zip(f, f0)])
+                side = []
+                for coarse, fine in zip(*quotients):
+                    settled = abs(coarse - fine) <= mpmath.mpf(10) ** -8 * (1 + abs(fine))
+                    side.append(float(2 * fine - coarse) if settled else math.nan)
+                sides.append(np.array(side))
+            out[k] = tuple(sides)
+    return out
 
 
 def _check_finite(names, leaves, data):
@@ -569,16 +724,24 @@ def _check_output(f, dtype_name):
         )
 
 
-def _value_mismatch(f_sym, f_jax, eps) -> str:
+def _value_mismatch(f_sym, f_jax, eps, f32=None, magnitude=0.0) -> str:
     """Why the translation's function value differs from JAX's (float64), or '' when it agrees.
 
     A translation bug is an O(1) error; 1e-9 relative (or 1000 eps of a float the program rounds
-    to inside) leaves room for JAX's own rounding in float64.
+    to inside) leaves room for JAX's own rounding in float64. `f32`, the same program in float32,
+    measures cancellation inside it (softplus(35) − 35 is 6e-16 exactly, 0 in float64): its
+    distance from float64, scaled to float64's epsilon, widens the room by as much. `magnitude`,
+    the largest intermediate value, allows 1000 float64 rounding errors of it.
     """
     if f_sym.shape != f_jax.shape:
         return f"the translation has {f_sym.size} outputs, JAX {f_jax.size}"
     scale = np.abs(f_jax).max(initial=0.0)
     tol = max(1e-9, 1e3 * eps) * (np.abs(f_jax) + scale) + 1e-300
+    if f32 is not None and f32.shape == f_jax.shape:
+        ratio = np.finfo(np.float64).eps / np.finfo(np.float32).eps
+        spread = np.abs(f32 - f_jax)
+        tol = tol + 1e3 * ratio * np.where(np.isfinite(spread), spread, 0.0)
+    tol = tol + 1e3 * np.finfo(np.float64).eps * magnitude
     bad = np.flatnonzero(~(np.abs(f_sym - f_jax) <= tol))
     if bad.size:
         i = int(bad[0])
@@ -612,6 +775,9 @@ def _labels(names, shapes, out_shape, plan) -> list[tuple]:
 
 def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, independent) -> list[Element]:
     offsets = _offsets(shapes)
+    exact_values = values.get(compare.SYMBOLIC)
+    row_scale = np.abs(exact_values).max(axis=1) if exact_values is not None else None
+    explicit = rtol is not None or atol is not None
     elements = []
     for m, (output, via) in enumerate(labels):
         for leaf, (name, shape) in enumerate(zip(names, shapes)):
@@ -620,20 +786,73 @@ def _elements(values, bounds, names, shapes, labels, notes, kinks, rtol, atol, i
                 vals = {meth: float(v[m, k]) for meth, v in values.items()}
                 bnds = {meth: float(b[m, k]) for meth, b in bounds.items()}
                 note = notes.get(k, "")
-                if k in kinks.at:
-                    # Non-differentiable here: one-sided derivatives differ and every method
-                    # may pick its own convention, so the element is a warning, not a failure.
-                    elements.append(
-                        Element(name, index, output, vals, {}, {}, compare.KINK, None, "the point is at a kink", via)
-                    )
-                    continue
                 compared = vals
-                if k in kinks.crossed:
-                    compared = {meth: v for meth, v in vals.items() if meth != compare.FINITE}
+                if k in kinks.at or k in kinks.crossed:
+                    # Finite differences and complex step need a smooth function along the stencil.
+                    compared = {meth: v for meth, v in vals.items() if meth not in (compare.FINITE, compare.COMPLEX)}
                     note = "finite differences not compared: the stencil crosses a kink"
+                if k in kinks.at:
+                    sides = kinks.sides.get(k)
+                    left, right = (sides[0][m], sides[1][m]) if sides else (math.nan, math.nan)
+                    if _same_side(left, right):
+                        # The kinks cancel (softplus as max(x, 0) + log1p(exp(−|x|)) at 0): differentiable.
+                        compared[compare.SYMBOLIC] = vals[compare.SYMBOLIC] = (left + right) / 2
+                        note = "kinks cancel here: equal one-sided derivatives; finite differences not compared"
+                    else:
+                        elements.append(_kink_element(name, index, output, vals, bnds, left, right, via))
+                        continue
                 verdict, odd, errors, tols = compare.verdict(compared, bnds, rtol, atol, independent)
-                elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, note, via))
+                digits = {}
+                if exact_values is not None and compare.SYMBOLIC in vals:
+                    exact = vals[compare.SYMBOLIC]
+                    digits = {
+                        meth: compare.digits(v, exact, float(row_scale[m]))
+                        for meth, v in compared.items()  # not a method left out at a kink
+                        if meth != compare.SYMBOLIC
+                    }
+                kept = {} if explicit else bnds
+                elements.append(Element(name, index, output, vals, errors, tols, verdict, odd, note, via, kept, digits))
     return elements
+
+
+def _same_side(left: float, right: float) -> bool:
+    return math.isfinite(left) and math.isfinite(right) and abs(left - right) <= 1e-12 * max(abs(left), abs(right))
+
+
+def _kink_element(name, index, output, vals, bnds, left, right, via) -> Element:
+    """A non-differentiable point: a warning, unless autodiff lies outside the one-sided derivatives."""
+    note = "the point is at a kink"
+    if not (math.isfinite(left) and math.isfinite(right)):
+        note = "the point is at a jump or a kink whose one-sided derivatives are unknown"
+        return Element(name, index, output, vals, {}, {}, compare.KINK, None, note, via, kink={})
+    kink = {"left": left, "right": right}
+    inside, conventions = True, []
+    for method in (compare.AUTODIFF, compare.FORWARD):
+        if method not in vals:
+            continue
+        v = vals[method]
+        slack = bnds.get(method, 0.0) + 1e-12 * max(abs(left), abs(right))
+        kink[method] = v
+        inside = inside and min(left, right) - slack <= v <= max(left, right) + slack
+        conventions.append(_convention(v, left, right, slack))
+    kink["subgradient"] = inside
+    kink["convention"] = conventions[0] if len(set(conventions)) == 1 else " / ".join(conventions)
+    if inside:
+        return Element(name, index, output, vals, {}, {}, compare.KINK, None, note, via, kink=kink)
+    note = f"at a kink, autodiff is not a subgradient: outside [{min(left, right):.17g}, {max(left, right):.17g}]"
+    return Element(name, index, output, vals, {}, {}, compare.MISMATCH, compare.AUTODIFF, note, via, kink=kink)
+
+
+def _convention(value, left, right, slack) -> str:
+    if abs(value - left) <= slack:
+        return "left derivative"
+    if abs(value - right) <= slack:
+        return "right derivative"
+    if abs(value - (left + right) / 2) <= slack:
+        return "mean of both sides"
+    if value == 0:
+        return "zero"
+    return "between the sides" if min(left, right) <= value <= max(left, right) else "outside the sides"
 
 
 def _expectations(expected, values, names, shapes, decimals) -> list[Expectation]:

@@ -50,6 +50,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
     run.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     run.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report with plots")
+    run.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails its point")
+    run.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="check cases in N worker processes (default 1: in this process); the report is the same",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="check cases on a Dask distributed cluster (e.g. tcp://host:8786); needs diffcheck[distributed]",
+    )
+    run.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+        help="keep JAX's compiled programs in DIR across runs (default: $JAX_COMPILATION_CACHE_DIR, else none)",
+    )
     run.add_argument(
         "--by-case",
         action="store_true",
@@ -85,6 +105,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
     return value
 
 
@@ -167,10 +194,14 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import autodiff, terminal
-    from .check import check_case
+    from . import autodiff, parallel, terminal
+    from .errors import UsageError
     from .report import Report
 
+    if args.jobs > 1 and args.scheduler:
+        raise UsageError("give --jobs or --scheduler, not both")
+    if args.cache_dir:
+        parallel.enable_compilation_cache(args.cache_dir)
     autodiff.device(args.device)  # a missing GPU is a usage error before any work
     if args.html:
         from .html import require_matplotlib
@@ -179,19 +210,30 @@ def _run(args) -> int:
     cases, errors = _select(args)
     report = Report(errors=tuple(errors))
     interrupted = False
+    options = dict(
+        dtype=args.dtype,
+        device=args.device,
+        points=args.points,
+        seed=args.seed,
+        timeout=args.timeout,
+        strict=args.strict,
+    )
     try:
-        with terminal.progress(len(cases)) as start:
+        serial = args.jobs == 1 and not args.scheduler
+        results = parallel.run_cases(cases, jobs=args.jobs, scheduler=args.scheduler, **options)
+        with terminal.progress(len(cases)) as progress:
             for case in cases:
-                start(case.name)
-                report = report + check_case(
-                    case, dtype=args.dtype, device=args.device, points=args.points, seed=args.seed, timeout=args.timeout
-                )
+                if serial:  # in workers, cases start in any order: each is shown as it ends
+                    progress.start(case.name)
+                done, one = next(results)
+                report = report + one
+                progress.done(done.name)
     except KeyboardInterrupt:
         interrupted = True
     out = terminal.console()
     terminal.show(report, out)
     if args.by_case:
-        out.print("\nLargest relative error against the exact value, per case:")
+        out.print("\nLargest relative error and fewest digits of agreement against the exact value, per case:")
         out.print(report.by_case_table(), markup=False, soft_wrap=True)
     _write_reports(args, report, interrupted)
     if interrupted:

@@ -11,6 +11,13 @@ by no more than the sum of their bounds:
   same rules, so a wrong rule does not widen it.
 * finite differences — the Richardson truncation estimate plus the rounding of the stencil, its
   noise measured by evaluating the stencil in the other precision too.
+* complex step — Im f(θ + ih eⱼ)/h has no subtraction, so only f's own rounding: the autodiff
+  bound, with its spread measured by the complex step in the other precision.
+
+The autodiff bound's absolute part (16 float64 epsilons) stays fixed: a gradient that cancels
+terms of size 1 (σ(35) − 1 = −6e-16 computed as 0) shows rounding at that level in both
+precisions, which neither |f| nor |J| can reveal. The price: for a function of size ≪ 1 a bug
+smaller than 3.6e-15 in absolute terms goes unseen.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
 """
@@ -20,9 +27,20 @@ from __future__ import annotations
 import numpy as np
 
 SYMBOLIC, AUTODIFF, FORWARD, FINITE = "symbolic", "autodiff", "autodiff_forward", "finite_difference"
-METHODS = (SYMBOLIC, AUTODIFF, FINITE)
+COMPLEX = "complex_step"
+METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 #: The pairs compared; forward mode is compared wherever reverse mode is.
-PAIRS = ((SYMBOLIC, AUTODIFF), (SYMBOLIC, FINITE), (AUTODIFF, FINITE), (AUTODIFF, FORWARD), (SYMBOLIC, FORWARD))
+PAIRS = (
+    (SYMBOLIC, AUTODIFF),
+    (SYMBOLIC, FINITE),
+    (AUTODIFF, FINITE),
+    (AUTODIFF, FORWARD),
+    (SYMBOLIC, FORWARD),
+    (SYMBOLIC, COMPLEX),
+    (AUTODIFF, COMPLEX),
+)
+#: Digits of agreement reported for an exact match (float64 carries about 16).
+FULL_DIGITS = 17.0
 
 AGREE, MISMATCH, KINK = "agree", "mismatch", "kink"
 
@@ -39,8 +57,8 @@ def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> 
     """
     eps = np.finfo(dtype).eps
     row_scale = np.abs(jac).max(axis=1, keepdims=True)
-    # An exact zero reached through cancellation (u − u) comes out as ±1e-17 in float64; below
-    # ABSOLUTE_FLOOR a difference is rounding whatever the scale (explicit atol overrides it).
+    # An exact zero reached through cancellation (u − u) comes out as ±1e-17 in float64 for terms
+    # of size 1; below this floor a difference is rounding (explicit atol overrides it).
     bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale + ABSOLUTE_FLOOR
     scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
     spread = np.abs(jac - ladder) * scale
@@ -49,6 +67,25 @@ def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray, ladder_dtype) -> 
 
 def symbolic_bound(jac: np.ndarray) -> np.ndarray:
     return np.finfo(np.float64).eps * np.abs(jac)
+
+
+def digits(value: float, exact: float, scale: float) -> float:
+    """Digits of agreement of `value` with `exact`: −log10 of the error relative to |exact| (or to
+    `scale`, the output's largest derivative, when the exact value is zero), at most FULL_DIGITS."""
+    denominator = abs(exact) if exact != 0 else scale
+    if not np.isfinite(value):
+        return 0.0
+    error = abs(value - exact)
+    if error == 0 or denominator == 0:
+        return FULL_DIGITS if error == 0 else 0.0
+    return float(min(FULL_DIGITS, max(0.0, -np.log10(error / denominator))))
+
+
+def dot_product_bound(u: np.ndarray, jac: np.ndarray, v: np.ndarray, dtype) -> float:
+    """Rounding of uᵀ(J v) or (Jᵀu)ᵀ v: each is a sum of the terms uᵢ Jᵢⱼ vⱼ, so 64 eps of their
+    absolute sum (plus J's own rounding, within the same factor) bounds the difference."""
+    eps = np.finfo(dtype).eps
+    return float(64 * eps * (np.abs(u) @ np.abs(jac) @ np.abs(v)) + ABSOLUTE_FLOOR * eps / np.finfo(np.float64).eps)
 
 
 def relative_error(a: float, b: float) -> float:
@@ -98,8 +135,9 @@ def verdict(
             return AGREE, None, errors, tols
         if len(wrong) == 1:
             return MISMATCH, wrong[0], errors, tols
-        if len(wrong) == 2 and agrees(AUTODIFF, FINITE):
-            # Two independent methods outvote the translation; a dependent pair does not.
+        others = [m for m in present if m != SYMBOLIC]
+        if len(wrong) == len(others) and AUTODIFF in wrong and all(agrees(AUTODIFF, m) for m in wrong):
+            # Independent methods that agree outvote the translation; a dependent pair does not.
             return MISMATCH, SYMBOLIC if independent else AUTODIFF, errors, tols
         return MISMATCH, None, errors, tols
     if not agree.get((AUTODIFF, FORWARD), True):  # autodiff contradicts itself

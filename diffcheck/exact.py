@@ -54,9 +54,10 @@ def topological(exprs, definitions=None) -> list:
 
 
 def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> list:
-    """Each expression at `values` (one float per symbol) in mpmath with `digits` digits."""
+    """Each expression at `values` (one float, or mpmath number, per symbol) in mpmath with `digits` digits."""
     with mpmath.workdps(digits):
-        env = _forward(exprs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
+        values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
+        env = _forward(exprs, symbols, values, _MPMATH, budget, definitions)
         return [env[e] for e in exprs]
 
 
@@ -66,6 +67,87 @@ def evaluate_float(exprs, symbols, points: np.ndarray, definitions=None) -> np.n
     with np.errstate(all="ignore"):
         env = _forward(exprs, symbols, columns, _NUMPY, None, definitions)
     return np.stack([np.broadcast_to(np.asarray(env[e], np.float64), (len(points),)) for e in exprs], axis=1)
+
+
+def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each expression in float64 at the point `theta` and at R moved points, row r being `theta`
+    with element `where[r]` set to `to[r]`; returns (values at theta (E,), values at the rows (R, E)).
+
+    A node changes only in the rows that move a symbol it depends on, so each node is evaluated
+    at the point and at those rows alone: for a stencil (two rows per parameter) the cost is the
+    sum over nodes of their symbols, not nodes × rows, and a node is freed after its last use.
+    """
+    definitions = definitions or {}
+    where, to = np.asarray(where, np.int64), np.asarray(to, np.float64)
+    by_symbol = {}
+    for r in np.argsort(where, kind="stable"):
+        by_symbol.setdefault(int(where[r]), []).append(int(r))
+    env = {}
+    for n, s in enumerate(symbols):
+        rows = np.asarray(by_symbol.get(n, ()), np.int64)
+        env[s] = (np.float64(theta[n]), rows, to[rows])
+    order = topological(exprs, definitions)
+    last = {}
+    for i, node in enumerate(order):
+        for a in _children(node, definitions):
+            last[a] = i
+    keep = set(exprs)
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(order):
+            if node not in env:
+                env[node] = env[definitions[node]] if node in definitions else _moved_node(node, env)
+            for a in _children(node, definitions):
+                if last.get(a) == i and a not in keep:
+                    env.pop(a, None)
+    at = np.array([float(env[e][0]) for e in exprs])
+    moved = np.repeat(at[None, :], len(where), axis=0)
+    for k, e in enumerate(exprs):
+        _, rows, vals = env[e]
+        moved[rows, k] = vals
+    return at, moved
+
+
+def _children(node, definitions):
+    if node in definitions:
+        return (definitions[node],)
+    if isinstance(node, sympy.Piecewise):  # its pairs are read through, never stored
+        return tuple(x for pair in node.args for x in pair.args)
+    return node.args if not isinstance(node, ExprCondPair) else ()
+
+
+def _moved_node(node, env):
+    if isinstance(node, ExprCondPair):
+        return None  # read through by its Piecewise
+    if node.is_Atom:
+        return (_numpy_node(node, {}), _NO_ROWS, _NO_ROWS)
+    parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
+    flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
+    rows = [r for _, r, _ in flat if r.size]
+    union = rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows)) if rows else _NO_ROWS
+
+    def local(values):
+        if parts:
+            pairs = iter(values)
+            return {pair: (next(pairs), next(pairs)) for pair in node.args}
+        return dict(zip(node.args, values))
+
+    base = _numpy_node(node, local([b for b, _, _ in flat]))
+    if not union.size:
+        return (base, union, union)
+    gathered = []
+    for b, r, v in flat:
+        if r is union:
+            gathered.append(v)
+            continue
+        column = np.full(union.size, b)
+        if r.size:
+            column[np.searchsorted(union, r)] = v
+        gathered.append(column)
+    values = np.broadcast_to(np.asarray(_numpy_node(node, local(gathered))), union.shape)
+    return (base, union, values)
+
+
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
@@ -343,7 +425,7 @@ def _function(func, nargs: int, module: str):
         raise Unavailable(f"cannot evaluate {func.__name__}: {exc}") from None
     if module == "mpmath":
         return sympy.lambdify(dummies, expr, modules="mpmath")
-    fn = sympy.lambdify(dummies, expr, modules=["scipy", "numpy"])  # scipy.special: vectorised erf, …
+    fn = sympy.lambdify(dummies, expr, modules=_numpy_modules(expr))
     vectorised = np.vectorize(fn, otypes=[np.float64])
 
     def call(*args):
@@ -353,6 +435,18 @@ def _function(func, nargs: int, module: str):
             return vectorised(*args)
 
     return call
+
+
+def _numpy_modules(expr) -> list:
+    """NumPy alone where it has the function; scipy.special (vectorised erf, gamma, …) only where
+    it is needed: importing it takes about 0.3 s of a cold start."""
+    from sympy.printing.numpy import NumPyPrinter
+
+    try:
+        plain = "math." not in NumPyPrinter().doprint(expr)  # math.erf: scalars only
+    except Exception:  # noqa: BLE001 - NumPy has no such function
+        plain = False
+    return ["numpy"] if plain else ["scipy", "numpy"]
 
 
 # --- local derivatives ---------------------------------------------------------------------

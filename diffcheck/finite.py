@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from . import autodiff
@@ -58,13 +57,13 @@ def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0
     n = theta.size
     f0 = autodiff.value(F, theta, data)
     h = base_step(theta, dtype)
-    vmapped = autodiff.compiled(F, "batched")
+    vmapped = autodiff.compiled(F, "perturbed")
 
-    def batched(points, precision=dtype):
+    def batched(where, to, precision=dtype):
         if precision == dtype:
-            return vmapped(points, data)
+            return vmapped(theta, where, to, data)
         with autodiff.precision(precision):
-            return vmapped(points.astype(precision), data)
+            return vmapped(theta.astype(precision), where, to.astype(precision), data)
 
     batched.ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
     batched.noise_floor = noise_floor
@@ -73,13 +72,29 @@ def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0
     notes = {}
     bad = np.flatnonzero(~np.all(np.isfinite(jac), axis=0)) if np.all(np.isfinite(f0)) else np.array([], int)
     shrunk = bad
-    for _ in range(_SHRINKS):  # the stencil stepped outside the domain (NaN/Inf): step closer
+    # The stencil stepped outside the domain (NaN/Inf). A boundary at 0 (log, sqrt, x·log x) is
+    # |θⱼ| away, and the function varies on that scale: first a step relative to |θⱼ| itself.
+    near = bad[theta[bad] != 0]
+    if near.size:
+        relative = base_step(theta[near], dtype) * np.abs(theta[near]) / np.maximum(np.abs(theta[near]), 1)
+        h[near] = np.minimum(h[near], np.exp2(np.floor(np.log2(relative.astype(np.float64)))).astype(dtype))
+        jac[:, near], err[:, near], settled[near] = _richardson(batched, theta, h, near, f0, dtype)
+        bad = bad[~np.all(np.isfinite(jac[:, bad]), axis=0)]
+    for _ in range(_SHRINKS):  # still outside: step closer
         if bad.size == 0:
             break
         h[bad] /= 8
         jac[:, bad], err[:, bad], settled[bad] = _richardson(batched, theta, h, bad, f0, dtype)
         bad = bad[~np.all(np.isfinite(jac[:, bad]), axis=0)]
     shrunk = np.setdiff1d(shrunk, bad)
+    h0 = base_step(theta, dtype)
+    for j in bad:  # θ sits on the boundary itself: differences from the side where F is defined
+        for sign, side in ((1, "forward"), (-1, "backward")):
+            d, e = _one_sided(batched, theta, h0, j, f0, dtype, sign)
+            if np.all(np.isfinite(d)):
+                jac[:, j], err[:, j], h[j] = d, e, h0[j]
+                notes[int(j)] = f"one-sided ({side}) differences: the function is undefined on the other side"
+                break
     if shrunk.size:
         # The boundary lies within 8 steps: 64 times closer keeps the stencil's h⁶ error small.
         h[shrunk] /= 64
@@ -130,22 +145,161 @@ def _richardson(batched, theta, h, cols, f0, dtype):
     return r2.T.astype(np.float64), (truncation + rounding).T.astype(np.float64), settled
 
 
+#: Steps of the one-sided stencil, as fractions of h: its error series has every power of h, so
+#: three Richardson levels leave O(h⁴).
+_ONE_SIDED = (1.0, 0.5, 0.25, 0.125)
+
+
+def _one_sided(batched, theta, h, j, f0, dtype, sign):
+    """Forward (sign +1) or backward (−1) differences in element j, extrapolated: (column, bound)."""
+    cols = np.array([j])
+    moved = np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for s in _ONE_SIDED])  # (levels, 1)
+    rows = _evaluate(batched, theta, moved, cols)[:, 0]  # (levels, M)
+    steps = (moved[:, 0] - theta[j]).astype(np.float64)
+    # Each level as weights over the quotients D_i, so the same weights give the rounding bound.
+    table = list(np.eye(len(_ONE_SIDED)))
+    for power in (1, 2):
+        table = [(2**power * b - a) / (2**power - 1) for a, b in zip(table[:-1], table[1:])]
+    previous = table[-1]
+    last = (8 * table[1] - table[0]) / 7
+    d = (rows - f0[None, :]) / steps[:, None]
+    eps = np.finfo(dtype).eps
+    noise = 8 * eps * np.maximum(np.abs(rows).max(axis=0), np.abs(f0)) + batched.noise_floor
+    rounding = noise * (np.abs(last) @ (2 / np.abs(steps)))
+    return last @ d, np.abs((last - previous) @ d) + rounding
+
+
 def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
 def _evaluate(batched, theta, moved, cols):
-    # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j].
+    # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j]. Only the
+    # (element, value) pairs travel; the rows are built inside the compiled program, a chunk at a
+    # time (all 6·N rows of N values at once would be O(N²) memory).
     k = len(cols)
-    points = np.repeat(theta[None, :], moved.size, axis=0)
-    points[np.arange(moved.size), np.tile(cols, moved.size // k)] = moved.reshape(-1)
+    where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
     out = []
-    chunk = max(1, min(CHUNK, (1 << 22) // max(1, theta.size)))
-    for start in range(0, len(points), chunk):
-        block = points[start : start + chunk]
-        pad = chunk - len(block) if len(points) > chunk else 0  # one shape: one compilation
-        if pad:
-            block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
-        values = np.asarray(batched(jnp.asarray(block)))
+    # About 2¹⁹ values (4 MB) per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8× slower.
+    chunk = max(1, min(CHUNK, (1 << 19) // max(1, theta.size)))
+    for start in range(0, moved.size, chunk):
+        block = slice(start, start + chunk)
+        pad = chunk - len(where[block]) if moved.size > chunk else 0  # one shape: one compilation
+        w, t = np.pad(where[block], (0, pad), mode="edge"), np.pad(to[block], (0, pad), mode="edge")
+        values = np.asarray(batched(w, t))
         out.append(values[: len(values) - pad].reshape(len(values) - pad, -1))
-    return np.concatenate(out).reshape(len(_LEVELS), 2, k, -1)
+    return np.concatenate(out).reshape(*moved.shape, -1)
+
+
+# --- complex step --------------------------------------------------------------------------
+
+#: Primitives that make a program not real-analytic on the path from θ (or that complex numbers
+#: would pass through wrongly): kinks, branches, comparisons, casts to a real dtype.
+NOT_ANALYTIC = frozenset(
+    {
+        "abs", "sign", "max", "min", "clamp", "select_n", "lt", "le", "gt", "ge", "eq", "ne",
+        "floor", "ceil", "round", "reduce_max", "reduce_min", "argmax", "argmin", "sort", "cond", "while",
+        "is_finite", "rem", "stop_gradient", "real", "imag", "conj", "reduce_precision", "nextafter",
+    }
+)  # fmt: skip
+
+
+def not_analytic(F, theta, data) -> str:
+    """Why `F(θ, data)` is not real-analytic in θ, from its jaxpr ("" when it is).
+
+    Only primitives whose inputs depend on θ count: a `max` over data is harmless.
+    """
+    import jax
+
+    closed = jax.make_jaxpr(F)(theta, data)
+    dependent = [True] + [False] * (len(closed.jaxpr.invars) - 1)
+    return _first_non_analytic(closed.jaxpr, dependent)
+
+
+def _first_non_analytic(jaxpr, dependent) -> str:
+    from jax.extend.core import Literal
+
+    depends = {v for v, d in zip(jaxpr.invars, dependent) if d}
+    for eqn in jaxpr.eqns:
+        inputs = [not isinstance(v, Literal) and v in depends for v in eqn.invars]
+        if not any(inputs):
+            continue
+        name = eqn.primitive.name
+        if name in NOT_ANALYTIC:
+            return f"primitive '{name}'"
+        if name == "convert_element_type" and not np.issubdtype(eqn.params["new_dtype"], np.complexfloating):
+            return "a cast to a real dtype"
+        for param in eqn.params.values():
+            sub = getattr(param, "jaxpr", param)
+            if hasattr(sub, "eqns"):
+                flags = inputs if len(sub.invars) == len(inputs) else [True] * len(sub.invars)
+                why = _first_non_analytic(sub, flags)
+                if why:
+                    return why
+        depends.update(eqn.outvars)
+    return ""
+
+
+def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:
+    """dF/dθ (outputs × parameters) as Im F(θ + i h eⱼ) / h, one vmapped evaluation per element.
+
+    No difference is taken, so h can be tiny: h = eps² · max(|θⱼ|, 1) makes the O(h²) truncation
+    far below rounding, and the value is as accurate as F itself. Call inside
+    `autodiff.precision(dtype)`; F must be real-analytic (see `not_analytic`).
+    """
+    dtype = np.dtype(dtype)
+    complex_dtype = np.result_type(dtype, np.complex64)
+    theta = np.asarray(theta, dtype)
+    h = (np.finfo(dtype).eps ** 2 * np.maximum(np.abs(theta), 1.0)).astype(dtype)
+    n = theta.size
+    vmapped = autodiff.compiled(F, "batched")
+    out = []
+    chunk = max(1, min(CHUNK, (1 << 22) // max(1, n)))
+    for start in range(0, n, chunk):
+        # Rows built per chunk: n perturbed copies of θ at once would take n² memory.
+        rows = np.arange(start, min(start + chunk, n))
+        block = np.repeat(theta[None, :].astype(complex_dtype), chunk if n > chunk else len(rows), axis=0)
+        block[np.arange(len(rows)), rows] += 1j * h[rows]
+        values = np.asarray(vmapped(block, data))
+        out.append(values[: len(rows)].reshape(len(rows), -1))
+    rows = np.concatenate(out)  # (n, outputs)
+    return (rows.imag.astype(np.float64) / h.astype(np.float64)[:, None]).T
+
+
+# --- step sweep ----------------------------------------------------------------------------
+
+#: The steps of the sweep: 1e-1 down to 1e-12, one per decade.
+SWEEP_STEPS = tuple(10.0**-k for k in range(1, 13))
+
+
+def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.ndarray:
+    """(F(θ + h eⱼ) − F(θ − h eⱼ)) / 2h for each step h (relative to max(|θⱼ|, 1)): (steps, outputs).
+
+    The plain, un-extrapolated difference: its error against the exact value, over the steps, is
+    the V-shaped curve (truncation ∝ h² on the right, rounding ∝ eps/h on the left). Call inside
+    `autodiff.precision(dtype)`.
+    """
+    dtype = np.dtype(dtype)
+    theta = np.asarray(theta, dtype)
+    h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
+    moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
+    perturbed = autodiff.compiled(F, "perturbed")
+    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]))[:, :, 0]
+    actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
+    with np.errstate(all="ignore"):
+        return (rows[0] - rows[1]) / actual
+
+
+def convergence_order(steps, errors) -> float:
+    """The log-log slope of error against step on the truncation side (steps above the best one,
+    errors well above the best): about 2 for central differences; NaN when too few points."""
+    steps, errors = np.asarray(steps, np.float64), np.asarray(errors, np.float64)
+    ok = np.isfinite(errors) & (errors > 0)
+    if ok.sum() < 3:
+        return float("nan")
+    best = np.nanargmin(np.where(ok, errors, np.nan))
+    side = ok & (steps > steps[best]) & (errors > 10 * errors[best])
+    if side.sum() < 2:
+        return float("nan")
+    slope, _ = np.polyfit(np.log10(steps[side]), np.log10(errors[side]), 1)
+    return float(slope)

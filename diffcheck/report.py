@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .compare import AUTODIFF, FINITE, FORWARD, KINK, MISMATCH, SYMBOLIC
+from .compare import AUTODIFF, COMPLEX, FINITE, FORWARD, KINK, MISMATCH, SYMBOLIC
 
 SCHEMA = "diffcheck.report/1"
 
-_SHORT = {SYMBOLIC: "sym", AUTODIFF: "ad", FORWARD: "fwd", FINITE: "fd"}
+_SHORT = {SYMBOLIC: "sym", AUTODIFF: "ad", FORWARD: "fwd", FINITE: "fd", COMPLEX: "cs"}
+#: Digits of agreement with the exact value, per method, as `by_case` reports them.
+_DIGITS = (AUTODIFF, FINITE, COMPLEX)
 _COLUMNS = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}", f"{AUTODIFF}~{FINITE}")
 
 
@@ -47,6 +49,11 @@ class Element:
     odd_one_out: str | None  # the method that disagrees with the other two, if one can be named
     note: str = ""  # e.g. a finite-difference step that was shrunk
     via: str = ""  # higher orders: the earlier differentiations, e.g. "∂/∂b " or "H·v0: "
+    bounds: dict = field(default_factory=dict)  # method → its own error bound (the error model), when used
+    digits: dict = field(default_factory=dict)  # method → digits of agreement with the exact value
+    # At a kink: {"left", "right"} one-sided derivatives (exact), "autodiff" (and "autodiff_forward"),
+    # "subgradient" (autodiff lies between left and right) and "convention" (which side it takes).
+    kink: dict | None = None
 
     @property
     def name(self) -> str:
@@ -74,9 +81,20 @@ class Element:
         note = f" ({self.note})" if self.note else ""
         return f"{self.name}: {values}{odd}" + (f" [{'; '.join(broken)}]" if broken else "") + note
 
+    def describe_kink(self) -> str:
+        """A kink in one line: the one-sided derivatives, autodiff's value and the convention it follows."""
+        k = self.kink or {}
+        if "left" not in k:
+            return f"{self.name}: at a kink ({self.note or 'non-differentiable here'})"
+        sub = "a valid subgradient" if k["subgradient"] else "NOT a subgradient"
+        return (
+            f"{self.name}: kink, left derivative {k['left']:.17g}, right {k['right']:.17g}; "
+            f"autodiff {k['autodiff']:.17g} is {sub} ({k['convention']})"
+        )
+
     def to_dict(self) -> dict:
         out = {"parameter": self.parameter, "index": list(self.index), "output": list(self.output)}
-        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE):
+        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE, COMPLEX):
             out[method] = _json_number(self.values.get(method))
         out["errors"] = {k: _json_number(v) for k, v in self.errors.items()}
         out["tolerances"] = {k: _json_number(v) for k, v in self.tolerances.items()}
@@ -84,6 +102,11 @@ class Element:
         out["odd_one_out"] = self.odd_one_out
         out["note"] = self.note
         out["via"] = self.via
+        out["bounds"] = {k: _json_number(v) for k, v in self.bounds.items()}
+        out["digits"] = {k: _json_number(v) for k, v in self.digits.items()}
+        out["kink"] = None
+        if self.kink is not None:
+            out["kink"] = {k: _json_number(v) if isinstance(v, float) else v for k, v in self.kink.items()}
         return out
 
 
@@ -137,6 +160,38 @@ class StepSweep:
 
 
 @dataclass(frozen=True)
+class DotProductTest:
+    """Forward against reverse mode without finite differences: uᵀ(J v) by jvp, (Jᵀu)ᵀ v by vjp."""
+
+    status: str  # "ok", "mismatch", or "unavailable: <reason>" (e.g. a custom_vjp has no forward mode)
+    forward: tuple = ()  # uᵀ(J v) per seeded direction pair
+    reverse: tuple = ()  # (Jᵀu)ᵀ v per direction pair
+    bounds: tuple = ()  # the largest |forward − reverse| counted as rounding: eps · |u|ᵀ|J||v| terms
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "mismatch"
+
+    def describe(self) -> str:
+        if not self.forward:
+            return f"forward/reverse dot-product test {self.status}"
+        worst = max(range(len(self.forward)), key=lambda i: abs(self.forward[i] - self.reverse[i]) / self.bounds[i])
+        f, r, b = self.forward[worst], self.reverse[worst], self.bounds[worst]
+        return (
+            f"forward/reverse dot-product test {self.status}: uᵀ(J v) = {f:.17g} (jvp), (Jᵀu)ᵀ v = {r:.17g} (vjp), "
+            f"|difference| = {abs(f - r):.3g} {'>' if abs(f - r) > b else '≤'} {b:.3g}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "forward": [_json_number(v) for v in self.forward],
+            "reverse": [_json_number(v) for v in self.reverse],
+            "bounds": [_json_number(v) for v in self.bounds],
+        }
+
+
+@dataclass(frozen=True)
 class PointResult:
     """The check of one case at one point."""
 
@@ -153,10 +208,17 @@ class PointResult:
     order: int = 1  # the derivative order checked
     checks: str = "gradient"  # "gradient", "full" (a whole derivative tensor) or Hessian-vector products
     sweeps: tuple = ()  # StepSweep records for a few elements (first order, when the exact value is known)
+    dot_product: DotProductTest | None = None  # forward vs reverse mode, uᵀ(J v) against (Jᵀu)ᵀ v
+    tolerance: str = "error model"  # the bound used: each method's own error model, or "rtol=…, atol=…"
+    strict: bool = False  # a kink fails the point (check_grad(strict=True), --strict)
 
     @property
     def mismatches(self) -> tuple:
         return tuple(e for e in self.elements if e.verdict == MISMATCH)
+
+    @property
+    def kinks(self) -> tuple:
+        return tuple(e for e in self.elements if e.verdict == KINK)
 
     @property
     def ok(self) -> bool:
@@ -165,7 +227,17 @@ class PointResult:
             and not self.mismatches
             and all(x.ok for x in self.expectations)
             and not any(s.startswith("rejected") for s in self.methods.values())
+            and (self.dot_product is None or self.dot_product.ok)
+            and not (self.strict and self.kinks)
         )
+
+    def digits(self) -> dict:
+        """The fewest digits of agreement with the exact value per method over the elements."""
+        out = {}
+        for element in self.elements:
+            for method, d in element.digits.items():
+                out[method] = min(out.get(method, math.inf), d)
+        return out
 
     @property
     def status(self) -> str:
@@ -184,6 +256,10 @@ class PointResult:
         out += [f"{m} {s}" for m, s in self.methods.items() if s.startswith("rejected")]
         out += [e.describe() for e in self.mismatches]
         out += [x.describe() for x in self.expectations if not x.ok]
+        if self.dot_product is not None and not self.dot_product.ok:
+            out.append(self.dot_product.describe())
+        if self.strict:
+            out += [f"(strict) {e.describe_kink()}" for e in self.kinks]
         return out
 
     def to_dict(self) -> dict:
@@ -201,6 +277,10 @@ class PointResult:
             "checks": self.checks,
             "seconds": self.seconds,
             "worst_relative_error": {k: _json_number(v) for k, v in self.worst().items()},
+            "digits": {k: _json_number(v) for k, v in self.digits().items()},
+            "tolerance": self.tolerance,
+            "strict": self.strict,
+            "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
             "sweeps": [s.to_dict() for s in self.sweeps],
@@ -236,7 +316,8 @@ class Report:
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         kinks = sum(e.verdict == KINK for p in self.points for e in p.elements)
         if kinks:
-            parts.append(f"{kinks} elements at a kink (warnings, not failures)")
+            strict = any(p.strict for p in self.points)
+            parts.append(f"{kinks} elements at a kink ({'failures: strict' if strict else 'warnings, not failures'})")
         if self.errors:
             parts.append(f"{len(self.errors)} not loaded")
         verdict = "OK" if self.ok and self.points else "FAILED" if self.points or self.errors else "NO CASES"
@@ -244,7 +325,8 @@ class Report:
 
     def by_case(self) -> list[list[str]]:
         """Per case and dtype: the largest relative error of autodiff and of finite differences
-        against the exact value, over all points and orders, and the orders checked."""
+        against the exact value, the fewest digits of agreement with it of autodiff, finite
+        differences and complex step, over all points and orders, and the orders checked."""
         groups = {}
         for p in self.points:
             groups.setdefault((p.case, p.dtype), []).append(p)
@@ -255,13 +337,19 @@ class Report:
                 for key, rel in p.worst().items():
                     worst[key] = max(worst.get(key, 0.0), rel)
             cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in _BY_CASE]
+            digits = {}
+            for p in points:
+                for method, d in p.digits().items():
+                    digits[method] = min(digits.get(method, math.inf), d)
+            cells += [f"{digits[m]:.1f}" if m in digits else "-" for m in _DIGITS]
             orders = ",".join(str(k) for k in sorted({p.order for p in points}))
             status = "agree" if all(p.ok for p in points) else "FAILED"
             rows.append([case, dtype, orders, *cells, status])
         return rows
 
     def by_case_table(self) -> str:
-        head = ["case", "dtype", "orders", "autodiff vs exact", "finite diff. vs exact", "verdict"]
+        head = ["case", "dtype", "orders", "autodiff vs exact", "finite diff. vs exact"]
+        head += ["digits: autodiff", "finite diff.", "complex step", "verdict"]
         return _table([head] + self.by_case())
 
     def rows(self) -> list[list[str]]:
@@ -284,7 +372,19 @@ class Report:
         problems = self.failures(limit=20)
         if problems:
             lines += ["", *problems]
+        kinks = self.kink_warnings()
+        if kinks:
+            lines += ["", *kinks]
         return "\n".join(lines + ["", self.summary()])
+
+    def kink_warnings(self, limit: int = 10) -> list[str]:
+        """The kinks of non-strict points, one line each (one-sided derivatives, autodiff's
+        convention), under a heading; [] when there are none."""
+        lines = [f"{p.case} @ {p.point}: {e.describe_kink()}" for p in self.points if not p.strict for e in p.kinks]
+        if not lines:
+            return []
+        more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
+        return ["Kinks (warnings; strict=True makes them failures):", *lines[:limit], *more]
 
     def to_junit(self, **options) -> str:
         """JUnit XML, xunit2 flavour (see `diffcheck.junit.to_junit`)."""

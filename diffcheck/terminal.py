@@ -11,9 +11,10 @@ import sys
 import threading
 from contextlib import contextmanager
 
+import rich.progress
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -86,74 +87,86 @@ def show(report: Report, out: Console | None = None, *, limit: int = 20) -> None
         out.print(Text(line, style="red"), soft_wrap=True)
     if problems:
         out.print()
+    kinks = report.kink_warnings()
+    for line in kinks:
+        out.print(Text(line, style="yellow"), soft_wrap=True)
+    if kinks:
+        out.print()
     style = "bold green" if report.ok and report.points else "bold red"
     out.print(Text(report.summary(), style=style), soft_wrap=True)
 
 
-class _Bar:
-    """A rich progress bar that appears only once the run has lasted `delay` seconds."""
+class Progress:
+    """Where a run is: `start(label)` as an item (a case) begins, `done(label)` as it ends.
 
-    def __init__(self, total: int, stream, delay: float):
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(file=stream, force_terminal=True, no_color=not wants_colour(stream), highlight=False),
-            transient=True,
-        )
-        self._task = self._progress.add_task("", total=total)
-        self._lock = threading.Lock()
-        self._shown = self._closed = False
-        self._timer = threading.Timer(delay, self._show)
-        self._timer.daemon = True
-        self._timer.start()
+    On a terminal, a rich progress bar on `stream` (items done of `total`, what runs, time elapsed)
+    that appears once the run has lasted `delay` seconds and is erased at the end. Elsewhere (a pipe,
+    a CI log), one line per item, "[i/total] label" as it starts, or "[i/total] label done" when it
+    was never announced as started (items finishing in worker processes, in any order).
+    """
 
-    def _show(self):
+    def __init__(self, total: int, stream=None, *, delay: float = PROGRESS_DELAY):
+        self.total, self.finished = total, 0
+        self._stream = sys.stderr if stream is None else stream
+        self._started: set = set()
+        self._bar = None
+        if _isatty(self._stream):
+            self._bar = _progress_bar(self._stream)
+            self._task = self._bar.add_task("", total=total)
+            self._lock = threading.Lock()
+            self._closed = False
+            self._timer = threading.Timer(delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def start(self, label: str) -> None:
+        self._started.add(label)
+        if self._bar is not None:
+            self._bar.update(self._task, description=label)
+        else:
+            self._line(f"[{self.finished + 1}/{self.total}] {label}")
+
+    def done(self, label: str) -> None:
+        self.finished += 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.finished)
+        elif label not in self._started:
+            self._line(f"[{self.finished}/{self.total}] {label} done")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._timer.cancel()
+            with self._lock:
+                self._closed = True
+                if self._bar.live.is_started:
+                    self._bar.stop()
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    def _show(self):  # on the timer's thread; close() may be running on the main one
         with self._lock:
             if not self._closed:
-                self._progress.start()
-                self._shown = True
+                self._bar.start()
 
-    def step(self, done: int, label: str):
-        self._progress.update(self._task, completed=done, description=label)
 
-    def close(self):
-        self._timer.cancel()
-        with self._lock:
-            self._closed = True
-            if self._shown:
-                self._progress.stop()
+def _progress_bar(stream) -> rich.progress.Progress:
+    return rich.progress.Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=stream, force_terminal=True, no_color=not wants_colour(stream), highlight=False),
+        transient=True,
+    )
 
 
 @contextmanager
 def progress(total: int, stream=None, *, delay: float = PROGRESS_DELAY):
-    """Yields `start(label)`, to call as each of `total` items (cases) begins.
-
-    On a terminal it drives a progress bar on `stream` (default stderr) that appears after `delay`
-    seconds and is erased at the end; elsewhere (a pipe, a CI log) each call prints one line,
-    "[i/total] label", so a log still shows where a long run is.
-    """
-    stream = sys.stderr if stream is None else stream
-    count = 0
-    if not _isatty(stream):
-
-        def start(label: str):
-            nonlocal count
-            count += 1
-            print(f"[{count}/{total}] {label}", file=stream, flush=True)
-
-        yield start
-        return
-    bar = _Bar(total, stream, delay)
-
-    def start(label: str):
-        nonlocal count
-        bar.step(count, label)
-        count += 1
-
+    """A `Progress` of `total` items, closed (its bar erased) however the block ends, Ctrl-C included."""
+    tracker = Progress(total, stream, delay=delay)
     try:
-        yield start
+        yield tracker
     finally:
-        bar.close()
+        tracker.close()

@@ -186,3 +186,88 @@ def test_order_out_of_range_is_a_usage_error():
 def test_too_large_a_tensor_is_a_clear_point_error():
     report = diffcheck.check_grad(lambda x: jnp.sum(x**3), np.ones(20), order=3)
     assert "over the 2,048 checked in full" in report.points[0].error
+
+
+@pytest.mark.parametrize(
+    "fn, x, left, right, autodiff, convention",
+    [
+        (jax.nn.relu, 0.0, 0.0, 1.0, 0.0, "left derivative"),
+        (jnp.abs, 0.0, -1.0, 1.0, 1.0, "right derivative"),
+        (lambda x: jnp.maximum(x, 0.0), 0.0, 0.0, 1.0, 0.5, "mean of both sides"),
+        (lambda x: jnp.clip(x, -1.0, 1.0), 1.0, 1.0, 0.0, 0.5, "mean of both sides"),
+        (lambda x: -jnp.abs(x - 0.5), 0.5, 1.0, -1.0, -1.0, "right derivative"),
+    ],
+)
+def test_kink_reports_one_sided_derivatives_and_the_convention(fn, x, left, right, autodiff, convention):
+    report = diffcheck.check_grad(fn, x)
+    assert report.ok  # a warning, not a failure
+    [element] = report.points[0].elements
+    assert element.verdict == "kink"
+    k = element.kink
+    assert (k["left"], k["right"], k["autodiff"]) == pytest.approx((left, right, autodiff), abs=1e-15)
+    assert k["subgradient"] and k["convention"] == convention
+    assert "kink" in str(report) and convention in str(report)
+
+
+def test_strict_makes_a_kink_a_failure():
+    report = diffcheck.check_grad(jax.nn.relu, 0.0, strict=True)
+    assert not report.ok and "(strict)" in "\n".join(report.failures())
+    assert diffcheck.check_grad(jax.nn.relu, 0.7, strict=True).ok  # no kink, nothing to fail
+
+
+def test_softplus_cancelling_kinks_are_not_a_kink():
+    # jax.nn.softplus is max(x, 0) + log1p(exp(−|x|)): two kinks at 0 that cancel exactly.
+    [element] = diffcheck.check_grad(jax.nn.softplus, 0.0).points[0].elements
+    assert element.verdict == "agree" and element.values["symbolic"] == 0.5
+    assert "kinks cancel" in element.note
+
+
+def test_a_rule_outside_the_one_sided_derivatives_is_caught_at_a_kink():
+    relu = jax.custom_vjp(jax.nn.relu)
+    relu.defvjp(lambda x: (jax.nn.relu(x), x), lambda x, g: (g * jnp.where(x > 0, 1.0, 2.0),))  # 2 at 0
+    report = diffcheck.check_grad(relu, 0.0)
+    assert not report.ok
+    [element] = report.points[0].elements
+    assert element.odd_one_out == "autodiff" and not element.kink["subgradient"]
+
+
+def test_dot_product_test_catches_a_transpose_rule_that_is_wrong():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import BUGS
+
+    [entry] = [e for e in BUGS if e.name == "transpose_rule_not_transposed"]
+    point = diffcheck.check_grad(entry.fn, *entry.args).points[0]
+    assert point.dot_product.status == "mismatch"
+    assert "dot-product" in "\n".join(point.problems())
+    assert diffcheck.check_grad(lambda x: jnp.sum(jnp.sin(x) * x), np.ones(3)).points[0].dot_product.status == "ok"
+
+
+def test_complex_step_runs_for_analytic_code_and_says_why_not_otherwise():
+    smooth = diffcheck.check_grad(lambda x: jnp.sum(jax.nn.sigmoid(x) * x), np.array([0.3, -2.0])).points[0]
+    assert smooth.methods["complex_step"] == "ok"
+    assert min(e.digits["complex_step"] for e in smooth.elements) >= 14
+    kinked = diffcheck.check_grad(lambda x: jnp.sum(jax.nn.relu(x)), np.array([0.3, -2.0])).points[0]
+    assert kinked.methods["complex_step"] == "unavailable: not analytic (primitive 'max')"
+
+
+def test_report_has_digits_sweeps_and_the_bound_used():
+    report = diffcheck.check_grad(lambda w, b: jnp.sum(jax.nn.sigmoid(1.1 * w + b) ** 2), np.array([2.2, 0.3]), 0.0)
+    [point] = report.points
+    data = json.loads(json.dumps(report.to_dict()))["points"][0]
+    assert data["tolerance"] == "error model" and data["digits"]["autodiff"] >= 14
+    assert data["elements"][0]["bounds"]["finite_difference"] > 0
+    assert len(point.sweeps) == 2 and all(s.order == pytest.approx(2, abs=0.2) for s in point.sweeps)
+    assert all(1e-8 < s.best < 1e-3 for s in point.sweeps)
+    assert diffcheck.check_grad(jnp.sin, 0.3, rtol=1e-6).points[0].tolerance == "rtol=1e-06, atol=0"
+    assert "digits" in report.by_case_table()
+
+
+def test_cancellation_inside_the_function_is_not_a_translation_bug():
+    # softplus(35) − 35 is 6.3e-16 exactly and 0 in float64; the translation must not be rejected.
+    report = diffcheck.check_grad(
+        lambda z: jnp.sum(jax.nn.softplus(z) - jnp.array([1.0, 0.0]) * z), np.array([35.0, -35.0])
+    )
+    assert report.ok and report.points[0].methods["symbolic"] == "ok", str(report)

@@ -33,3 +33,24 @@ def test_explicit_tolerances_replace_the_bounds():
     values = {SYMBOLIC: 1.0, AUTODIFF: 1.0 + 1e-7, FINITE: 1.0}
     assert verdict(values, B, rtol=1e-6)[0] == AGREE
     assert verdict(values, B, atol=1e-8)[:2] == (MISMATCH, AUTODIFF)
+
+
+@pytest.mark.parametrize(
+    "value, exact, scale, digits",
+    [(1.0 + 1e-6, 1.0, 1.0, 6.0), (1.0, 1.0, 1.0, 17.0), (1e-9, 0.0, 1e-3, 6.0), (3.0, 1.0, 1.0, 0.0)],
+)
+def test_digits_of_agreement(value, exact, scale, digits):
+    from diffcheck.compare import digits as agreement
+
+    assert agreement(value, exact, scale) == pytest.approx(digits, abs=1e-6)
+
+
+def test_complex_step_joins_the_vote():
+    from diffcheck.compare import COMPLEX
+
+    bounds = {**B, COMPLEX: 1e-15}
+    # Every numerical method against the translation: the translation is the odd one out.
+    values = {SYMBOLIC: 2.0, AUTODIFF: 1.0, FORWARD: 1.0, FINITE: 1.0, COMPLEX: 1.0}
+    assert verdict(values, bounds)[:2] == (MISMATCH, SYMBOLIC)
+    values = {SYMBOLIC: 1.0, AUTODIFF: 1.0 + 1e-9, FORWARD: 1.0 + 1e-9, FINITE: 1.0, COMPLEX: 1.0}
+    assert verdict(values, bounds)[:2] == (MISMATCH, AUTODIFF)

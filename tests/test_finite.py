@@ -51,3 +51,59 @@ def test_float32_bound_covers_float32_noise():
     jac, err, *_ = _fd(lambda x: jnp.sum(jnp.tanh(x) ** 2)[None], [0.4, -1.3], np.float32)
     truth = 2 * np.tanh([0.4, -1.3]) / np.cosh([0.4, -1.3]) ** 2
     assert np.all(np.abs(jac[0] - truth) <= err[0])
+
+
+@pytest.mark.parametrize(
+    "F, x, truth",
+    [
+        (lambda x: jnp.sqrt(x), 1e-8, 0.5e4),  # the boundary 1e-8 away: a step relative to |x|
+        (lambda x: x * jnp.log(x), 1e-7, np.log(1e-7) + 1),
+        (lambda x: jnp.where(x >= 0, x**2 + 3 * x, jnp.nan), 0.0, 3.0),  # on the boundary: one-sided
+    ],
+)
+def test_domain_boundaries_never_step_into_nan(F, x, truth):
+    jac, err, _, notes = _fd(F, [x])
+    assert np.isfinite(jac).all()
+    assert abs(jac[0, 0] - truth) <= err[0, 0] and abs(jac[0, 0] - truth) <= 1e-6 * abs(truth)
+    assert "shrunk" in notes[0] or "one-sided (forward)" in notes[0]
+
+
+@pytest.mark.parametrize(
+    "F, x, dF",
+    [
+        (jnp.sin, [0.3, -2.0], jnp.cos),
+        (lambda x: jnp.exp(x) / (1 + x**2), [0.5, 40.0], lambda x: jnp.exp(x) * (1 - x) ** 2 / (1 + x**2) ** 2),
+        (jax.nn.sigmoid, [30.0, -5.0], lambda x: jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)),
+    ],
+)
+def test_complex_step_is_accurate_to_machine_precision(F, x, dF):
+    with precision(np.float64):
+        jac = finite.complex_step(lambda t, data: F(t), np.asarray(x), {}, np.float64)
+        truth = np.asarray(dF(jnp.asarray(x)))
+    np.testing.assert_allclose(np.diag(jac), truth, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "F, why",
+    [
+        (lambda x: jnp.sum(jnp.tanh(x) * x), ""),
+        (lambda x: jnp.sum(jax.nn.relu(x)), "primitive 'max'"),
+        (lambda x: jnp.sum(jnp.abs(x)), "primitive 'abs'"),
+        (lambda x: jnp.sum(jnp.where(x > 0, x, 2 * x)), "primitive 'gt'"),
+        (lambda x: jnp.sum(jnp.tanh(x) * jnp.max(jnp.array([1.0, 2.0]))), ""),  # max of data only
+        (lambda x: jnp.sum(x.astype(jnp.float32)), "a cast to a real dtype"),
+    ],
+)
+def test_analyticity_is_decided_from_the_jaxpr(F, why):
+    with precision(np.float64):
+        assert finite.not_analytic(lambda t, data: F(t), np.array([0.3, -1.0]), {}) == why
+
+
+def test_step_sweep_shows_second_order_convergence():
+    with precision(np.float64):
+        d = finite.central_differences(
+            lambda t, data: jnp.sin(t), np.array([0.7]), {}, 0, finite.SWEEP_STEPS, np.float64
+        )
+    errors = np.abs(d[:, 0] - np.cos(0.7)) / np.cos(0.7)
+    assert finite.convergence_order(finite.SWEEP_STEPS, errors) == pytest.approx(2.0, abs=0.1)
+    assert 1e-4 > finite.SWEEP_STEPS[int(np.argmin(errors))] >= 1e-7  # the V's bottom: near eps^(1/3) = 6e-6

@@ -143,25 +143,32 @@ def test_str_stays_plain():
 
 def test_progress_without_a_terminal_prints_one_line_per_case():
     stream = io.StringIO()
-    with terminal.progress(2, stream) as start:
-        start("first")
-        start("second")
-    assert stream.getvalue() == "[1/2] first\n[2/2] second\n"
+    with terminal.progress(3, stream) as progress:
+        progress.start("first")  # a serial run: each case announced as it starts
+        progress.done("first")
+        progress.start("second")
+        progress.done("second")
+        progress.done("third")  # finished elsewhere (a worker process), never announced
+    assert stream.getvalue() == "[1/3] first\n[2/3] second\n[3/3] third done\n"
 
 
 def test_progress_bar_on_a_terminal_appears_only_after_the_delay():
     quick = _Terminal()
-    with terminal.progress(3, quick, delay=30) as start:
-        start("first")
+    with terminal.progress(3, quick, delay=30) as progress:
+        progress.start("first")
+        progress.done("first")
     assert quick.getvalue() == ""  # a quick run prints only its report
     slow = _Terminal()
-    with terminal.progress(3, slow, delay=0) as start:
-        start("first")
+    with terminal.progress(3, slow, delay=0) as progress:
+        progress.start("first")
+        progress.done("first")
+        progress.start("second")
         deadline = time.monotonic() + 10
-        while "first" not in slow.getvalue() and time.monotonic() < deadline:
+        while "1/3" not in slow.getvalue() and time.monotonic() < deadline:
             time.sleep(0.05)
-        start("second")
-    assert "first" in slow.getvalue() and "0/3" in slow.getvalue()
+    text = slow.getvalue()
+    assert "second" in text and "1/3" in text
+    assert text.endswith("\x1b[2K") or "\x1b[2K" in text[-40:]  # erased at the end (transient)
 
 
 # --- JUnit XML ----------------------------------------------------------------------------

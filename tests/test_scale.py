@@ -1,0 +1,165 @@
+"""The pieces that make large checks cheap give the same numbers as the plain ones; the benchmark
+and GPU scripts run (timings are measured in benchmarks/, never asserted here)."""
+
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy
+
+from benchmarks.functions import net_point, simple_net, tanh_net
+from diffcheck import autodiff, exact, finite, symbolic
+from diffcheck.check import _flat_program, check_point
+from diffcheck.errors import Unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+a, b, c = sympy.symbols("a b c", real=True)
+STENCIL_EXPRESSIONS = [
+    sympy.tanh(a * b) + c**2,
+    sympy.Abs(a - b) * sympy.exp(c),
+    symbolic.Maximum(a, b, 2 * c),
+    sympy.Piecewise((a * b, sympy.Lt(a, c)), (sympy.sin(b), True)),
+    sympy.erf(a) - sympy.log(1 + b**2),
+    sympy.Lt(a, b),
+]
+
+
+@pytest.mark.parametrize("expr", STENCIL_EXPRESSIONS, ids=str)
+def test_moved_rows_match_dense_evaluation(expr, rng):
+    theta = rng.normal(size=3)
+    where = np.array([0, 2, 1, 0, 2, 2])
+    to = theta[where] + rng.normal(size=where.size)
+    dense = np.repeat(theta[None, :], where.size + 1, axis=0)
+    dense[1 + np.arange(where.size), where] = to
+    want = exact.evaluate_float([expr], [a, b, c], dense)
+    at, moved = exact.evaluate_moved([expr], [a, b, c], theta, where, to)
+    np.testing.assert_array_equal(at, want[0])
+    np.testing.assert_array_equal(moved, want[1:])
+
+
+def test_moved_rows_through_let_bound_symbols(rng):
+    # A node's value changes only in the rows that move a symbol it depends on, via its lets.
+    net = functools.partial(tanh_net, jnp, x=rng.normal(size=3), y=1.0)
+    point = net_point(3, 2)
+    leaves = [point[k] for k in ("W1", "b1", "W2", "b2")]
+    tr = symbolic.translate(net, leaves, ["W1", "b1", "W2", "b2"])
+    symbols = [s for sym in tr.symbols for s in sym.reshape(-1)]
+    outputs = [e for out in tr.outputs for e in out.reshape(-1)]
+    theta = np.concatenate([leaf.reshape(-1) for leaf in leaves])
+    where = np.concatenate([np.arange(theta.size)] * 2)
+    to = np.concatenate([theta + 1e-3, theta - 1e-3])
+    at, moved = exact.evaluate_moved(outputs, symbols, theta, where, to, tr.definitions)
+    dense = np.repeat(theta[None, :], where.size, axis=0)
+    dense[np.arange(where.size), where] = to
+    np.testing.assert_allclose(moved, exact.evaluate_float(outputs, symbols, dense, tr.definitions), rtol=1e-15)
+    exact_value = [float(v) for v in exact.evaluate(outputs, symbols, theta, tr.definitions)]
+    np.testing.assert_allclose(at, exact_value, rtol=1e-14)
+
+
+def test_fast_dot_products_equal_sympys(rng):
+    syms = sympy.symbols("p0:6", real=True)
+    numbers = [symbolic.to_sympy(v) for v in (0.0, 1.0, -1.0, 0.1, 3.0)]
+    for _ in range(300):
+        k = int(rng.integers(1, 6))
+        pool = list(syms) + numbers
+        lhs = [pool[i] for i in rng.integers(0, len(pool), k)]
+        rhs = [pool[i] for i in rng.integers(0, len(pool), k)]
+        got = symbolic._sum_of_products(np.array(lhs, object), np.array(rhs, object))
+        assert sympy.expand(got - sympy.Add(*[x * y for x, y in zip(lhs, rhs)])) == 0
+
+
+@pytest.mark.parametrize("block", [1, 7, 10**6])
+def test_forward_mode_in_blocks_equals_jacfwd(block, monkeypatch):
+    monkeypatch.setattr(autodiff, "FORWARD_BLOCK", block * 5)  # 5 parameters: `block` columns a call
+    F = _flat_program(lambda x, y: jnp.stack([jnp.sum(jnp.sin(x)) * jnp.sum(y**2), jnp.prod(x)]), ((3,), (2,)))
+    theta = np.array([0.3, -1.2, 2.0, 0.7, 1.5])
+    with autodiff.precision(np.float64):
+        got = autodiff.jacobian(F, theta, {}, "forward")
+        want = np.asarray(jax.jacfwd(F)(theta, {}))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_forward_mode_of_a_custom_vjp_is_unavailable():
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x),))
+    F = _flat_program(lambda x: f(x), ((2,),))
+    with autodiff.precision(np.float64), pytest.raises(Unavailable, match="forward mode"):
+        autodiff.jacobian(F, np.ones(2), {}, "forward")
+
+
+def test_finite_differences_are_the_same_in_any_chunk_size(monkeypatch):
+    F = _flat_program(lambda w: jnp.sum(jnp.tanh(w) ** 3), ((11,),))
+    theta = np.linspace(-1, 1, 11)
+    with autodiff.precision(np.float64):
+        whole = finite.jacobian(F, theta, {}, np.float64, np.float32)
+        monkeypatch.setattr(finite, "CHUNK", 5)  # 66 rows in 14 chunks, the last one padded
+        chunked = finite.jacobian(F, theta, {}, np.float64, np.float32)
+    np.testing.assert_array_equal(whole.jac, chunked.jac)
+    np.testing.assert_array_equal(whole.bound, chunked.bound)
+
+
+@pytest.mark.parametrize(
+    "fn, point",
+    [
+        (tanh_net, net_point(4, 3)),
+        (simple_net, net_point(4, 3)),  # ReLU: kinks, select_n
+    ],
+    ids=["tanh_net", "relu_net"],
+)
+def test_graph_and_expression_routes_agree_on_nets(fn, point):
+    names = ["W1", "b1", "W2", "b2"]
+    leaves = [point[k] for k in names]
+    data = dict(x=point["x"], y=point["y"])
+    f = functools.partial(fn, jnp)
+    graph = check_point("net", "p", f, leaves, names, data=data, route="graph")
+    whole = check_point("net", "p", f, leaves, names, data=data, route="expression")
+    assert graph.ok and whole.ok and graph.methods["symbolic"] == "ok"
+    g = np.array([e.values["symbolic"] for e in graph.elements])
+    w = np.array([e.values["symbolic"] for e in whole.elements])
+    np.testing.assert_allclose(g, w, rtol=1e-15, atol=1e-300)
+
+
+def _run(*argv, **env):
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=600, check=False
+    )
+
+
+def test_benchmark_functions_load_as_a_case_file():
+    done = _run(sys.executable, "-m", "diffcheck", "run", "benchmarks/functions.py", "--case", "tanh_net_100")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tanh_net_100" in done.stdout and "OK:" in done.stdout
+
+
+def test_benchmark_smoke(tmp_path):
+    # The side-by-side command on one tiny net; a tool that is not installed is skipped with a note.
+    out = tmp_path / "bench.json"
+    done = _run(
+        sys.executable, "-m", "benchmarks.run", "--widths", "2", "--only", "tanh_net_9", "--repeat", "1",
+        "--json", str(out), "--no-plot",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| tanh_net_9 | 9 | diffcheck |" in done.stdout and "| tanh_net_9 | 9 | jax.check_grads |" in done.stdout
+    for tool, package in (("torch.gradcheck", "torch"), ("numdifftools", "numdifftools")):
+        installed = importlib.util.find_spec(package) is not None
+        assert (f"| {tool} |" in done.stdout) == installed
+        if not installed:
+            assert f"skipping {tool}: {package} is not installed" in done.stderr
+    assert out.exists()
+
+
+@pytest.mark.skipif(any(d.platform == "gpu" for d in jax.devices()), reason="a GPU is visible")
+def test_gpu_script_says_there_is_no_gpu_and_fails():
+    done = _run("bash", "benchmarks/gpu_check.sh", PYTHON=sys.executable)
+    assert done.returncode != 0
+    assert "no GPU" in done.stdout + done.stderr
