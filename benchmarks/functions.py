@@ -2,12 +2,12 @@
 torch or numpy), so that every tool checks the same mathematics; and their points.
 
 Loaded as a case file too (`python -m diffcheck run benchmarks/functions.py`): the cases at the
-bottom bind `xp` to jax.numpy.
+bottom bind `xp` to jax.numpy. Importing this module imports NumPy only, so that a torch or numpy
+benchmark process does not pay for importing JAX.
 """
 
 import functools
 
-import jax.numpy as jnp
 import numpy as np
 
 from diffcheck import Case
@@ -33,6 +33,13 @@ def tanh_net(xp, W1, b1, W2, b2, x, y):
     """One hidden layer of tanh units, one output, logistic loss log(1 + exp(−y·z)) for a label ±1."""
     z = (W2 @ xp.tanh(W1 @ x + b1) + b2)[0]
     return xp.log1p(xp.exp(-y * z))
+
+
+def in_jax(fn, **arguments):
+    """fn with xp = jax.numpy."""
+    import jax.numpy as jnp
+
+    return fn(jnp, **arguments)
 
 
 def linear_init(rng, fan_in, fan_out):
@@ -66,11 +73,12 @@ class Benchmark:
     def data(self) -> dict:
         return {k: v for k, v in self.point.items() if k not in self.wrt}
 
-    def case(self, xp=jnp) -> Case:
+    def case(self) -> Case:
+        """The function in JAX as a diffcheck case; a new function object at each call."""
         tags = ("benchmark", "scale") if self.params > 1000 else ("benchmark",)
         return Case(
             name=self.name,
-            fn=functools.partial(self.fn, xp),
+            fn=functools.partial(in_jax, self.fn),
             wrt=self.wrt,
             points={"bench": self.point},
             tags=tags,

@@ -48,7 +48,7 @@ run() {  # run gpu|cpu NAME ARGS... : one diffcheck run, its report in $OUT/NAME
 
 for device in gpu cpu; do
     run "$device" tutorial --tag tutorial --points 1
-    run "$device" nets benchmarks/functions.py --points 0 --timeout 300
+    run "$device" nets benchmarks/functions.py --tag benchmark --points 0 --timeout 300
 done
 
 "$PYTHON" - "$OUT" <<'PY'

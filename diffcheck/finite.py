@@ -254,17 +254,15 @@ def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:
     theta = np.asarray(theta, dtype)
     h = (np.finfo(dtype).eps ** 2 * np.maximum(np.abs(theta), 1.0)).astype(dtype)
     n = theta.size
-    vmapped = autodiff.compiled(F, "batched")
-    out = []
-    chunk = max(1, min(CHUNK, (1 << 22) // max(1, n)))
-    for start in range(0, n, chunk):
-        # Rows built per chunk: n perturbed copies of θ at once would take n² memory.
-        rows = np.arange(start, min(start + chunk, n))
-        block = np.repeat(theta[None, :].astype(complex_dtype), chunk if n > chunk else len(rows), axis=0)
-        block[np.arange(len(rows)), rows] += 1j * h[rows]
-        values = np.asarray(vmapped(block, data))
-        out.append(values[: len(rows)].reshape(len(rows), -1))
-    rows = np.concatenate(out)  # (n, outputs)
+    # The rows θ + i hⱼ eⱼ are built inside the compiled program, as the stencil's are (_evaluate).
+    moved = (theta + 1j * h).astype(complex_dtype)
+    perturbed = autodiff.compiled(F, "perturbed")
+    rows = _evaluate(
+        lambda where, to: perturbed(theta.astype(complex_dtype), where, to, data),
+        theta,
+        moved[None, None],
+        np.arange(n),
+    )[0, 0]  # (n, outputs)
     return (rows.imag.astype(np.float64) / h.astype(np.float64)[:, None]).T
 
 

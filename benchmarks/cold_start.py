@@ -1,0 +1,84 @@
+"""Cold start: whole processes, from `python` to exit, checking the tutorial's SimpleNet.
+
+    python -m benchmarks.cold_start              # 5 runs of each command, medians
+    python -m benchmarks.cold_start --runs 3 --skip-torch
+
+Side by side: `python -m diffcheck run --case simple_net` (3 points × orders 1 and 2, three ways),
+the same at one point (`--points 0`), the same with JAX's persistent compilation cache warm
+(`--cache-dir`), and a fresh process running `torch.autograd.gradcheck` or
+`jax.test_util.check_grads` on the same function (benchmarks/functions.py) at one point (two ways).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TORCH = """
+import numpy as np, torch
+from benchmarks.functions import benchmarks
+b = {b.name: b for b in benchmarks(())}["simple_net"]
+inputs = tuple(torch.tensor(np.asarray(b.point[k], np.float64), requires_grad=True) for k in b.wrt)
+data = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in b.data().items()}
+assert torch.autograd.gradcheck(lambda *p: b.fn(torch, **dict(zip(b.wrt, p)), **data), inputs)
+"""
+
+JAX = """
+import jax, jax.numpy as jnp
+from jax.test_util import check_grads
+from benchmarks.functions import benchmarks
+jax.config.update("jax_enable_x64", True)
+b = {b.name: b for b in benchmarks(())}["simple_net"]
+args = tuple(jnp.asarray(b.point[k]) for k in b.wrt)
+check_grads(lambda *p: b.fn(jnp, **dict(zip(b.wrt, p)), **b.data()), args, order=1)
+"""
+
+
+def wall(command, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_start", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-torch", action="store_true")
+    args = parser.parse_args(argv)
+    py = sys.executable
+    cli = [py, "-m", "diffcheck", "run", "--case", "simple_net"]
+    with tempfile.TemporaryDirectory() as cache:
+        wall([*cli, "--points", "0", "--cache-dir", cache], 1)  # fills the cache
+        commands = {
+            "python -m diffcheck run --case simple_net": cli,
+            "  … --points 0 (one point, orders 1 and 2)": [*cli, "--points", "0"],
+            "  … --points 0, compilation cache warm": [*cli, "--points", "0", "--cache-dir", cache],
+            "python -c 'import diffcheck'": [py, "-c", "import diffcheck"],
+            "python -c 'import jax, sympy'": [py, "-c", "import jax, sympy"],
+            "jax.test_util.check_grads, one point, order 1": [py, "-c", JAX],
+        }
+        if not args.skip_torch and importlib.util.find_spec("torch") is not None:
+            commands["torch.autograd.gradcheck, one point, order 1"] = [py, "-c", TORCH]
+        results = {name: wall(command, args.runs) for name, command in commands.items()}
+    print(f"| whole process ({args.runs} runs) | median | min | max |")
+    print("|---|---|---|---|")
+    for name, times in results.items():
+        print(f"| {name} | {statistics.median(times):.2f} s | {min(times):.2f} s | {max(times):.2f} s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
