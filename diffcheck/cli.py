@@ -259,7 +259,7 @@ def _write_reports(args, report, interrupted: bool) -> None:
         write_atomic(args.html, report.to_html(interrupted=interrupted))
 
 
-_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference")
+_METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference", "complex_step")  # then any other
 
 
 def _check(args) -> int:
@@ -277,7 +277,8 @@ def _check(args) -> int:
     out = terminal.console()
     terminal.show(report, out)
     for element in (e for p in report.points for e in p.elements):
-        values = sorted(element.values.items(), key=lambda item: _METHOD_ORDER.index(item[0]))
+        rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
+        values = sorted(element.values.items(), key=lambda item: rank.get(item[0], len(rank)))
         name = element.name if element.via else f"∂/∂{element.name}"
         out.print(f"{name}: " + ", ".join(f"{m} {v:.17g}" for m, v in values), markup=False, soft_wrap=True)
     _write_reports(args, report, interrupted=False)

@@ -173,10 +173,11 @@ def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
-def _evaluate(batched, theta, moved, cols):
+def _evaluate(batched, theta, moved, cols, rows=0):
     # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j]. Only the
     # (element, value) pairs travel; the rows are built inside the compiled program, a chunk at a
-    # time (all 6·N rows of N values at once would be O(N²) memory).
+    # time (all 6·N rows of N values at once would be O(N²) memory). `rows`: pad a smaller batch
+    # to that many rows, a shape already compiled (the full stencil's).
     k = len(cols)
     where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
     out = []
@@ -184,7 +185,8 @@ def _evaluate(batched, theta, moved, cols):
     chunk = max(1, min(CHUNK, (1 << 19) // max(1, theta.size)))
     for start in range(0, moved.size, chunk):
         block = slice(start, start + chunk)
-        pad = chunk - len(where[block]) if moved.size > chunk else 0  # one shape: one compilation
+        # One shape, one compilation.
+        pad = chunk - len(where[block]) if moved.size > chunk else max(0, min(rows, chunk) - moved.size)
         w, t = np.pad(where[block], (0, pad), mode="edge"), np.pad(to[block], (0, pad), mode="edge")
         values = np.asarray(batched(w, t))
         out.append(values[: len(values) - pad].reshape(len(values) - pad, -1))
@@ -282,7 +284,8 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
     perturbed = autodiff.compiled(F, "perturbed")
-    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]))[:, :, 0]
+    full = len(_LEVELS) * 2 * theta.size  # the stencil's batch: its compilation is reused
+    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]), full)[:, :, 0]
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
     with np.errstate(all="ignore"):
         return (rows[0] - rows[1]) / actual

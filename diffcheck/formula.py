@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .errors import FormulaError
+from .errors import FormulaError, UsageError
 
 #: Longest formula accepted, in characters.
 MAX_LENGTH = 1000
@@ -96,7 +96,8 @@ def parse(text: str) -> Formula:
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        column = min(max(exc.offset or 1, 1), len(text) + 1) if exc.lineno == 1 else len(text) + 1
+        # offset 0 (or a later line): the formula ended before the expression did
+        column = min(exc.offset, len(text) + 1) if exc.lineno == 1 and exc.offset else len(text) + 1
         raise FormulaError(f"not a formula: {exc.msg}", text, column) from None
     except (RecursionError, MemoryError):
         raise FormulaError(f"the formula nests too deeply (the limit is {MAX_DEPTH})") from None
@@ -356,23 +357,23 @@ def parse_point(assignments, variables) -> dict:
             name, sep, value = part.partition("=")
             name, value = name.strip(), value.strip()
             if not sep or not name or not value:
-                raise FormulaError(f"--at expects NAME=NUMBER, got {part.strip()!r}")
+                raise UsageError(f"--at expects NAME=NUMBER, got {part.strip()!r}")
             try:
                 number = float(value)
             except ValueError:
-                raise FormulaError(f"--at {name}: expected a number, got {value!r}") from None
+                raise UsageError(f"--at {name}: expected a number, got {value!r}") from None
             if not math.isfinite(number):
-                raise FormulaError(f"--at {name}: the value must be finite, got {value}")
+                raise UsageError(f"--at {name}: the value must be finite, got {value}")
             if name in point:
-                raise FormulaError(f"--at gives {name} twice")
+                raise UsageError(f"--at gives {name} twice")
             point[name] = number
     missing = [v for v in variables if v not in point]
     if missing:
-        raise FormulaError(f"no value for {', '.join(missing)}: add --at {missing[0]}=NUMBER")
+        raise UsageError(f"no value for {', '.join(missing)}: add --at {missing[0]}=NUMBER")
     stray = [n for n in point if n not in variables]
     if stray:
         known = ", ".join(variables) or "none"
-        raise FormulaError(f"--at names {', '.join(stray)}, not in the formula (its variables: {known})")
+        raise UsageError(f"--at names {', '.join(stray)}, not in the formula (its variables: {known})")
     return point
 
 
@@ -389,7 +390,7 @@ def case(text: str, at: Mapping[str, float], wrt=None, order: int = 1):
     wrt = tuple(formula.variables if wrt is None else wrt)
     stray = [w for w in wrt if w not in formula.variables]
     if stray:
-        raise FormulaError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
+        raise UsageError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
     return Case.from_sympy(
         "formula",
         formula.sympy(),

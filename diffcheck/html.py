@@ -14,6 +14,7 @@ import io
 import math
 from html import escape
 
+from .compare import FINITE, MISMATCH, SYMBOLIC
 from .errors import UsageError
 from .report import _COLUMNS, PointResult, Report
 
@@ -120,26 +121,37 @@ def _labels(points) -> list[str]:
     return [p.case + (f" ({p.dtype})" if len(dtypes) > 1 else "") for p in points]
 
 
-def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]]]:
-    """Rows (cases, with the dtype when a report has several), columns (method pairs) and the
-    agreement in digits of the worst element over all the row's points and orders (nan: not compared)."""
-    rows: dict[str, dict] = {}
+def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]], list[list[bool]]]:
+    """Rows (cases, with the dtype when a report has several), columns (method pairs), the agreement
+    in digits of the worst element over all the row's points and orders (nan: not compared), and
+    whether any element broke the pair's error bound (a mismatch, whatever its digits)."""
+    worst: dict[str, dict] = {}
+    broken: dict[str, set] = {}
     for label, point in zip(_labels(report.points), report.points):
-        worst = rows.setdefault(label, {})
+        row = worst.setdefault(label, {})
         for key, rel in point.worst().items():
-            worst[key] = max(worst.get(key, 0.0), rel)
-    matrix = [[digits(worst[k]) if k in worst else math.nan for k in _COLUMNS] for worst in rows.values()]
-    return list(rows), report.columns()[4:-1], matrix
+            row[key] = max(row.get(key, 0.0), rel)
+        broken.setdefault(label, set()).update(
+            key
+            for e in point.elements
+            for key, err in e.errors.items()
+            if e.verdict == MISMATCH and not err <= e.tolerances.get(key, math.inf)
+        )
+    matrix = [[digits(row[k]) if k in row else math.nan for k in _COLUMNS] for row in worst.values()]
+    flags = [[k in broken[label] for k in _COLUMNS] for label in worst]
+    return list(worst), report.columns()[4:-1], matrix, flags
 
 
 def heatmap(report: Report) -> str | None:
-    """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared."""
-    rows, columns, matrix = agreement(report)
+    """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared;
+    a pair that broke its error bound is outlined in red."""
+    rows, columns, matrix, flags = agreement(report)
     if not any(not math.isnan(v) for row in matrix for v in row):
         return None
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     data = np.array(matrix, dtype=float)
     figure = Figure(figsize=(6.4, 1.4 + 0.28 * len(rows)), layout="constrained")
@@ -152,9 +164,22 @@ def heatmap(report: Report) -> str | None:
     for (i, j), value in np.ndenumerate(data):
         dark = not math.isnan(value) and not 3 <= value <= 12.5  # the colour map's deep red and deep green
         text = "–" if math.isnan(value) else f"{value:.1f}"
+        if flags[i][j]:
+            text += " ✗"
+            axes.add_patch(Rectangle((j - 0.47, i - 0.45), 0.94, 0.9, fill=False, edgecolor="#cf222e", linewidth=2.5))
         axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     figure.colorbar(image, ax=axes, label="agreement (digits)", shrink=min(1.0, 8 / max(len(rows), 1)))
     return _png(figure)
+
+
+def extrapolated_error(point: PointResult, sweep) -> float | None:
+    """The relative error of diffcheck's own finite difference (Richardson-extrapolated from the
+    chosen step) at the sweep's element, against the exact value; None when unknown or zero."""
+    for element in point.elements:
+        if element.name == sweep.element:
+            rel = element.relative_errors().get(f"{SYMBOLIC}~{FINITE}")
+            return rel if rel is not None and math.isfinite(rel) and rel > 0 else None
+    return None
 
 
 def sweep_plot(case: str, points: list[PointResult]) -> str | None:
@@ -166,11 +191,14 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     import numpy as np
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    # Fixed margins: every sweep plot has the same labels, and a constrained layout would double
+    # the drawing time of a report with one plot per case.
+    figure = Figure(figsize=(6.4, 4.2))
+    figure.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)
     axes = figure.add_subplot()
     several_points = len({p.point for p, _ in curves}) > 1
     several_dtypes = len({p.dtype for p, _ in curves}) > 1
-    drawn = 0
+    drawn, extrapolated = 0, False
     for point, sweep in curves[:MAX_CURVES]:
         steps = np.asarray(sweep.steps, dtype=float)
         errors = np.asarray(sweep.errors, dtype=float)
@@ -186,10 +214,16 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
         at_chosen = 10 ** np.interp(math.log10(sweep.chosen), log_h[order], log_e[order])
         axes.axvline(sweep.chosen, color=line.get_color(), linestyle=":", linewidth=1)
         axes.plot([sweep.chosen], [at_chosen], marker="*", markersize=13, color=line.get_color(), markeredgecolor="k")
+        estimate = extrapolated_error(point, sweep)
+        if estimate is not None:
+            axes.plot([sweep.chosen], [estimate], marker="D", markersize=7, color=line.get_color(), markeredgecolor="k")
+            extrapolated = True
         drawn += 1
     if not drawn:
         return None
-    axes.plot([], [], "k*", markersize=10, linestyle="none", label="chosen step")
+    axes.plot([], [], "k*", markersize=10, linestyle="none", label="central difference at the chosen step")
+    if extrapolated:
+        axes.plot([], [], "kD", markersize=6, linestyle="none", label="diffcheck's estimate (Richardson)")
     axes.set_xlabel("step h")
     axes.set_ylabel("|finite difference − exact| / |exact|")
     axes.set_title(_plain(f"{case}: finite-difference error against step"))
@@ -198,15 +232,22 @@ def sweep_plot(case: str, points: list[PointResult]) -> str | None:
     return _png(figure)
 
 
+def _number(x, spec: str) -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, spec)
+
+
 def _sweep_table(points: list[PointResult]) -> str:
     rows = [
         f"<tr><td>{escape(p.point)}</td><td>{escape(p.dtype)}</td><td>{escape(s.element)}</td>"
         f'<td class="num">{s.chosen:.1e}</td><td class="num">{s.best:.1e}</td>'
-        f'<td class="num">{"-" if s.order is None or math.isnan(s.order) else f"{s.order:.2f}"}</td></tr>'
+        f'<td class="num">{_number(min(filter(math.isfinite, s.errors), default=None), ".1e")}</td>'
+        f'<td class="num">{_number(extrapolated_error(p, s), ".1e")}</td>'
+        f'<td class="num">{_number(s.order, ".2f")}</td></tr>'
         for p in points
         for s in p.sweeps
     ]
-    head = "".join(f"<th>{h}</th>" for h in ("point", "dtype", "element", "chosen step", "best step", "observed order"))
+    columns = ("point", "dtype", "element", "chosen step", "best step", "best error", "diffcheck's error", "order")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     return f'<table class="diffcheck"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -236,13 +277,19 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
     parts.append(f'<p class="meta">diffcheck {escape(__version__)}, {escape(when)}</p>')
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
     parts += ["<h2>Failures</h2>", _failures_html(report, limit=1000)]
+    kinks = report.kink_warnings(limit=1000)
+    if kinks:
+        heading, *lines = kinks
+        parts += [f"<h2>Kinks</h2><p>{escape(heading)}</p>", '<ul class="failures">']
+        parts += [f"<li>{escape(line)}</li>" for line in lines] + ["</ul>"]
 
     parts.append("<h2>Agreement</h2>")
     uri = heatmap(report)
     if uri:
         parts.append(
             "<p>Agreement of each pair of methods in decimal digits, −log10(relative error) of the worst "
-            f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared.</p>"
+            f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared; "
+            "outlined in red with ✗: the pair broke its error bound (a mismatch).</p>"
         )
         parts.append(_image(uri, "agreement heatmap: digits per case and method pair"))
     else:
@@ -250,20 +297,27 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
 
     parts.append("<h2>Finite-difference error against step</h2>")
     parts.append(
-        "<p>The relative error of the central difference against the exact value as the step shrinks: "
-        "truncation error falls on the right, rounding error rises on the left; the star marks the step "
-        "diffcheck used.</p>"
+        "<p>The relative error of a plain central difference against the exact value as the step shrinks: "
+        "truncation error falls on the right (slope 2, the observed order), rounding error rises on the left. "
+        "The star marks the step diffcheck starts from; its own estimate (diamond) removes the h² and h⁴ terms "
+        "by Richardson extrapolation, so it lies below the curve there.</p>"
     )
     by_case: dict[str, list[PointResult]] = {}
     for point in report.points:
         by_case.setdefault(point.case, []).append(point)
     for case, points in by_case.items():
         parts.append(f"<h3>{escape(case)}</h3>")
-        uri = sweep_plot(case, points)
-        if uri is None:
+        if not any(p.sweeps for p in points):
             parts.append('<p class="none">No step sweep recorded.</p>')
             continue
-        parts.append(_image(uri, f"{case}: finite-difference error against step"))
+        uri = sweep_plot(case, points)
+        if uri is None:
+            parts.append('<p class="none">The recorded step sweeps have no finite error to draw.</p>')
+        else:
+            parts.append(_image(uri, f"{case}: finite-difference error against step"))
+        count = sum(len(p.sweeps) for p in points)
+        if count > MAX_CURVES:
+            parts.append(f'<p class="none">{MAX_CURVES} of {count} sweeps drawn; the table lists all.</p>')
         parts.append(_sweep_table(points))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -13,7 +13,6 @@ import socket
 import sys
 import xml.etree.ElementTree as ET
 
-from .compare import KINK
 from .report import PointResult, Report
 
 # Characters XML 1.0 cannot hold at all (not even escaped): control characters, lone surrogates.
@@ -62,10 +61,10 @@ def to_junit(report: Report, *, interrupted: bool = False, suite_name: str = "di
             else:
                 _result(testcase, "failure", "DerivativeMismatch", lines)
                 failures += 1
-        kinks = [e.describe() for e in point.elements if e.verdict == KINK]
+        kinks = Report((point,)).kink_warnings(limit=sys.maxsize)
         if kinks:  # warnings, not failures: shown with the test's output
             out = ET.SubElement(testcase, "system-out")
-            out.text = _xml_text("at a kink (not differentiable here; a warning):\n" + "\n".join(kinks))
+            out.text = _xml_text("\n".join(kinks))
     if interrupted:
         run = _testcase(suite, "diffcheck", "run", 0.0)
         _result(run, "error", "Interrupted", ["interrupted (Ctrl-C): the report is partial"])

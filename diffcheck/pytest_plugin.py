@@ -63,8 +63,14 @@ def pytest_generate_tests(metafunc):
         paths = tuple(Path(metafunc.definition.path).parent / p for p in marker.args)
         tags, names = _tuple(marker.kwargs.get("tag")), _tuple(marker.kwargs.get("name"))
     from .case import load_cases
+    from .errors import CaseError
 
-    cases = _select(load_cases(*paths), tags, names, where=f"{MARKER} on {metafunc.definition.nodeid}")
+    where = f"{MARKER} on {metafunc.definition.nodeid}"
+    try:
+        cases = load_cases(*paths)
+    except CaseError as exc:
+        pytest.fail(f"{where}: {exc}", pytrace=False)
+    cases = _select(cases, tags, names, where=where)
     metafunc.parametrize(ARGUMENT, cases, ids=[c.name for c in cases])
 
 
@@ -128,10 +134,7 @@ class CaseFile(pytest.File):
     """A case file found among the paths pytest collects."""
 
     def collect(self):
-        from .case import load_cases
-
-        options = self.config.option
-        for case in _filtered(load_cases(self.path), options):
+        for case in _filtered(_load(self, self.path), self.config.option):
             yield CaseItem.from_parent(self, name=case.name, case=case)
 
 
@@ -139,10 +142,19 @@ class Library(pytest.Collector):
     """The built-in case library."""
 
     def collect(self):
-        from .case import load_cases
-
-        for case in _filtered(load_cases(), self.config.option):
+        for case in _filtered(_load(self), self.config.option):
             yield CaseItem.from_parent(self, name=case.name, case=case)
+
+
+def _load(collector, *paths):
+    """The cases, or a collection error in diffcheck's words (file and line), without a traceback."""
+    from .case import load_cases
+    from .errors import CaseError
+
+    try:
+        return load_cases(*paths)
+    except CaseError as exc:
+        raise collector.CollectError(str(exc)) from None
 
 
 def _filtered(cases, options):

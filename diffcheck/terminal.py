@@ -129,7 +129,8 @@ class Progress:
     def done(self, label: str) -> None:
         self.finished += 1
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.finished)
+            done = {} if label in self._started else {"description": f"{label} done"}
+            self._bar.update(self._task, completed=self.finished, **done)
         elif label not in self._started:
             self._line(f"[{self.finished}/{self.total}] {label} done")
 

@@ -134,12 +134,15 @@ def test_diffcheck_option_runs_the_library_and_case_files_as_tests(pytester):
     result.stdout.fnmatch_lines(["*test_plain.py::test_plain PASSED*", "diffcheck::sigmoid_bce PASSED*"])
     result.assert_outcomes(passed=2)
 
-    # a case's tags are keywords: -k selects by tag, -m diffcheck only the cases
-    result = pytester.runpytest_subprocess(
-        "--diffcheck", "--diffcheck-points", "0", "-m", "diffcheck", "-k", "mine", "-v"
-    )
+    # a case's tags are keywords: -k selects by tag, -m diffcheck only the cases; a broken case
+    # file is a collection error in one line, file and line first
+    pytester.makepyfile(broken_cases="import jax\nraise RuntimeError('boom')\n")
+    argv = ["--diffcheck", "--diffcheck-points", "0", "-m", "diffcheck", "-k", "mine", "-v"]
+    result = pytester.runpytest_subprocess(*argv, "--continue-on-collection-errors")
     outcomes = result.parseoutcomes()
-    assert (outcomes["passed"], outcomes["failed"]) == (2, 1)
+    assert (outcomes["passed"], outcomes["failed"], outcomes["errors"]) == (2, 1, 1)
+    result.stdout.fnmatch_lines(["*broken_cases.py:2: cannot load *broken_cases.py: RuntimeError: boom"])
+    assert "Traceback" not in result.stdout.str()
     result.stdout.fnmatch_lines(
         [
             "my_cases.py::wrong_rule FAILED*",

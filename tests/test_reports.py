@@ -32,7 +32,7 @@ def _element(name, exact, fd, verdict="agree", odd=None):
 
 
 def _sweep(element, chosen=1e-5):
-    errors = tuple(0.3 * h**2 + 1e-16 / h for h in STEPS)  # truncation h², rounding 1/h: the V
+    errors = tuple(0.3 * h**2 + 1e-16 / h for h in STEPS)  # truncation + rounding: a V, 4e-11 at 1e-5
     return StepSweep(element, STEPS, errors, chosen, 1e-5, 2.0)
 
 
@@ -257,10 +257,13 @@ def test_digits(relative, expected):
 def test_agreement_is_the_worst_over_a_cases_points():
     second = PointResult("c", "q", "float64", "cpu", {}, elements=(_element("w", 1.0, 1.0 + 1e-6),))
     first = PointResult("c", "p", "float64", "cpu", {}, elements=(_element("w", 1.0, 1.0 + 1e-9),))
-    rows, columns, matrix = agreement(Report((first, second, _report().points[3])))
-    assert rows == ["c", "broken"] and columns == ["sym ~ ad", "sym ~ fd", "ad ~ fd"]
+    wrong = _report().points[1]
+    rows, columns, matrix, broken = agreement(Report((first, second, _report().points[3], wrong)))
+    assert rows == ["c", "broken", "wrong_rule"] and columns == ["sym ~ ad", "sym ~ fd", "ad ~ fd"]
     assert matrix[0] == [MAX_DIGITS, pytest.approx(6.0, abs=1e-6), pytest.approx(6.0, abs=1e-6)]
     assert all(math.isnan(v) for v in matrix[1])  # nothing compared: grey, not "perfect"
+    # The mismatch: finite differences broke both of their bounds; the exact value and autodiff agree.
+    assert broken == [[False, False, False], [False, False, False], [False, True, True]]
 
 
 def _images(page):
@@ -279,10 +282,16 @@ def test_html_is_self_contained_escaped_and_has_its_plots():
     assert "<script" not in page  # the error message's <script> is text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "sigmoid &lt;bce&gt;" in page
     assert page.count("No step sweep recorded.") == 3  # wrong_rule, relu, broken
+    assert "<h2>Kinks</h2>" in page and "relu @ zero: x: at a kink" in page  # warnings, listed apart
     for failure in _report().failures(limit=100):
         assert failure.split(":")[0].replace("<", "&lt;").replace(">", "&gt;") in page
-    # The sweep table states the chosen step and the observed order.
-    assert "3.0e-06" in page and "2.00" in page
+    # The sweep table: chosen step, best step and its error, diffcheck's own error, observed order.
+    rows = re.findall(r"<tr><td>tutorial</td><td>float64</td><td>(\w)</td>(.*?)</tr>", page)
+    cells = {name: re.findall(r'<td class="num">([^<]*)</td>', rest) for name, rest in rows}
+    assert cells == {
+        "w": ["1.0e-05", "1.0e-05", "4.0e-11", "2.0e-11", "2.00"],
+        "b": ["3.0e-06", "1.0e-05", "4.0e-11", "-", "2.00"],  # b's difference is exact: no error to draw
+    }
 
 
 def test_sweep_plot_survives_steps_without_an_error():
@@ -290,7 +299,8 @@ def test_sweep_plot_survives_steps_without_an_error():
     zero = StepSweep("b", STEPS, (0.0,) * len(STEPS), 1e-5, 1e-5, math.nan)
     point = PointResult("c", "p", "float64", "cpu", {}, elements=(_element("w", 1.0, 1.0),), sweeps=(nan, zero))
     page = to_html(Report((point,)))
-    assert len(_images(page)) == 1 and "No step sweep recorded." in page  # heatmap only
+    assert len(_images(page)) == 1  # the heatmap only
+    assert "no finite error to draw" in page and "No step sweep recorded" not in page
 
 
 def test_repr_html_is_the_table_and_needs_no_matplotlib(monkeypatch):
