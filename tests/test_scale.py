@@ -163,3 +163,17 @@ def test_gpu_script_says_there_is_no_gpu_and_fails():
     done = _run("bash", "benchmarks/gpu_check.sh", PYTHON=sys.executable)
     assert done.returncode != 0
     assert "no GPU" in done.stdout + done.stderr
+
+
+def test_import_diffcheck_loads_neither_jax_nor_sympy():
+    code = "import sys, diffcheck; print(sorted({'jax', 'sympy'} & set(sys.modules)))"
+    done = _run(sys.executable, "-c", code)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_cache_dir_keeps_compiled_programs(tmp_path):
+    cache = tmp_path / "xla"
+    argv = ("run", "--case", "sigmoid_bce", "--points", "0", "--cache-dir", str(cache))
+    done = _run(sys.executable, "-m", "diffcheck", *argv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list(cache.iterdir())) > 5  # one entry per compiled program
