@@ -59,8 +59,6 @@ def compiled(F, kind: str):
     """One jit-compiled transform of `F(theta, data)` per F: compiled once, reused at every point."""
     if kind == "value":
         return jax.jit(F)
-    if kind == "batched":  # many θ, one data
-        return jax.jit(jax.vmap(F, in_axes=(0, None)))
     if kind == "perturbed":  # θ with element where[i] set to to[i], for each i: one row per i
 
         def row(theta, j, v, data):
