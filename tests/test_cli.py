@@ -4,6 +4,7 @@ import json
 import textwrap
 
 import pytest
+from samples import WRONG_RULE_FILE
 
 from diffcheck import cli
 
@@ -12,20 +13,6 @@ GOOD = """
     from diffcheck import Case
 
     square = Case(name="square", fn=lambda x: x**2, wrt="x", points={"two": dict(x=2.0)}, tags=("mine",))
-"""
-
-WRONG = """
-    import jax
-    import jax.numpy as jnp
-    from diffcheck import Case
-
-    @jax.custom_vjp
-    def f(x):
-        return jnp.sin(x)
-
-    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x) * (1 + 1e-7),))
-
-    wrong_rule = Case(name="wrong_rule", fn=f, wrt="x", points={"p": dict(x=0.4)})
 """
 
 
@@ -51,7 +38,7 @@ def test_json_report(tmp_path):
 
 
 def test_mismatch_exits_1_and_names_the_odd_one_out(tmp_path, capsys):
-    path = _write(tmp_path, "wrong.py", WRONG)
+    path = _write(tmp_path, "wrong.py", WRONG_RULE_FILE)
     assert cli.main(["run", str(path)]) == cli.MISMATCH
     assert "odd one out: autodiff" in capsys.readouterr().out
 

@@ -5,6 +5,7 @@ import json
 import textwrap
 
 import pytest
+from samples import without_timings
 
 from diffcheck import Case, check_case, cli, collect_cases
 from diffcheck.errors import UsageError
@@ -18,16 +19,8 @@ USER_CASES = """
 """
 
 
-def _without_timings(data):
-    if isinstance(data, dict):
-        return {k: _without_timings(v) for k, v in data.items() if k not in ("seconds", "summary")}
-    if isinstance(data, list):
-        return [_without_timings(v) for v in data]
-    return data
-
-
 def _json(report):
-    return _without_timings(report.to_dict())
+    return without_timings(report.to_dict())
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +69,7 @@ def test_cli_jobs_writes_the_serial_json(tmp_path):
     for extra in ([], ["--jobs", "2"]):
         target = tmp_path / f"r{len(runs)}.json"
         assert cli.main([*argv, *extra, "--json", str(target)]) == cli.OK
-        runs.append(_without_timings(json.loads(target.read_text())))
+        runs.append(without_timings(json.loads(target.read_text())))
     assert runs[0] == runs[1]
 
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from samples import without_timings
 
 import diffcheck
 from diffcheck import Case, cli, symbolic
@@ -150,21 +151,13 @@ def test_invalid_case_definitions_are_named():
         Case.from_sympy("c", "__import__('os')", points={"p": {}})
 
 
-def _without_timings(data):
-    if isinstance(data, dict):
-        return {k: _without_timings(v) for k, v in data.items() if k not in ("seconds", "summary")}
-    if isinstance(data, list):
-        return [_without_timings(v) for v in data]
-    return data
-
-
 def test_same_seed_same_report(tmp_path):
     runs = []
     for i in range(2):
         target = tmp_path / f"r{i}.json"
         argv = ["run", "--case", "sigmoid_bce", "--case", "tensor_ranks", "--points", "3", "--seed", "7"]
         assert cli.main([*argv, "--json", str(target)]) == cli.OK
-        runs.append(_without_timings(json.loads(target.read_text())))
+        runs.append(without_timings(json.loads(target.read_text())))
     assert runs[0] == runs[1]
     # sigmoid_bce: (1 named + 3 random points) × orders 1, 2; tensor_ranks: (1 + 3) × order 1.
     assert len(runs[0]["points"]) == 4 * 2 + 4

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import junitparser
 import pytest
+from samples import WRONG_RULE_FILE
 
 from diffcheck import UsageError, cli, terminal
 from diffcheck.html import MAX_DIGITS, agreement, digits, report_html_fragment, to_html
@@ -334,24 +335,9 @@ def test_one_run_writes_json_junit_and_html(tmp_path, capsys):
     assert "[1/1] sigmoid_bce" in out.err
 
 
-WRONG = """
-    import jax
-    import jax.numpy as jnp
-    from diffcheck import Case
-
-    @jax.custom_vjp
-    def f(x):
-        return jnp.sin(x)
-
-    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x) * (1 + 1e-7),))
-
-    wrong_rule = Case(name="wrong_rule", fn=f, wrt="x", points={"p": dict(x=0.4)})
-"""
-
-
 def test_a_mismatch_reaches_junit_and_html(tmp_path):
     case = tmp_path / "wrong.py"
-    case.write_text(textwrap.dedent(WRONG))
+    case.write_text(textwrap.dedent(WRONG_RULE_FILE))
     xml, page = tmp_path / "r.xml", tmp_path / "r.html"
     argv = ["run", str(case), "--points", "0", "--junit", str(xml), "--html", str(page)]
     assert cli.main(argv) == cli.MISMATCH
