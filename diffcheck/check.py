@@ -832,8 +832,8 @@ def _kink_element(name, index, output, vals, bnds, left, right, via) -> Element:
             continue
         v = vals[method]
         slack = bnds.get(method, 0.0) + 1e-12 * max(abs(left), abs(right))
-        kink[method] = v
-        inside = inside and min(left, right) - slack <= v <= max(left, right) + slack
+        kink[method] = float(v)
+        inside = inside and bool(min(left, right) - slack <= v <= max(left, right) + slack)
         conventions.append(_convention(v, left, right, slack))
     kink["subgradient"] = inside
     kink["convention"] = conventions[0] if len(set(conventions)) == 1 else " / ".join(conventions)

@@ -1,5 +1,6 @@
 """The built-in case library, run as tests: every case agrees, in float64 and in float32."""
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def test_case_agrees(case, dtype):
     for point in report.points:
         assert point.methods["symbolic"] == "ok", point.methods
         assert point.methods["finite_difference"] == "ok"
+    # Every report is valid JSON: plain numbers and bools, no NaN (--json must never crash after a run).
+    json.loads(json.dumps(report.to_dict(), allow_nan=False))
 
 
 def test_tutorial_printed_gradients():
