@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--order", type=int, choices=(1, 2, 3, 4), default=1, help="derivative order (default 1)")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     check.add_argument("--timeout", type=_positive_seconds, default=120.0, metavar="SECONDS")
+    check.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails the check")
     check.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
     check.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
@@ -273,7 +274,7 @@ def _check(args) -> int:
         from .html import require_matplotlib
 
         require_matplotlib()
-    report = check_case(case, dtype=args.dtype, points=0, timeout=args.timeout)
+    report = check_case(case, dtype=args.dtype, points=0, timeout=args.timeout, strict=args.strict)
     out = terminal.console()
     terminal.show(report, out)
     for element in (e for p in report.points for e in p.elements):

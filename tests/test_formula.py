@@ -151,6 +151,12 @@ def test_cli_check_higher_order(capsys):
     assert "∂/∂x ∂/∂x: symbolic 6" in capsys.readouterr().out
 
 
+def test_cli_check_a_kink_warns_and_strict_fails(capsys):
+    assert cli.main(["check", "abs(x)", "--at", "x=0"]) == cli.OK
+    assert "kink" in capsys.readouterr().out
+    assert cli.main(["check", "abs(x)", "--at", "x=0", "--strict"]) == cli.MISMATCH
+
+
 @pytest.mark.parametrize("name", sorted(formula.FUNCTIONS))
 def test_each_function_means_the_same_in_jax_and_sympy(name):
     arity = formula.FUNCTIONS[name][0]
