@@ -304,46 +304,47 @@ def _sympy_backend() -> dict:
 
     from . import symbolic
 
-    def sigmoid(x):
-        return 1 / (1 + sympy.exp(-x))
+    # Operators and elementary functions mean here what the jaxpr translation says they mean.
+    shared = {name: symbolic._BINARY[name] for name in ("add", "sub", "mul", "div", "pow", "max", "min")}
+    shared.update({name: symbolic._UNARY[name] for name in _ELEMENTARY})
+    sigmoid = symbolic._UNARY["logistic"]
 
     def softplus(x):
         return sympy.log(1 + sympy.exp(x))
 
     return {
         "number": symbolic.to_sympy,  # floats as the binary rationals JAX computes with
-        "add": lambda a, b: a + b,
-        "sub": lambda a, b: a - b,
-        "mul": lambda a, b: a * b,
-        "div": lambda a, b: a / b,
-        "pow": lambda a, b: a**b,
-        "exp": sympy.exp,
-        "expm1": lambda x: sympy.exp(x) - 1,
-        "log": sympy.log,
-        "log1p": lambda x: sympy.log(1 + x),
-        "sqrt": sympy.sqrt,
-        "sin": sympy.sin,
-        "cos": sympy.cos,
-        "tan": sympy.tan,
-        "asin": sympy.asin,
-        "acos": sympy.acos,
-        "atan": sympy.atan,
-        "sinh": sympy.sinh,
-        "cosh": sympy.cosh,
-        "tanh": sympy.tanh,
-        "asinh": sympy.asinh,
-        "atanh": sympy.atanh,
+        **shared,
         "sigmoid": sigmoid,
         "softplus": softplus,
         "log_sigmoid": lambda x: -softplus(-x),
         "silu": lambda x: x * sigmoid(x),
         "relu": lambda x: symbolic.Maximum(x, 0),
-        "abs": sympy.Abs,
-        "erf": sympy.erf,
-        "erfc": sympy.erfc,
-        "max": symbolic.Maximum,
-        "min": symbolic.Minimum,
     }
+
+
+# Formula functions named as the JAX primitives they are.
+_ELEMENTARY = (
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "sqrt",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "atanh",
+    "abs",
+    "erf",
+    "erfc",
+)
 
 
 # --- points and the case -----------------------------------------------------------------------
