@@ -24,6 +24,8 @@ Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol +
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SYMBOLIC, AUTODIFF, FORWARD, FINITE = "symbolic", "autodiff", "autodiff_forward", "finite_difference"
@@ -78,7 +80,16 @@ def digits(value: float, exact: float, scale: float) -> float:
     error = abs(value - exact)
     if error == 0 or denominator == 0:
         return FULL_DIGITS if error == 0 else 0.0
-    return float(min(FULL_DIGITS, max(0.0, -np.log10(error / denominator))))
+    return relative_digits(error / denominator)
+
+
+def relative_digits(relative_error: float, cap: float = FULL_DIGITS) -> float:
+    """−log10(relative error), between 0 and `cap` (`cap` for an exact match, 0 for NaN)."""
+    if math.isnan(relative_error):
+        return 0.0
+    if relative_error <= 0:
+        return cap
+    return min(cap, max(0.0, -math.log10(relative_error)))
 
 
 def dot_product_bound(u: np.ndarray, jac: np.ndarray, v: np.ndarray, dtype) -> float:

@@ -14,7 +14,7 @@ import io
 import math
 from html import escape
 
-from .compare import FINITE, MISMATCH, SYMBOLIC
+from .compare import FINITE, MISMATCH, SYMBOLIC, relative_digits
 from .errors import UsageError
 from .report import _COLUMNS, PointResult, Report
 
@@ -53,11 +53,7 @@ def require_matplotlib():
 
 def digits(relative_error: float) -> float:
     """Agreement in decimal digits: -log10(relative error), between 0 and MAX_DIGITS (0 for nan)."""
-    if math.isnan(relative_error):
-        return 0.0
-    if relative_error <= 0:
-        return MAX_DIGITS
-    return min(MAX_DIGITS, max(0.0, -math.log10(relative_error)))
+    return relative_digits(relative_error, MAX_DIGITS)
 
 
 # --- the table, shared with Report._repr_html_ -------------------------------------------------
