@@ -284,6 +284,8 @@ def _apply(eqn, invals):
         return _cond(params, invals)
     if not any(_is_symbolic(x) for x in invals):
         return _bind(eqn, invals)  # a constant: JAX folds it, exactly as the program would
+    if name == "optimization_barrier":  # the identity on each of its operands
+        return list(invals)
     if name in _STRUCTURAL:
         return _structural(eqn, invals)
     if name in _UNARY:
@@ -419,7 +421,6 @@ _UNARY = {
     "copy": lambda x: x,
     "copy_p": lambda x: x,
     "reduce_precision": lambda x: x,
-    "optimization_barrier": lambda x: x,
     "not": _logical(sympy.Not),
     # A symbolic value is a real number by construction: finite wherever it is defined.
     "is_finite": lambda x: sympy.true,
@@ -577,6 +578,8 @@ _STRUCTURAL = {
     "pad": 2,
     "dynamic_update_slice": 2,
     "concatenate": None,
+    "stack": None,
+    "split": 1,
 }
 
 
@@ -595,9 +598,12 @@ def _structural(eqn, invals):
     with jax.enable_x64(True):
         picked = _bind(eqn, index_arrays + list(rest))
     pool = np.array(pool + [sympy.S.Zero], dtype=object)
-    picked = np.asarray(picked)
-    outside = (picked < 0) | (picked >= offset)  # gather's fill value in its "drop" modes
-    return pool[np.where(outside, offset, picked)]
+
+    def pick(indices):
+        outside = (indices < 0) | (indices >= offset)  # gather's fill value in its "drop" modes
+        return pool[np.where(outside, offset, indices)]
+
+    return [pick(np.asarray(p)) for p in picked] if eqn.primitive.multiple_results else pick(np.asarray(picked))
 
 
 def _scan(params, invals):
