@@ -23,7 +23,7 @@ import sympy
 from . import autodiff, compare, exact, finite, symbolic
 from .case import Case
 from .errors import BudgetExceeded, PointError, Unavailable, UsageError
-from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep, format_index
+from .report import DirectionalTest, DotProductTest, Element, Expectation, PointResult, Report, StepSweep, format_index
 
 #: Random points drawn per case besides its named points, unless told otherwise.
 DEFAULT_POINTS = 2
@@ -350,6 +350,7 @@ def check_point(
     expectations = _expectations(expected or {}, values, names, shapes, decimals) if order == 1 else []
     order_methods = {m: methods[m] for m in (*compare.METHODS, compare.FORWARD) if m in methods}
     tolerance = "error model" if rtol is None and atol is None else f"rtol={rtol or 0:g}, atol={atol or 0:g}"
+    directional = () if numeric.along is None else (_directional_test(numeric.along, values, bounds, run_dtype),)
     sweeps = ()
     if exact is not None and order == 1:
         with jax.default_device(dev):
@@ -365,8 +366,9 @@ def check_point(
         tuple(expectations),
         seconds=time.perf_counter() - start,
         order=order,
-        checks=numeric.plan.describe(),
+        checks=numeric.checks,
         dot_product=numeric.dot_product,
+        directional=directional,
         sweeps=sweeps,
         tolerance=tolerance,
         strict=strict,
@@ -377,8 +379,13 @@ def check_point(
 MAX_ORDER = 4
 #: Largest derivative tensor (entries) checked in full; beyond it, order 2 uses directions.
 MAX_TENSOR = 2048
-#: Random directions v for Hessian-vector products H v.
+#: Random directions v for Hessian-vector products H v, and for the complex step of large N.
 DIRECTIONS = 2
+#: Above this many parameters the O(N²) extras give way: the complex step runs along DIRECTIONS
+#: random directions instead of once per element, and finite differences measure their rounding
+#: noise on LADDER_SAMPLE elements' stencils. Symbolic, autodiff and finite differences stay per element.
+LARGE = 16_384
+LADDER_SAMPLE = 1024
 
 
 class _Plan(NamedTuple):
@@ -416,6 +423,8 @@ class _Numeric(NamedTuple):
     notes: dict
     plan: _Plan
     dot_product: DotProductTest | None
+    along: tuple | None  # large N: (directions V, complex step's J vᵀ, its measured spread)
+    checks: str  # what was checked, as the report states it
 
 
 def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
@@ -462,29 +471,80 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
             methods[method] = "ok"
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
         floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
-        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor)
+        large = flat64.size > LARGE
+        sample = LADDER_SAMPLE if large else None
+        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample)
     # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
     # rounding of 1e-16 in F that neither precision shows.
     values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
     dot = _dot_product_test(values, methods, bounds[compare.AUTODIFF], run_dtype, seed)
     methods[compare.FINITE] = "ok"
+    checks, along = [plan.describe()], None
+    if large and flat64.size > LADDER_SAMPLE:
+        checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
         why = finite.not_analytic(F, flat64, data)
         if why:
             methods[compare.COMPLEX] = f"unavailable: not analytic ({why})"
         else:
             try:
-                with autodiff.precision(run_dtype):
-                    cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
-                with autodiff.precision(ladder_dtype):
-                    cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
+                if large:
+                    along = _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed)
+                else:
+                    with autodiff.precision(run_dtype):
+                        cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
+                    with autodiff.precision(ladder_dtype):
+                        cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
             except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
                 methods[compare.COMPLEX] = f"unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
             else:
-                values[compare.COMPLEX] = cs
-                bounds[compare.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
-                methods[compare.COMPLEX] = "ok"
-    return _Numeric(f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot)
+                if large:
+                    methods[compare.COMPLEX] = f"directional: {DIRECTIONS} random directions"
+                    checks.append(f"complex step along {DIRECTIONS} random directions ({flat64.size:,} parameters)")
+                else:
+                    values[compare.COMPLEX] = cs
+                    bounds[compare.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
+                    methods[compare.COMPLEX] = "ok"
+    return _Numeric(
+        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks)
+    )
+
+
+def _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed) -> tuple:
+    """(V, J Vᵀ by the complex step, its rounding spread) for DIRECTIONS seeded random directions."""
+    rng = np.random.default_rng([seed, flat64.size, 1])
+    V = rng.standard_normal((DIRECTIONS, flat64.size)).astype(run_dtype).astype(np.float64)
+    with autodiff.precision(run_dtype):
+        cs = finite.complex_step_along(F, flat64.astype(run_dtype), data, run_dtype, V)
+    with autodiff.precision(ladder_dtype):
+        ladder = finite.complex_step_along(F, flat64.astype(ladder_dtype), data, ladder_dtype, V)
+    scale = min(1.0, np.finfo(run_dtype).eps / np.finfo(ladder_dtype).eps)
+    return V, cs, np.abs(cs - ladder) * scale
+
+
+def _directional_test(along, values, bounds, dtype) -> DirectionalTest:
+    """The complex step's J v against the exact J v (else reverse-mode autodiff's), each direction.
+
+    The bound: the complex step's own (its spread across precisions, rounding of the sum's terms,
+    the absolute floor once per term) plus the reference's bound carried through the sum.
+    """
+    V, cs, spread = along
+    reference = compare.SYMBOLIC if compare.SYMBOLIC in values else compare.AUTODIFF
+    J = values[reference]
+    expected = V @ J.T  # (directions, outputs)
+    size = np.abs(V) @ np.abs(J).T
+    eps = np.finfo(dtype).eps
+    bound = (
+        4 * spread
+        + 128 * eps * size
+        + compare.ABSOLUTE_FLOOR * np.abs(V).sum(axis=1, keepdims=True)
+        + np.abs(V) @ bounds[reference].T
+    )
+    if not (np.all(np.isfinite(cs)) and np.all(np.isfinite(expected)) and np.all(np.isfinite(bound))):
+        return DirectionalTest(compare.COMPLEX, "unavailable: a derivative is not finite here", reference, len(V))
+    ok = bool(np.all(np.abs(cs - expected) <= bound))
+    flat = (tuple(a.reshape(-1).tolist()) for a in (cs, expected, bound))
+    return DirectionalTest(compare.COMPLEX, "ok" if ok else "mismatch", reference, len(V), *flat)
 
 
 #: Elements per point whose finite-difference error is swept over steps 1e-1 … 1e-12.

@@ -17,8 +17,10 @@ import numpy as np
 
 from . import autodiff
 
-#: Rows (perturbed points) evaluated per vmapped call; bounds memory for large parameter counts.
+#: Rows (perturbed points) evaluated per vmapped chunk; bounds memory for large parameter counts.
 CHUNK = 4096
+#: Chunks per call of a large stencil: the loop over them runs inside the compiled program.
+GROUP = 64
 
 _LEVELS = (1.0, 0.5, 0.25)
 #: How many times a step is shrunk (by 8) when the stencil leaves the function's domain.
@@ -43,30 +45,33 @@ class Estimate(NamedTuple):
     notes: dict  # parameter element → why its step differs from the rule (e.g. shrunk)
 
 
-def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0) -> Estimate:
+def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0, ladder_sample=None) -> Estimate:
     """dF/dθ (outputs × parameters) with its error bound, the steps, and notes on shrunk steps.
 
     `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point. With
     `ladder_dtype`, the stencil is evaluated in that precision too: the difference measures the
     rounding noise of each value of F, including cancellation inside F that |F| cannot show.
     `noise_floor` is the least noise assumed in each value (for F an autodiff derivative: its own
-    rounding bound). Call it inside `autodiff.precision(dtype)`.
+    rounding bound). `ladder_sample`: re-evaluate at most that many elements' stencils (seeded
+    random) in the ladder precision, their largest noise standing for all. Call it inside
+    `autodiff.precision(dtype)`.
     """
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
     n = theta.size
     f0 = autodiff.value(F, theta, data)
     h = base_step(theta, dtype)
-    vmapped = autodiff.compiled(F, "perturbed")
+    perturbed = _perturbed(F)
 
     def batched(where, to, precision=dtype):
         if precision == dtype:
-            return vmapped(theta, where, to, data)
+            return perturbed(theta, where, to, data)
         with autodiff.precision(precision):
-            return vmapped(theta.astype(precision), where, to.astype(precision), data)
+            return perturbed(theta.astype(precision), where, to.astype(precision), data)
 
     batched.ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
     batched.noise_floor = noise_floor
+    batched.sample = ladder_sample
 
     jac, err, settled = _richardson(batched, theta, h, np.arange(n), f0, dtype)
     notes = {}
@@ -129,10 +134,16 @@ def _richardson(batched, theta, h, cols, f0, dtype):
     noise = 8 * eps * np.maximum(np.abs(rows).max(axis=(0, 1)), np.abs(f0)[None, :]) + batched.noise_floor
     if batched.ladder is not None:
         # Measured: the same stencil in the other precision, scaled to this one's epsilon.
-        other = _evaluate(functools.partial(batched, precision=batched.ladder), theta, moved, cols)
+        probe = _sample(len(cols), batched.sample)
+        other = _evaluate(functools.partial(batched, precision=batched.ladder), theta, moved[:, :, probe], cols[probe])
         scale = min(1.0, eps / np.finfo(batched.ladder).eps)
-        measured = (np.abs(rows - other) * scale).max(axis=(0, 1))
-        noise = np.maximum(noise, 4 * np.where(np.isfinite(measured), measured, 0.0))
+        measured = (np.abs(rows[:, :, probe] - other) * scale).max(axis=(0, 1))
+        measured = np.where(np.isfinite(measured), measured, 0.0)
+        if len(probe) < len(cols):
+            # Every row is the same F a step away from θ: its rounding noise, measured on the
+            # sample, stands for every element (the largest seen).
+            measured = np.broadcast_to(measured.max(axis=0), (len(cols), measured.shape[1]))
+        noise = np.maximum(noise, 4 * measured)
     rounding = 3 * noise / (2 * steps[-1][:, None])
     truncation = np.abs(r2 - r1[1])
     # In the asymptotic range D(h) − D(h/2) ≈ 4 (D(h/2) − D(h/4)); differences at the noise level
@@ -169,6 +180,20 @@ def _one_sided(batched, theta, h, j, f0, dtype, sign):
     return last @ d, np.abs((last - previous) @ d) + rounding
 
 
+def _sample(n: int, limit: int | None) -> np.ndarray:
+    """All of range(n), or a seeded random `limit` of them."""
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([n, limit]).choice(n, limit, replace=False))
+
+
+def _perturbed(F):
+    """(θ, where, to, data) ↦ F at θ with element where[i] set to to[i], for each i: `where` is
+    one chunk, or (2-D) a group of chunks evaluated in one call."""
+    chunk, group = autodiff.compiled(F, "perturbed"), autodiff.compiled(F, "perturbed_chunks")
+    return lambda theta, where, to, data: (chunk if where.ndim == 1 else group)(theta, where, to, data)
+
+
 def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
@@ -180,17 +205,26 @@ def _evaluate(batched, theta, moved, cols, rows=0):
     # to that many rows, a shape already compiled (the full stencil's).
     k = len(cols)
     where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
-    out = []
     # About 2¹⁹ values (4 MB) per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8× slower.
     chunk = max(1, min(CHUNK, (1 << 19) // max(1, theta.size)))
-    for start in range(0, moved.size, chunk):
-        block = slice(start, start + chunk)
-        # One shape, one compilation.
-        pad = chunk - len(where[block]) if moved.size > chunk else max(0, min(rows, chunk) - moved.size)
-        w, t = np.pad(where[block], (0, pad), mode="edge"), np.pad(to[block], (0, pad), mode="edge")
-        values = np.asarray(batched(w, t))
-        out.append(values[: len(values) - pad].reshape(len(values) - pad, -1))
-    return np.concatenate(out).reshape(*moved.shape, -1)
+    if moved.size <= chunk:
+        pad = max(0, min(rows, chunk) - moved.size)
+        values = np.asarray(batched(np.pad(where, (0, pad), mode="edge"), np.pad(to, (0, pad), mode="edge")))
+        return values[: moved.size].reshape(*moved.shape, -1)
+    # Every call the same shape, so one compilation: chunks padded to full, and GROUP chunks per
+    # call while that many remain (one dispatch each: at 40,401 parameters a chunk is 12 rows).
+    count = -(-moved.size // chunk)
+    pad = count * chunk - moved.size
+    where = np.pad(where, (0, pad), mode="edge").reshape(count, chunk)
+    to = np.pad(to, (0, pad), mode="edge").reshape(count, chunk)
+    out, start = [], 0
+    while start < count:
+        size = GROUP if count - start >= GROUP else 1
+        block = slice(start, start + size)
+        values = np.asarray(batched(where[block] if size > 1 else where[start], to[block] if size > 1 else to[start]))
+        out.append(values.reshape(size * chunk, -1))
+        start += size
+    return np.concatenate(out)[: moved.size].reshape(*moved.shape, -1)
 
 
 # --- complex step --------------------------------------------------------------------------
@@ -202,6 +236,9 @@ NOT_ANALYTIC = frozenset(
         "abs", "sign", "max", "min", "clamp", "select_n", "lt", "le", "gt", "ge", "eq", "ne",
         "floor", "ceil", "round", "reduce_max", "reduce_min", "argmax", "argmin", "sort", "cond", "while",
         "is_finite", "rem", "stop_gradient", "real", "imag", "conj", "reduce_precision", "nextafter",
+        # XLA's complex versions are not the analytic continuation of the real functions:
+        # atan2 of complex operands, and cbrt (the principal cube root of −8 is 1 + 1.73i, not −2).
+        "atan2", "cbrt",
     }
 )  # fmt: skip
 
@@ -209,13 +246,24 @@ NOT_ANALYTIC = frozenset(
 def not_analytic(F, theta, data) -> str:
     """Why `F(θ, data)` is not real-analytic in θ, from its jaxpr ("" when it is).
 
-    Only primitives whose inputs depend on θ count: a `max` over data is harmless.
+    The jaxpr is traced with real θ (whose primitives name the reason best), then with complex θ,
+    as the complex step runs it: jnp functions dispatch on the dtype (`jnp.linalg.norm` of a
+    complex vector takes conj and real parts). Only primitives whose inputs depend on θ count: a
+    `max` over data is harmless.
     """
     import jax
 
-    closed = jax.make_jaxpr(F)(theta, data)
-    dependent = [True] + [False] * (len(closed.jaxpr.invars) - 1)
-    return _first_non_analytic(closed.jaxpr, dependent)
+    theta = np.asarray(theta)
+    for dtype in (theta.dtype, np.result_type(theta.dtype, np.complex64)):
+        try:
+            with autodiff.precision(theta.dtype):
+                closed = jax.make_jaxpr(F)(theta.astype(dtype), data)
+        except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
+            return f"complex input fails: {type(exc).__name__}: {exc}".splitlines()[0]
+        why = _first_non_analytic(closed.jaxpr, [True] + [False] * (len(closed.jaxpr.invars) - 1))
+        if why:
+            return why
+    return ""
 
 
 def _first_non_analytic(jaxpr, dependent) -> str:
@@ -256,7 +304,7 @@ def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:
     n = theta.size
     # The rows θ + i hⱼ eⱼ are built inside the compiled program, as the stencil's are (_evaluate).
     moved = (theta + 1j * h).astype(complex_dtype)
-    perturbed = autodiff.compiled(F, "perturbed")
+    perturbed = _perturbed(F)
     rows = _evaluate(
         lambda where, to: perturbed(theta.astype(complex_dtype), where, to, data),
         theta,
@@ -264,6 +312,23 @@ def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:
         np.arange(n),
     )[0, 0]  # (n, outputs)
     return (rows.imag.astype(np.float64) / h.astype(np.float64)[:, None]).T
+
+
+def complex_step_along(F, theta: np.ndarray, data, dtype, directions: np.ndarray) -> np.ndarray:
+    """J v (directions × outputs) for each row v of `directions`, as Im F(θ + i h v) / h.
+
+    One evaluation per direction instead of one per element: the complex step's check for
+    parameter counts where N evaluations of N values each would dominate the run. h is a power of
+    two, so h·v is exact wherever v is (the directions are drawn in `dtype`). Call inside
+    `autodiff.precision(dtype)`.
+    """
+    dtype = np.dtype(dtype)
+    complex_dtype = np.result_type(dtype, np.complex64)
+    theta = np.asarray(theta, dtype)
+    h = np.exp2(np.round(np.log2(np.finfo(dtype).eps ** 2 * max(float(np.abs(theta).max(initial=0)), 1.0))))
+    program = autodiff.compiled(F, "value")
+    moved = [(theta + 1j * (h * np.asarray(v, np.float64)).astype(dtype)).astype(complex_dtype) for v in directions]
+    return np.stack([np.asarray(program(m, data)).reshape(-1).imag.astype(np.float64) / h for m in moved])
 
 
 # --- step sweep ----------------------------------------------------------------------------
@@ -283,7 +348,7 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     theta = np.asarray(theta, dtype)
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
-    perturbed = autodiff.compiled(F, "perturbed")
+    perturbed = _perturbed(F)
     full = len(_LEVELS) * 2 * theta.size  # the stencil's batch: its compilation is reused
     rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]), full)[:, :, 0]
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]

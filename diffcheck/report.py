@@ -192,6 +192,47 @@ class DotProductTest:
 
 
 @dataclass(frozen=True)
+class DirectionalTest:
+    """A method checked along random directions v instead of per element: its J v against the
+    reference's (the exact J, else reverse-mode autodiff's), for parameter counts where one
+    evaluation per element would dominate the run."""
+
+    method: str  # e.g. "complex_step"
+    status: str  # "ok", "mismatch", or "unavailable: <reason>"
+    reference: str = ""  # the method whose J v is expected: "symbolic" (exact) or "autodiff"
+    directions: int = 0
+    values: tuple = ()  # J v by `method`, per direction and output (direction-major)
+    expected: tuple = ()  # J v by the reference
+    bounds: tuple = ()  # the largest |value − expected| counted as agreement: both methods' bounds, propagated
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "mismatch"
+
+    def describe(self) -> str:
+        if not self.values:
+            return f"{self.method} along random directions {self.status}"
+        worst = max(range(len(self.values)), key=lambda i: abs(self.values[i] - self.expected[i]) / self.bounds[i])
+        v, e, b = self.values[worst], self.expected[worst], self.bounds[worst]
+        return (
+            f"{self.method} along {self.directions} random directions {self.status}: J v = {v:.17g} "
+            f"({self.method}), {e:.17g} ({self.reference}), |difference| = {abs(v - e):.3g} "
+            f"{'>' if abs(v - e) > b else '≤'} {b:.3g}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "status": self.status,
+            "reference": self.reference,
+            "directions": self.directions,
+            "values": [_json_number(v) for v in self.values],
+            "expected": [_json_number(v) for v in self.expected],
+            "bounds": [_json_number(v) for v in self.bounds],
+        }
+
+
+@dataclass(frozen=True)
 class PointResult:
     """The check of one case at one point."""
 
@@ -211,6 +252,7 @@ class PointResult:
     dot_product: DotProductTest | None = None  # forward vs reverse mode, uᵀ(J v) against (Jᵀu)ᵀ v
     tolerance: str = "error model"  # the bound used: each method's own error model, or "rtol=…, atol=…"
     strict: bool = False  # a kink fails the point (check_grad(strict=True), --strict)
+    directional: tuple = ()  # DirectionalTest records: methods checked along random directions (large N)
 
     @property
     def mismatches(self) -> tuple:
@@ -228,6 +270,7 @@ class PointResult:
             and all(x.ok for x in self.expectations)
             and not any(s.startswith("rejected") for s in self.methods.values())
             and (self.dot_product is None or self.dot_product.ok)
+            and all(d.ok for d in self.directional)
             and not (self.strict and self.kinks)
         )
 
@@ -258,6 +301,7 @@ class PointResult:
         out += [x.describe() for x in self.expectations if not x.ok]
         if self.dot_product is not None and not self.dot_product.ok:
             out.append(self.dot_product.describe())
+        out += [d.describe() for d in self.directional if not d.ok]
         if self.strict:
             out += [f"(strict) {e.describe_kink()}" for e in self.kinks]
         return out
@@ -281,6 +325,7 @@ class PointResult:
             "tolerance": self.tolerance,
             "strict": self.strict,
             "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
+            "directional": [d.to_dict() for d in self.directional],
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
             "sweeps": [s.to_dict() for s in self.sweeps],

@@ -253,6 +253,28 @@ def test_complex_step_runs_for_analytic_code_and_says_why_not_otherwise():
     assert kinked.methods["complex_step"] == "unavailable: not analytic (primitive 'max')"
 
 
+@pytest.mark.parametrize(
+    "fn, complex_step",
+    [
+        # jnp functions that take conj and real parts of a complex input: the complex step must
+        # see the program it runs (traced with complex θ), not the real one.
+        (lambda x: jnp.linalg.norm(x), "unavailable: not analytic (primitive 'conj')"),
+        (lambda x: jnp.var(x), "unavailable: not analytic (primitive 'select_n')"),
+        # XLA's complex atan2 is not the analytic continuation of the real one.
+        (lambda x: jnp.sum(jnp.arctan2(x, 2.0)), "unavailable: not analytic (primitive 'atan2')"),
+        # Primitives with several operands or results.
+        (lambda x: jnp.sum(jnp.stack([x * x, jnp.sin(x)]) ** 2), "ok"),
+        (lambda x: jnp.sum(jnp.split(x, 3)[1] * jnp.split(x, 3)[2]), "ok"),
+        (lambda x: jnp.sum(jax.lax.optimization_barrier((x * x, jnp.sin(x)))[1] - 1e4), "ok"),
+    ],
+    ids=["norm", "var", "atan2", "stack", "split", "optimization_barrier"],
+)
+def test_correct_functions_raise_no_false_alarm(fn, complex_step):
+    [point] = diffcheck.check_grad(fn, np.array([0.3, 1.7, 2.9])).points
+    assert point.ok, str(point.problems())
+    assert point.methods["symbolic"] == "ok" and point.methods["complex_step"] == complex_step
+
+
 def test_report_has_digits_sweeps_and_the_bound_used():
     report = diffcheck.check_grad(lambda w, b: jnp.sum(jax.nn.sigmoid(1.1 * w + b) ** 2), np.array([2.2, 0.3]), 0.0)
     [point] = report.points

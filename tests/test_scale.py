@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import sympy
 
+import diffcheck
 from benchmarks.functions import net_point, simple_net, tanh_net
-from diffcheck import autodiff, exact, finite, symbolic
+from diffcheck import autodiff, compare, exact, finite, symbolic
+from diffcheck import check as check_module
 from diffcheck.check import _flat_program, check_point
 from diffcheck.errors import Unavailable
 
@@ -97,15 +99,65 @@ def test_forward_mode_of_a_custom_vjp_is_unavailable():
         autodiff.jacobian(F, np.ones(2), {}, "forward")
 
 
-def test_finite_differences_are_the_same_in_any_chunk_size(monkeypatch):
+@pytest.mark.parametrize("group", [64, 3])
+def test_finite_differences_are_the_same_in_any_chunk_size(group, monkeypatch):
     F = _flat_program(lambda w: jnp.sum(jnp.tanh(w) ** 3), ((11,),))
     theta = np.linspace(-1, 1, 11)
     with autodiff.precision(np.float64):
         whole = finite.jacobian(F, theta, {}, np.float64, np.float32)
         monkeypatch.setattr(finite, "CHUNK", 5)  # 66 rows in 14 chunks, the last one padded
+        monkeypatch.setattr(finite, "GROUP", group)  # 3: four calls of 3 chunks (in-program loop), then 2 single
         chunked = finite.jacobian(F, theta, {}, np.float64, np.float32)
     np.testing.assert_array_equal(whole.jac, chunked.jac)
     np.testing.assert_array_equal(whole.bound, chunked.bound)
+
+
+@pytest.fixture
+def large(monkeypatch):
+    """Parameter counts above 8 count as large; the noise sample is 4 elements."""
+    monkeypatch.setattr(check_module, "LARGE", 8)
+    monkeypatch.setattr(check_module, "LADDER_SAMPLE", 4)
+
+
+def test_large_parameter_counts_check_the_complex_step_along_directions(large):
+    x = np.linspace(-1, 2, 12)
+    (point,) = diffcheck.check_grad(lambda x: jnp.sum(jnp.sin(x) * x), x).points
+    assert point.ok, str(point.problems())
+    assert point.methods["complex_step"] == "directional: 2 random directions"
+    assert "measured on 4 of 12 elements" in point.checks and "complex step along 2 random directions" in point.checks
+    assert all("complex_step" not in e.values and "finite_difference" in e.values for e in point.elements)
+    (test,) = point.directional
+    assert (test.method, test.status, test.reference, test.directions) == ("complex_step", "ok", "symbolic", 2)
+    rng = np.random.default_rng([0, 12, 1])  # the check's seeded directions
+    V = rng.standard_normal((2, 12))
+    np.testing.assert_allclose(test.expected, V @ (np.sin(x) + x * np.cos(x)), rtol=1e-14)
+    np.testing.assert_allclose(test.values, test.expected, rtol=1e-14)
+    assert point.to_dict()["directional"][0]["status"] == "ok"
+
+
+def test_a_directional_complex_step_that_disagrees_fails_the_point(large):
+    x = np.linspace(-1, 2, 12)
+    F = _flat_program(lambda x: jnp.sum(jnp.sin(x) * x), ((12,),))
+    V, cs, spread = check_module._complex_step_along(F, x, {}, np.dtype(np.float64), np.dtype(np.float32), 0)
+    exact_jac = (np.sin(x) + x * np.cos(x))[None, :]
+    values, bounds = {compare.SYMBOLIC: exact_jac}, {compare.SYMBOLIC: compare.symbolic_bound(exact_jac)}
+    assert check_module._directional_test((V, cs, spread), values, bounds, np.float64).status == "ok"
+    wrong = check_module._directional_test((V, cs + 1e-9, spread), values, bounds, np.float64)
+    assert wrong.status == "mismatch" and "complex_step along 2 random directions mismatch" in wrong.describe()
+
+
+def test_sampled_noise_still_covers_cancellation(large):
+    # (1e4 + sin x) − 1e4 loses 4 digits in every value (the barrier stops XLA from simplifying):
+    # only the measured noise (the stencil in float32 too) explains the finite differences' error;
+    # a sample of 4 elements measures it for all 12.
+    fn = lambda x: jnp.sum(jax.lax.optimization_barrier(1e4 + jnp.sin(x)) - 1e4)  # noqa: E731
+    x = np.linspace(-1, 2, 12)
+    (point,) = diffcheck.check_grad(fn, x).points
+    assert point.ok, str(point.problems())
+    F = _flat_program(fn, ((12,),))
+    with autodiff.precision(np.float64):
+        unmeasured = finite.jacobian(F, x, {}, np.float64)  # no ladder: the bound misses the noise
+    assert np.any(np.abs(unmeasured.jac[0] - np.cos(x)) > unmeasured.bound[0])
 
 
 @pytest.mark.parametrize(
