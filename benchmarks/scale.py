@@ -30,6 +30,7 @@ PHASES = {
     "autodiff": ("diffcheck.autodiff", "jacobian"),
     "finite differences": ("diffcheck.finite", "jacobian"),
     "complex step": ("diffcheck.finite", "complex_step"),
+    "complex step along v": ("diffcheck.finite", "complex_step_along"),
 }
 
 
@@ -45,13 +46,17 @@ def _timed(spent, phase, fn):
     return wrapper
 
 
-def measure(width: int) -> dict:
-    """One check in this process (fresh): times, CPU, peak memory, time per phase."""
+def measure(width: int, large: int | None = None) -> dict:
+    """One check in this process (fresh): times, CPU, peak memory, time per phase. `large`: the
+    parameter count above which the complex step goes directional (diffcheck.check.LARGE)."""
     import importlib
 
     import jax.numpy as jnp
 
-    from diffcheck import Case, check_case
+    from diffcheck import Case, check, check_case
+
+    if large is not None:
+        check.LARGE = large
 
     spent = {}
     for phase, (module, name) in PHASES.items():
@@ -71,6 +76,7 @@ def measure(width: int) -> dict:
         "params": tanh_net_params(width),
         "ok": report.ok,
         "methods": point.methods,
+        "checks": point.checks,
         "check_seconds": seconds,
         "check_cpu_seconds": cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -82,15 +88,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--json", type=Path, help="write the records as JSON")
+    parser.add_argument(
+        "--large",
+        type=int,
+        help="parameter count above which the complex step runs along random directions and the "
+        "finite-difference noise is sampled (default: diffcheck's, 16,384); e.g. 0: the same scheme at every size",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one)))
+        print(json.dumps(measure(args.one, args.large)))
         return 0
     records, ok = [], True
     for width in args.widths:
         start = time.perf_counter()
         command = [sys.executable, "-m", "benchmarks.scale", "--one", str(width)]
+        command += [] if args.large is None else ["--large", str(args.large)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
@@ -110,6 +123,9 @@ def main(argv=None) -> int:
             f"{r['check_cpu_seconds']:.1f} s | {ratio} | {r['peak_rss_mb']:.0f} MB | {verdict} |"
         )
         previous = r["check_cpu_seconds"]
+    print("\nWhat was checked:")
+    for r in records:
+        print(f"- {r['params']:,}: {r['checks']}")
     print("\nWall time per phase (s):")
     print("| parameters | " + " | ".join(PHASES) + " |")
     print("|---|" + "---|" * len(PHASES))

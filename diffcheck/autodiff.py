@@ -137,6 +137,8 @@ def jacobian(F, theta, data, mode: str) -> np.ndarray:
         for start in range(0, n, width):
             cols = np.minimum(np.arange(start, start + width), n - 1)  # the last block padded
             blocks.append(np.asarray(compiled(F, mode)(theta, cols, data), np.float64)[: n - start])
-    except TypeError as exc:  # e.g. forward mode of a custom_vjp function
-        raise Unavailable(f"{mode} mode: {exc}".splitlines()[0]) from None
+    # JAX's word that the function has no such mode: forward mode of a custom_vjp (TypeError),
+    # reverse mode of a while_loop (ValueError), a primitive without the rule (NotImplementedError).
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise Unavailable(f"{mode} mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     return np.concatenate(blocks).reshape(n, -1).T

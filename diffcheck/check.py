@@ -455,8 +455,11 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
         F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
     else:
         F = autodiff.derivative(F, order)
-    with autodiff.precision(ladder_dtype):
-        ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
+    try:
+        with autodiff.precision(ladder_dtype):
+            ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
+    except Unavailable as exc:  # the user's function has no reverse mode (e.g. a custom_jvp without transpose)
+        raise PointError(f"autodiff failed: {exc}") from None
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         for method, mode in ((compare.AUTODIFF, "reverse"), (compare.FORWARD, "forward")):
@@ -464,7 +467,7 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
                 values[method] = autodiff.jacobian(F, theta, data, mode)
             except Unavailable as exc:
                 if method == compare.AUTODIFF:
-                    raise PointError(f"reverse-mode autodiff failed: {exc}") from None
+                    raise PointError(f"autodiff failed: {exc}") from None
                 methods[method] = f"unavailable: {exc}"
                 continue
             bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)

@@ -275,6 +275,17 @@ def test_correct_functions_raise_no_false_alarm(fn, complex_step):
     assert point.methods["symbolic"] == "ok" and point.methods["complex_step"] == complex_step
 
 
+@pytest.mark.parametrize("reduce", [False, True], ids=["vector output", "scalar output"])
+def test_a_function_without_reverse_mode_is_the_points_error_not_diffcheck_s(reduce):
+    def grow(x):  # a while_loop: JAX has no reverse mode for it
+        y = jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (c[0] * 1.5, c[1] + 1), (x, 0))[0]
+        return jnp.sum(y) if reduce else y
+
+    [point] = diffcheck.check_grad(grow, np.array([0.3, 1.0])).points
+    assert point.error.startswith("autodiff failed: reverse mode: ValueError: Reverse-mode differentiation")
+    assert "internal error" not in point.error
+
+
 def test_report_has_digits_sweeps_and_the_bound_used():
     report = diffcheck.check_grad(lambda w, b: jnp.sum(jax.nn.sigmoid(1.1 * w + b) ** 2), np.array([2.2, 0.3]), 0.0)
     [point] = report.points
