@@ -217,7 +217,8 @@ def enable_compilation_cache(folder, max_bytes: int | None = None) -> None:
     Args:
         folder: the folder, made if missing. Compiled programs are trusted code: keep it private.
         max_bytes: past this size JAX deletes the least recently used programs. Default None: no
-            bound. Bound only a folder that no unbounded process writes to.
+            bound. Bound only a folder that no unbounded process writes to; a folder that already
+            holds programs written without a bound stays unbounded.
 
     Raises:
         OSError: the folder cannot be made or written to; the cache is then left as it was.
@@ -229,6 +230,8 @@ def enable_compilation_cache(folder, max_bytes: int | None = None) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder):  # writable? JAX itself would warn once per program
         pass
+    if max_bytes is not None and any(_unbounded_entries(folder)):
+        max_bytes = None  # JAX's eviction reads every entry's access time: it would fail, and every write with it
     # In the environment too: inherited by worker processes.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(-1 if max_bytes is None else max_bytes)
@@ -238,6 +241,13 @@ def enable_compilation_cache(folder, max_bytes: int | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     compilation_cache.reset_cache()  # JAX opens its cache once per process: reopen it here
+
+
+def _unbounded_entries(folder: Path):
+    """Programs written without a bound: JAX's "<key>-cache" files lacking their "<key>-atime"."""
+    for entry in folder.glob("*-cache"):
+        if not entry.with_name(entry.name.removesuffix("-cache") + "-atime").exists():
+            yield entry
 
 
 def _bound(max_size: str | None) -> int | None:

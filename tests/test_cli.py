@@ -106,3 +106,13 @@ def test_an_unusable_cache_folder_is_one_warning_and_the_run_goes_on(tmp_path, m
     assert cli.main(["check", "x * x", "--at", "x=0.3", *extra]) == cli.OK
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "warning" in err[0] and str(folder) in err[0]
+
+
+def test_a_folder_filled_without_a_bound_stays_usable(tmp_path, monkeypatch):
+    # --cache-dir keeps no bound; JAX's bounded cache fails every write in a folder with such entries.
+    folder = tmp_path / "cache"
+    assert cli.main(["check", "x * exp(x) + 0.5 * x", "--at", "x=0.3", "--cache-dir", str(folder)]) == cli.OK
+    before = _cache_entries(folder)
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    assert cli.main(["check", "x * exp(x) + 0.75 * x", "--at", "x=0.3"]) == cli.OK  # JAX's warnings are errors here
+    assert _cache_entries(folder) > before
