@@ -3,16 +3,19 @@
     python -m benchmarks.cold_start              # 5 runs of each command, medians
     python -m benchmarks.cold_start --runs 3 --skip-torch
 
-Side by side: `python -m diffcheck run --case simple_net` (3 points × orders 1 and 2, three ways),
-the same at one point (`--points 0`), the same with JAX's persistent compilation cache warm
-(`--cache-dir`), and a fresh process running `torch.autograd.gradcheck` or
-`jax.test_util.check_grads` on the same function (benchmarks/functions.py) at one point (two ways).
+Side by side, in interleaved rounds (the machine may be shared): `python -m diffcheck run --case
+simple_net` (3 points × orders 1 and 2, three ways) with its default compilation cache warm, the
+same with the cache empty (a first run), the same with `--no-cache`, and a fresh process running
+`torch.autograd.gradcheck` or `jax.test_util.check_grads` on the same function
+(benchmarks/functions.py) at one point (two ways). The cache is a temporary folder
+(`$DIFFCHECK_CACHE_DIR`), never the user's.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -42,15 +45,13 @@ check_grads(lambda *p: b.fn(jnp, **dict(zip(b.wrt, p)), **b.data()), args, order
 """
 
 
-def wall(command, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return times
+def wall(command, env=None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -60,20 +61,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     py = sys.executable
     cli = [py, "-m", "diffcheck", "run", "--case", "simple_net"]
-    with tempfile.TemporaryDirectory() as cache:
-        wall([*cli, "--points", "0", "--cache-dir", cache], 1)  # fills the cache
+    with tempfile.TemporaryDirectory() as scratch:
+        warm = {"DIFFCHECK_CACHE_DIR": str(Path(scratch) / "warm")}
+        wall(cli, warm)  # fills the cache
         commands = {
-            "python -m diffcheck run --case simple_net": cli,
-            "  … --points 0 (one point, orders 1 and 2)": [*cli, "--points", "0"],
-            "  … --points 0, compilation cache warm": [*cli, "--points", "0", "--cache-dir", cache],
-            "python -c 'import diffcheck'": [py, "-c", "import diffcheck"],
-            "python -c 'import jax, sympy'": [py, "-c", "import jax, sympy"],
-            "jax.test_util.check_grads, one point, order 1": [py, "-c", JAX],
+            "python -m diffcheck run --case simple_net (cache warm)": (cli, warm),
+            "  … cache empty (a first run)": (cli, None),
+            "  … --no-cache": ([*cli, "--no-cache"], None),
+            "python -c 'import diffcheck'": ([py, "-c", "import diffcheck"], None),
+            "python -c 'import jax, sympy'": ([py, "-c", "import jax, sympy"], None),
+            "jax.test_util.check_grads, one point, order 1": ([py, "-c", JAX], None),
         }
         if not args.skip_torch and importlib.util.find_spec("torch") is not None:
-            commands["torch.autograd.gradcheck, one point, order 1"] = [py, "-c", TORCH]
-        results = {name: wall(command, args.runs) for name, command in commands.items()}
-    print(f"| whole process ({args.runs} runs) | median | min | max |")
+            commands["torch.autograd.gradcheck, one point, order 1"] = ([py, "-c", TORCH], None)
+        results = {name: [] for name in commands}
+        for run in range(args.runs):
+            for name, (command, env) in commands.items():
+                empty = {"DIFFCHECK_CACHE_DIR": str(Path(scratch) / f"empty-{run}")}  # a first run's
+                results[name].append(wall(command, env or empty))
+    print(f"| whole process ({args.runs} interleaved runs) | median | min | max |")
     print("|---|---|---|---|")
     for name, times in results.items():
         print(f"| {name} | {statistics.median(times):.2f} s | {min(times):.2f} s | {max(times):.2f} s |")

@@ -1,6 +1,7 @@
 """Parameters of rank 0, 1, 2 and 3 in one contraction, so shapes and indices are exercised."""
 
 import jax.numpy as jnp
+import numpy as np
 
 from diffcheck import Case
 
@@ -23,7 +24,8 @@ tensor_ranks = Case(
     name="tensor_ranks",
     fn=contraction,
     wrt=("s", "v", "M", "T"),
-    points={"unit": dict(s=0.5, v=jnp.ones(2), M=jnp.ones((3, 4)), T=jnp.ones((2, 3, 4)))},
+    # NumPy, not jnp: JAX would compile a program for each array when the library is imported.
+    points={"unit": dict(s=0.5, v=np.ones(2), M=np.ones((3, 4)), T=np.ones((2, 3, 4)))},
     sample=_point,
     tags=("tutorial", "tensor"),
     description="tanh(s)·einsum('i,jk,ijk', v, M, T) + ½‖M‖², ranks 0–3",

@@ -17,7 +17,7 @@ from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageE
 if TYPE_CHECKING:
     from .case import Case, as_case, collect_cases, load_cases
     from .check import assert_case, assert_grad, check_case, check_grad
-    from .parallel import check_cases
+    from .parallel import check_cases, enable_compilation_cache
     from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ _LAZY = {
     "check_case": "check",
     "check_grad": "check",
     "check_cases": "parallel",
+    "enable_compilation_cache": "parallel",
     "DotProductTest": "report",
     "Element": "report",
     "Expectation": "report",
@@ -61,6 +62,7 @@ __all__ = [
     "check_cases",
     "check_grad",
     "collect_cases",
+    "enable_compilation_cache",
     "load_cases",
 ]
 

@@ -63,13 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="check cases on a Dask distributed cluster (e.g. tcp://host:8786); needs diffcheck[distributed]",
     )
-    run.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        default=os.environ.get("JAX_COMPILATION_CACHE_DIR"),
-        help="keep JAX's compiled programs in DIR across runs (default: $JAX_COMPILATION_CACHE_DIR, else none)",
-    )
+    _cache_arguments(run)
     run.add_argument(
         "--by-case",
         action="store_true",
@@ -96,7 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON")
     check.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
+    _cache_arguments(check)
     return parser
+
+
+def _cache_arguments(parser) -> None:
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep JAX's compiled programs in DIR across runs (default: $DIFFCHECK_CACHE_DIR, else "
+        "$JAX_COMPILATION_CACHE_DIR, else diffcheck/jax in the user's cache folder, e.g. ~/.cache/diffcheck/jax)",
+    )
+    cache.add_argument("--no-cache", action="store_true", help="keep no compiled programs: every run compiles afresh")
 
 
 def _non_negative(text: str) -> int:
@@ -201,8 +208,7 @@ def _run(args) -> int:
 
     if args.jobs > 1 and args.scheduler:
         raise UsageError("give --jobs or --scheduler, not both")
-    if args.cache_dir:
-        parallel.enable_compilation_cache(args.cache_dir)
+    _compilation_cache(args)
     autodiff.device(args.device)  # a missing GPU is a usage error before any work
     if args.html:
         from .html import require_matplotlib
@@ -248,6 +254,26 @@ def _run(args) -> int:
     return OK if report.ok else MISMATCH
 
 
+def _compilation_cache(args) -> None:
+    """JAX's persistent compilation cache, on unless --no-cache. A folder that cannot be used costs
+    the run its speed-up, never its result: one warning, and the run goes on uncached."""
+    from . import parallel
+
+    if args.no_cache:
+        parallel.disable_compilation_cache()
+        return
+    folder, max_bytes = (args.cache_dir, None) if args.cache_dir else parallel.default_compilation_cache()
+    try:
+        parallel.enable_compilation_cache(folder, max_bytes)
+    except OSError as exc:
+        parallel.disable_compilation_cache()  # nor JAX's own folder, which would warn once per program
+        reason = exc.strerror or str(exc)
+        print(
+            f"diffcheck: warning: compiled programs are not cached: cannot use {str(folder)!r}: {reason}",
+            file=sys.stderr,
+        )
+
+
 def _write_reports(args, report, interrupted: bool) -> None:
     """Each requested file, rendered whole before it is written (a failed rendering leaves no file)."""
     if args.json:
@@ -268,6 +294,7 @@ def _check(args) -> int:
     from .check import check_case
 
     parsed = formula.parse(args.formula)  # refused here, before anything is built from it
+    _compilation_cache(args)
     point = formula.parse_point(args.at, parsed.variables)
     case = formula.case(args.formula, point, wrt=args.wrt, order=args.order)
     if args.html:

@@ -583,6 +583,25 @@ _STRUCTURAL = {
 }
 
 
+# The ones that only reshape or reorder, done in NumPy on the index array: run by JAX, each would
+# compile a small program per shape. Params as in JAX's jaxprs; any other form goes through JAX.
+_LAYOUT = {
+    "squeeze": lambda x, p: np.squeeze(x, tuple(p["dimensions"])),
+    "reshape": lambda x, p: np.reshape(x, p["new_sizes"]) if p.get("dimensions") is None else None,
+    "transpose": lambda x, p: np.transpose(x, p["permutation"]),
+    "rev": lambda x, p: np.flip(x, tuple(p["dimensions"])),
+    "broadcast_in_dim": lambda x, p: _broadcast_in_dim(x, p["shape"], p["broadcast_dimensions"]),
+}
+
+
+def _broadcast_in_dim(x, shape, dimensions):
+    # Operand axis i becomes output axis dimensions[i] (increasing, as JAX requires); the rest are new.
+    kept = [1] * len(shape)
+    for axis, n in zip(dimensions, x.shape):
+        kept[axis] = n
+    return np.broadcast_to(x.reshape(kept), shape)
+
+
 def _structural(eqn, invals):
     n_data = _STRUCTURAL[eqn.primitive.name]
     n_data = len(invals) if n_data is None else n_data
@@ -595,8 +614,11 @@ def _structural(eqn, invals):
         pool.extend(x.reshape(-1))
         index_arrays.append(np.arange(offset, offset + x.size, dtype=np.int64).reshape(x.shape))
         offset += x.size
-    with jax.enable_x64(True):
-        picked = _bind(eqn, index_arrays + list(rest))
+    layout = _LAYOUT.get(eqn.primitive.name)
+    picked = layout(index_arrays[0], eqn.params) if layout and not rest else None
+    if picked is None:
+        with jax.enable_x64(True):
+            picked = _bind(eqn, index_arrays + list(rest))
     pool = np.array(pool + [sympy.S.Zero], dtype=object)
 
     def pick(indices):

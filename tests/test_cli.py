@@ -77,3 +77,42 @@ def test_list_shows_names_and_tags(tmp_path, capsys):
 
 def test_missing_path_is_a_load_error(tmp_path):
     assert cli.main(["run", str(tmp_path / "nope.py")]) == cli.LOAD_ERROR
+
+
+def _cache_entries(folder):
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def test_compiled_programs_are_cached_by_default_and_not_with_no_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    argv = ["check", "x * exp(x) + 0.25 * x", "--at", "x=0.3"]  # a new function: compiled afresh
+    assert cli.main([*argv, "--no-cache"]) == cli.OK
+    assert _cache_entries(folder) == set()
+    assert cli.main(argv) == cli.OK
+    entries = _cache_entries(folder)
+    programs = {e.removesuffix("-cache") for e in entries if e.endswith("-cache")}
+    assert len(programs) > 3
+    assert {e.removesuffix("-atime") for e in entries if e.endswith("-atime")} == programs  # bounded: JAX's LRU
+
+
+@pytest.mark.parametrize("how", ["environment", "option"])
+def test_an_unusable_cache_folder_is_one_warning_and_the_run_goes_on(tmp_path, monkeypatch, capsys, how):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    folder = blocker / "cache"  # under a file: no one can make it, root included
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    extra = ["--cache-dir", str(folder)] if how == "option" else []
+    assert cli.main(["check", "x * x", "--at", "x=0.3", *extra]) == cli.OK
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "warning" in err[0] and str(folder) in err[0]
+
+
+def test_a_folder_filled_without_a_bound_stays_usable(tmp_path, monkeypatch):
+    # --cache-dir keeps no bound; JAX's bounded cache fails every write in a folder with such entries.
+    folder = tmp_path / "cache"
+    assert cli.main(["check", "x * exp(x) + 0.5 * x", "--at", "x=0.3", "--cache-dir", str(folder)]) == cli.OK
+    before = _cache_entries(folder)
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    assert cli.main(["check", "x * exp(x) + 0.75 * x", "--at", "x=0.3"]) == cli.OK  # JAX's warnings are errors here
+    assert _cache_entries(folder) > before

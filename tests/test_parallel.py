@@ -115,3 +115,15 @@ def test_cli_rejects_jobs_with_scheduler_and_zero_jobs(capsys):
 def test_check_case_and_check_cases_agree_for_one_case(cases):
     one = cases[-1]
     assert _json(check_cases([one], points=2)) == _json(check_case(one, points=2))
+
+
+def test_worker_processes_share_the_cache_folder_and_its_bound(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent(USER_CASES))
+    assert cli.main(["run", str(path), "--points", "1", "--jobs", "2"]) == cli.OK
+    entries = {p.name for p in folder.iterdir()}
+    programs = {e.removesuffix("-cache") for e in entries if e.endswith("-cache")}
+    assert any(p.startswith("jit_F-") for p in programs)  # compiled in a worker: this process checks nothing
+    assert {e.removesuffix("-atime") for e in entries if e.endswith("-atime")} == programs

@@ -169,3 +169,27 @@ def test_higher_order_expressions_by_reverse_accumulation():
     with jax.enable_x64(True):
         np.testing.assert_allclose(hessian, jax.hessian(f)(w), atol=1e-14)
         np.testing.assert_allclose(tensor, jax.jacfwd(jax.hessian(f))(w), atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "fn, shape",
+    [
+        (lambda x: jnp.squeeze(x, (0, 2)), (1, 3, 1)),
+        (lambda x: x.reshape(4, 3), (2, 6)),
+        (lambda x: jnp.transpose(x, (2, 0, 1)), (2, 3, 4)),
+        (lambda x: x[::-1, :, ::-1], (2, 3, 4)),
+        (lambda x: jnp.broadcast_to(x, (4, 2, 3)), (2, 3)),
+        (lambda x: jnp.broadcast_to(x[:, None, :], (2, 5, 3)), (2, 3)),
+        (lambda x: x[None, :, None], (3,)),
+    ],
+)
+def test_layout_primitives_in_numpy_move_elements_as_jax_does(fn, shape):
+    # NumPy stands in for JAX on the index arrays (no compilation): it must pick the same elements.
+    x = np.arange(np.prod(shape)).reshape(shape)
+    for eqn in jax.make_jaxpr(fn)(x).eqns:
+        assert eqn.primitive.name in symbolic._LAYOUT
+        ours = symbolic._LAYOUT[eqn.primitive.name](x, eqn.params)
+        with jax.enable_x64(True):
+            theirs = symbolic._bind(eqn, [x])
+        np.testing.assert_array_equal(ours, theirs)
+        x = theirs
