@@ -81,7 +81,16 @@ def compiled(F, kind: str):
             return jax.vmap(column)(cols)
 
         return jax.jit(columns)
-    return jax.jit(jax.jacrev(F))
+
+    def value_and_jacobian(theta, data):  # the value comes with the reverse pass: no program of its own
+        def twice(t):
+            out = F(t, data)
+            return out, out
+
+        jac, out = jax.jacrev(twice, has_aux=True)(theta)
+        return out, jac
+
+    return jax.jit(value_and_jacobian)
 
 
 @functools.lru_cache(maxsize=256)
@@ -117,6 +126,19 @@ def value(F, theta, data) -> np.ndarray:
     return np.asarray(compiled(F, "value")(theta, data))
 
 
+def value_and_jacobian(F, theta, data) -> tuple[np.ndarray, np.ndarray]:
+    """F(θ) (in θ's dtype) and dF/dθ (outputs × parameters, float64) from one reverse-mode program."""
+    try:
+        out, jac = compiled(F, "reverse")(theta, data)
+    except _NO_SUCH_MODE as exc:
+        raise Unavailable(f"reverse mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return np.asarray(out), np.asarray(jac, np.float64).reshape(-1, theta.size)
+
+
+#: JAX's word that a function has no such mode: forward mode of a custom_vjp (TypeError), reverse
+#: mode of a while_loop (ValueError), a primitive without the rule (NotImplementedError).
+_NO_SUCH_MODE = (TypeError, ValueError, NotImplementedError)
+
 #: Tangent values per forward-mode call (columns × parameters): bounds memory for large
 #: parameter counts, where `jacfwd`'s N × N identity basis alone would take N² floats.
 FORWARD_BLOCK = 1 << 19
@@ -129,16 +151,14 @@ def jacobian(F, theta, data, mode: str) -> np.ndarray:
     that it compiles once.
     """
     n = theta.size
+    if mode != "forward":
+        return value_and_jacobian(F, theta, data)[1]
     try:
-        if mode != "forward":
-            return np.asarray(compiled(F, mode)(theta, data), np.float64).reshape(-1, n)
         width = max(1, min(n, FORWARD_BLOCK // max(1, n)))
         blocks = []
         for start in range(0, n, width):
             cols = np.minimum(np.arange(start, start + width), n - 1)  # the last block padded
             blocks.append(np.asarray(compiled(F, mode)(theta, cols, data), np.float64)[: n - start])
-    # JAX's word that the function has no such mode: forward mode of a custom_vjp (TypeError),
-    # reverse mode of a while_loop (ValueError), a primitive without the rule (NotImplementedError).
-    except (TypeError, ValueError, NotImplementedError) as exc:
+    except _NO_SUCH_MODE as exc:
         raise Unavailable(f"{mode} mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     return np.concatenate(blocks).reshape(n, -1).T

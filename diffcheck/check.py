@@ -435,9 +435,20 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     # The same autodiff in the other precision measures autodiff's rounding error (a wrong rule
     # is wrong in both, so it cannot widen the bound): float32 for a float64 run, and vice versa.
     ladder_dtype = np.dtype(np.float32 if run_dtype == np.float64 else np.float64)
+    reverse = {}  # dtype → F's reverse-mode Jacobian (or why F has none): order 1's autodiff and ladder
+
+    def value(dtype):  # F(θ) in `dtype`, from the reverse-mode program that order 1 needs anyway
+        with autodiff.precision(dtype):
+            theta = flat64.astype(dtype)
+            try:
+                out, reverse[dtype] = autodiff.value_and_jacobian(F, theta, data)
+            except Unavailable as exc:  # the value alone says whether F itself fails
+                out, reverse[dtype] = autodiff.value(F, theta, data), exc
+        return np.asarray(out)
+
     try:
+        f64 = value(np.dtype(np.float64))
         with autodiff.precision(np.float64):
-            f64 = autodiff.value(F, flat64, data)
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
     except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
@@ -445,38 +456,48 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     _check_output(f64, "float64")
     f64 = f64.astype(np.float64)
     plan = _Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
-    with autodiff.precision(np.float32):
-        f32 = np.asarray(autodiff.value(F, flat64.astype(np.float32), data), np.float64)
+    f32 = value(np.dtype(np.float32))
     if run_dtype != np.float64:  # the float64 output is checked above
         _check_output(f32, run_dtype.name)
+    f32 = f32.astype(np.float64)
 
     # From here on F is the function whose Jacobian is the derivative checked.
-    if plan.directions is not None:
-        F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
-    else:
-        F = autodiff.derivative(F, order)
+    f_run = f64 if run_dtype == np.float64 else f32
+    jac, ladder = reverse[run_dtype], reverse[ladder_dtype]
     try:
-        with autodiff.precision(ladder_dtype):
-            ladder = autodiff.jacobian(F, flat64.astype(ladder_dtype), data, "reverse")
-    except Unavailable as exc:  # the user's function has no reverse mode (e.g. a custom_jvp without transpose)
+        if order > 1:
+            if plan.directions is not None:
+                F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
+            else:
+                F = autodiff.derivative(F, order)
+            with autodiff.precision(ladder_dtype):
+                _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+            with autodiff.precision(run_dtype):
+                f_run, jac = autodiff.value_and_jacobian(F, flat64.astype(run_dtype), data)
+        for result in (jac, ladder):
+            if isinstance(result, Unavailable):  # e.g. a while_loop: JAX has no reverse mode for it
+                raise result
+    except Unavailable as exc:
         raise PointError(f"autodiff failed: {exc}") from None
+    values[compare.AUTODIFF] = jac
+    bounds[compare.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype)
+    methods[compare.AUTODIFF] = "ok"
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
-        for method, mode in ((compare.AUTODIFF, "reverse"), (compare.FORWARD, "forward")):
-            try:
-                values[method] = autodiff.jacobian(F, theta, data, mode)
-            except Unavailable as exc:
-                if method == compare.AUTODIFF:
-                    raise PointError(f"autodiff failed: {exc}") from None
-                methods[method] = f"unavailable: {exc}"
-                continue
-            bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype)
-            methods[method] = "ok"
+        try:
+            values[compare.FORWARD] = autodiff.jacobian(F, theta, data, "forward")
+        except Unavailable as exc:
+            methods[compare.FORWARD] = f"unavailable: {exc}"
+        else:
+            bounds[compare.FORWARD] = compare.autodiff_bound(values[compare.FORWARD], run_dtype, ladder, ladder_dtype)
+            methods[compare.FORWARD] = "ok"
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
         floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
-        fd = finite.jacobian(F, theta, data, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample)
+        fd = finite.jacobian(
+            F, theta, data, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample, f0=f_run.astype(run_dtype)
+        )
     # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
     # rounding of 1e-16 in F that neither precision shows.
     values[compare.FINITE], bounds[compare.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR

@@ -45,7 +45,9 @@ class Estimate(NamedTuple):
     notes: dict  # parameter element → why its step differs from the rule (e.g. shrunk)
 
 
-def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0, ladder_sample=None) -> Estimate:
+def jacobian(
+    F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0, ladder_sample=None, f0=None
+) -> Estimate:
     """dF/dθ (outputs × parameters) with its error bound, the steps, and notes on shrunk steps.
 
     `F(θ, data)` maps a flat vector of `dtype` to a flat vector; `theta` is the point. With
@@ -53,13 +55,13 @@ def jacobian(F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0
     rounding noise of each value of F, including cancellation inside F that |F| cannot show.
     `noise_floor` is the least noise assumed in each value (for F an autodiff derivative: its own
     rounding bound). `ladder_sample`: re-evaluate at most that many elements' stencils (seeded
-    random) in the ladder precision, their largest noise standing for all. Call it inside
-    `autodiff.precision(dtype)`.
+    random) in the ladder precision, their largest noise standing for all. `f0`: F(θ), when the
+    caller has it. Call it inside `autodiff.precision(dtype)`.
     """
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
     n = theta.size
-    f0 = autodiff.value(F, theta, data)
+    f0 = autodiff.value(F, theta, data) if f0 is None else np.asarray(f0)
     h = base_step(theta, dtype)
     perturbed = _perturbed(F)
 

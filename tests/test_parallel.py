@@ -125,5 +125,7 @@ def test_worker_processes_share_the_cache_folder_and_its_bound(tmp_path, monkeyp
     assert cli.main(["run", str(path), "--points", "1", "--jobs", "2"]) == cli.OK
     entries = {p.name for p in folder.iterdir()}
     programs = {e.removesuffix("-cache") for e in entries if e.endswith("-cache")}
-    assert any(p.startswith("jit_F-") for p in programs)  # compiled in a worker: this process checks nothing
+    assert any(
+        p.startswith("jit_value_and_jacobian-") for p in programs
+    )  # compiled in a worker: this process checks nothing
     assert {e.removesuffix("-atime") for e in entries if e.endswith("-atime")} == programs
