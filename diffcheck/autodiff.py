@@ -48,8 +48,11 @@ def precision(dtype):
     """Runs JAX in `dtype`: x64 on for float64, off for float32 so that every default is float32.
 
     JAX warns when a program asks for float64 with x64 off; that is the point of a float32 run.
+    Matrix products run at full precision: on NVIDIA GPUs JAX's default for float32 is TF32 (10
+    bits of mantissa), which would pass for rounding noise in the error model and hide bugs.
     """
-    with jax.enable_x64(np.dtype(dtype) == np.float64), warnings.catch_warnings():
+    x64 = jax.enable_x64(np.dtype(dtype) == np.float64)
+    with x64, jax.default_matmul_precision("highest"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Explicitly requested dtype")
         yield
 

@@ -89,6 +89,14 @@ def test_forward_mode_in_blocks_equals_jacfwd(block, monkeypatch):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matrix_products_run_at_full_precision(dtype):
+    # On NVIDIA GPUs JAX's default float32 matmul is TF32; diffcheck's programs ask for HIGHEST.
+    with autodiff.precision(dtype):
+        text = jax.jit(lambda a: a @ a).lower(np.ones((2, 2), dtype)).as_text()
+    assert "precision = [HIGHEST, HIGHEST]" in text
+
+
 def test_forward_mode_of_a_custom_vjp_is_unavailable():
     @jax.custom_vjp
     def f(x):
