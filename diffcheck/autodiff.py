@@ -161,21 +161,19 @@ _NO_SUCH_MODE = (TypeError, ValueError, NotImplementedError)
 FORWARD_BLOCK = 1 << 19
 
 
-def jacobian(F, theta, data, mode: str) -> np.ndarray:
-    """dF/dθ (outputs × parameters) of `F(θ, data)` by reverse ("reverse") or forward mode.
+def forward_jacobian(F, theta, data) -> np.ndarray:
+    """dF/dθ (outputs × parameters) of `F(θ, data)` by forward mode (reverse mode:
+    `value_and_jacobian`).
 
-    Forward mode runs a block of basis vectors at a time, every block the same shape (padded) so
-    that it compiles once.
+    A block of basis vectors at a time, every block the same shape (padded) so that it compiles once.
     """
     n = theta.size
-    if mode != "forward":
-        return value_and_jacobian(F, theta, data)[1]
     try:
         width = max(1, min(n, FORWARD_BLOCK // max(1, n)))
         blocks = []
         for start in range(0, n, width):
             cols = np.minimum(np.arange(start, start + width), n - 1)  # the last block padded
-            blocks.append(np.asarray(compiled(F, mode)(theta, cols, data), np.float64)[: n - start])
+            blocks.append(np.asarray(compiled(F, "forward")(theta, cols, data), np.float64)[: n - start])
     except _NO_SUCH_MODE as exc:
-        raise Unavailable(f"{mode} mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise Unavailable(f"forward mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     return np.concatenate(blocks).reshape(n, -1).T

@@ -435,19 +435,19 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     # The same autodiff in the other precision measures autodiff's rounding error (a wrong rule
     # is wrong in both, so it cannot widen the bound): float32 for a float64 run, and vice versa.
     ladder_dtype = np.dtype(np.float32 if run_dtype == np.float64 else np.float64)
-    reverse = {}  # dtype → F's reverse-mode Jacobian (or why F has none): order 1's autodiff and ladder
 
-    def value(dtype):  # F(θ) in `dtype`, from the reverse-mode program that order 1 needs anyway
+    def value(dtype):
+        """F(θ) in `dtype` and F's reverse-mode Jacobian (or why F has none): one program, which
+        order 1 needs anyway for its autodiff and ladder Jacobians."""
         with autodiff.precision(dtype):
             theta = flat64.astype(dtype)
             try:
-                out, reverse[dtype] = autodiff.value_and_jacobian(F, theta, data)
+                return autodiff.value_and_jacobian(F, theta, data)
             except Unavailable as exc:  # the value alone says whether F itself fails
-                out, reverse[dtype] = autodiff.value(F, theta, data), exc
-        return np.asarray(out)
+                return autodiff.value(F, theta, data), exc
 
     try:
-        f64 = value(np.dtype(np.float64))
+        f64, reverse64 = value(np.dtype(np.float64))
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
@@ -456,14 +456,13 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     _check_output(f64, "float64")
     f64 = f64.astype(np.float64)
     plan = _Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
-    f32 = value(np.dtype(np.float32))
+    f32, reverse32 = value(np.dtype(np.float32))
     if run_dtype != np.float64:  # the float64 output is checked above
         _check_output(f32, run_dtype.name)
     f32 = f32.astype(np.float64)
 
     # From here on F is the function whose Jacobian is the derivative checked.
-    f_run = f64 if run_dtype == np.float64 else f32
-    jac, ladder = reverse[run_dtype], reverse[ladder_dtype]
+    f_run, jac, ladder = (f64, reverse64, reverse32) if run_dtype == np.float64 else (f32, reverse32, reverse64)
     try:
         if order > 1:
             if plan.directions is not None:
@@ -485,7 +484,7 @@ def _numeric(fn, leaves, data, run_dtype, order, seed) -> _Numeric:
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         try:
-            values[compare.FORWARD] = autodiff.jacobian(F, theta, data, "forward")
+            values[compare.FORWARD] = autodiff.forward_jacobian(F, theta, data)
         except Unavailable as exc:
             methods[compare.FORWARD] = f"unavailable: {exc}"
         else:

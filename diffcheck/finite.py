@@ -222,9 +222,8 @@ def _evaluate(batched, theta, moved, cols, rows=0):
     out, start = [], 0
     while start < count:
         size = GROUP if count - start >= GROUP else 1
-        block = slice(start, start + size)
-        values = np.asarray(batched(where[block] if size > 1 else where[start], to[block] if size > 1 else to[start]))
-        out.append(values.reshape(size * chunk, -1))
+        block = slice(start, start + size) if size > 1 else start  # a lone chunk: the 1-D program
+        out.append(np.asarray(batched(where[block], to[block])).reshape(size * chunk, -1))
         start += size
     return np.concatenate(out)[: moved.size].reshape(*moved.shape, -1)
 
@@ -256,16 +255,16 @@ def not_analytic(F, theta, data) -> str:
     import jax
 
     theta = np.asarray(theta)
-    for dtype in (theta.dtype, np.result_type(theta.dtype, np.complex64)):
-        try:
-            with autodiff.precision(theta.dtype):
-                closed = jax.make_jaxpr(F)(theta.astype(dtype), data)
-        except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
-            return f"complex input fails: {type(exc).__name__}: {exc}".splitlines()[0]
+    with autodiff.precision(theta.dtype):
+        closed = jax.make_jaxpr(F)(theta, data)
         why = _first_non_analytic(closed.jaxpr, [True] + [False] * (len(closed.jaxpr.invars) - 1))
         if why:
             return why
-    return ""
+        try:
+            closed = jax.make_jaxpr(F)(theta.astype(np.result_type(theta.dtype, np.complex64)), data)
+        except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
+            return f"complex input fails: {type(exc).__name__}: {exc}".splitlines()[0]
+        return _first_non_analytic(closed.jaxpr, [True] + [False] * (len(closed.jaxpr.invars) - 1))
 
 
 def _first_non_analytic(jaxpr, dependent) -> str:

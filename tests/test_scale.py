@@ -84,7 +84,7 @@ def test_forward_mode_in_blocks_equals_jacfwd(block, monkeypatch):
     F = _flat_program(lambda x, y: jnp.stack([jnp.sum(jnp.sin(x)) * jnp.sum(y**2), jnp.prod(x)]), ((3,), (2,)))
     theta = np.array([0.3, -1.2, 2.0, 0.7, 1.5])
     with autodiff.precision(np.float64):
-        got = autodiff.jacobian(F, theta, {}, "forward")
+        got = autodiff.forward_jacobian(F, theta, {})
         want = np.asarray(jax.jacfwd(F)(theta, {}))
     np.testing.assert_array_equal(got, want)
 
@@ -105,7 +105,7 @@ def test_forward_mode_of_a_custom_vjp_is_unavailable():
     f.defvjp(lambda x: (f(x), x), lambda x, g: (g * jnp.cos(x),))
     F = _flat_program(lambda x: f(x), ((2,),))
     with autodiff.precision(np.float64), pytest.raises(Unavailable, match="forward mode"):
-        autodiff.jacobian(F, np.ones(2), {}, "forward")
+        autodiff.forward_jacobian(F, np.ones(2), {})
 
 
 @pytest.mark.parametrize("group", [64, 3])
