@@ -14,8 +14,10 @@ import sys
 import numpy as np
 
 import diffcheck
-from diffcheck import autodiff, compare, finite
-from diffcheck.check import _flat_program
+from diffcheck import _autodiff as autodiff
+from diffcheck import _compare as compare
+from diffcheck import _finite as finite
+from diffcheck._numeric import flat_program as _flat_program
 
 
 def central_digits(case, point_name, point, exact) -> float:

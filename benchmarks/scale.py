@@ -23,15 +23,15 @@ from pathlib import Path
 from .functions import net_point, tanh_net, tanh_net_params
 
 PHASES = {
-    "translate": ("diffcheck.symbolic", "translate"),
-    "exact value": ("diffcheck.exact", "evaluate"),
-    "exact gradient": ("diffcheck.exact", "jacobian"),
-    "kinks": ("diffcheck.exact", "evaluate_moved"),
-    "reverse mode (with the value)": ("diffcheck.autodiff", "value_and_jacobian"),
-    "forward mode": ("diffcheck.autodiff", "forward_jacobian"),
-    "finite differences": ("diffcheck.finite", "jacobian"),
-    "complex step": ("diffcheck.finite", "complex_step"),
-    "complex step along v": ("diffcheck.finite", "complex_step_along"),
+    "translate": ("diffcheck._translate", "translate"),
+    "exact value": ("diffcheck._graph", "evaluate"),
+    "exact gradient": ("diffcheck._graph", "jacobian"),
+    "kinks": ("diffcheck._graph", "evaluate_moved"),
+    "reverse mode (with the value)": ("diffcheck._autodiff", "value_and_jacobian"),
+    "forward mode": ("diffcheck._autodiff", "forward_jacobian"),
+    "finite differences": ("diffcheck._finite", "jacobian"),
+    "complex step": ("diffcheck._finite", "complex_step"),
+    "complex step along v": ("diffcheck._finite", "complex_step_along"),
 }
 
 
@@ -49,15 +49,15 @@ def _timed(spent, phase, fn):
 
 def measure(width: int, large: int | None = None) -> dict:
     """One check in this process (fresh): times, CPU, peak memory, time per phase. `large`: the
-    parameter count above which the complex step goes directional (diffcheck.check.LARGE)."""
+    parameter count above which the complex step goes directional (diffcheck._plan.LARGE)."""
     import importlib
 
     import jax.numpy as jnp
 
-    from diffcheck import Case, check, check_case
+    from diffcheck import Case, _numeric, check_case
 
     if large is not None:
-        check.LARGE = large
+        _numeric.LARGE = large
 
     spent = {}
     for phase, (module, name) in PHASES.items():

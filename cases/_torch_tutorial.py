@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from diffcheck import pytorch
+import diffcheck
 
 from . import tutorial
 
@@ -58,7 +58,7 @@ def check_sigmoid_neuron(dtype=None):
     (in float64, so that the point is 1.1 and not float32's 1.10000002)."""
     x, y = torch.tensor([1.1], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
     w, b = torch.tensor([2.2], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
-    return pytorch.check_grad(
+    return diffcheck.check_grad(
         sigmoid_neuron, w, b, x, y, argnums=(0, 1), dtype=dtype, reference=tutorial.sigmoid_neuron_loss
     )
 
@@ -72,7 +72,7 @@ def check_simple_net(seed=0, dtype=None):
     # nn.BCELoss raises "Using a target size … that is different to the input size".
     labels = torch.tensor([[1.0]])
     criterion = nn.BCELoss()
-    return pytorch.check_module(
+    return diffcheck.check_module(
         net,
         lambda outputs: criterion(outputs, labels.to(outputs.dtype)),
         inputs,

@@ -15,37 +15,45 @@ from typing import TYPE_CHECKING
 from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageError
 
 if TYPE_CHECKING:
+    from ._api import assert_case, assert_grad, check_case, check_grad
+    from ._records import DirectionalTest, DotProductTest, Element, Expectation, PointResult, Report, StepSweep
+    from ._torch import check_module
     from .case import Case, as_case, collect_cases, load_cases
-    from .check import assert_case, assert_grad, check_case, check_grad
+    from .html import to_html
+    from .junit import to_junit
     from .parallel import check_cases, enable_compilation_cache
-    from .report import DotProductTest, Element, Expectation, PointResult, Report, StepSweep
 
 __version__ = "0.1.0"
 
-# Public name → the module that defines it.
+# Public name → the private module that defines it.
 _LAZY = {
     "Case": "case",
     "as_case": "case",
     "collect_cases": "case",
     "load_cases": "case",
-    "assert_case": "check",
-    "assert_grad": "check",
-    "check_case": "check",
-    "check_grad": "check",
+    "assert_case": "_api",
+    "assert_grad": "_api",
+    "check_case": "_api",
+    "check_grad": "_api",
+    "check_module": "_torch",
     "check_cases": "parallel",
     "enable_compilation_cache": "parallel",
-    "DotProductTest": "report",
-    "Element": "report",
-    "Expectation": "report",
-    "PointResult": "report",
-    "Report": "report",
-    "StepSweep": "report",
+    "DirectionalTest": "_records",
+    "DotProductTest": "_records",
+    "Element": "_records",
+    "Expectation": "_records",
+    "PointResult": "_records",
+    "Report": "_records",
+    "StepSweep": "_records",
+    "to_html": "html",
+    "to_junit": "junit",
 }
 
 __all__ = [
     "Case",
     "CaseError",
     "DiffcheckError",
+    "DirectionalTest",
     "DotProductTest",
     "Element",
     "Expectation",
@@ -61,9 +69,12 @@ __all__ = [
     "check_case",
     "check_cases",
     "check_grad",
+    "check_module",
     "collect_cases",
     "enable_compilation_cache",
     "load_cases",
+    "to_html",
+    "to_junit",
 ]
 
 

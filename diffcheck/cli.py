@@ -202,9 +202,10 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import autodiff, parallel, terminal
+    from . import _autodiff as autodiff
+    from . import parallel, terminal
+    from ._records import Report
     from .errors import UsageError
-    from .report import Report
 
     if args.jobs > 1 and args.scheduler:
         raise UsageError("give --jobs or --scheduler, not both")
@@ -281,9 +282,13 @@ def _write_reports(args, report, interrupted: bool) -> None:
         data["interrupted"] = interrupted
         write_atomic(args.json, json.dumps(data, indent=1))
     if args.junit:
-        write_atomic(args.junit, report.to_junit(interrupted=interrupted))
+        from .junit import to_junit
+
+        write_atomic(args.junit, to_junit(report, interrupted=interrupted))
     if args.html:
-        write_atomic(args.html, report.to_html(interrupted=interrupted))
+        from .html import to_html
+
+        write_atomic(args.html, to_html(report, interrupted=interrupted))
 
 
 _METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference", "complex_step")  # then any other
@@ -291,7 +296,7 @@ _METHOD_ORDER = ("symbolic", "autodiff", "autodiff_forward", "finite_difference"
 
 def _check(args) -> int:
     from . import formula, terminal
-    from .check import check_case
+    from ._api import check_case
 
     parsed = formula.parse(args.formula)  # refused here, before anything is built from it
     _compilation_cache(args)

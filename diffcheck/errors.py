@@ -23,6 +23,13 @@ class Unavailable(DiffcheckError):
 class BudgetExceeded(Unavailable):
     """The symbolic method ran past its time or size budget (`--timeout`); the others still run."""
 
+    def __init__(self, state: str, reason: str):
+        super().__init__(f"{state}: {reason}")
+        self.state, self.reason = state, reason  # e.g. "timed out", "the symbolic derivatives took …"
+
+    def __reduce__(self):
+        return (type(self), (self.state, self.reason))
+
 
 class PointError(DiffcheckError):
     """This point cannot be checked at all (the function fails, or its output is not finite)."""

@@ -302,24 +302,24 @@ def _jax_backend() -> dict:
 def _sympy_backend() -> dict:
     import sympy
 
-    from . import symbolic
+    from ._primitives import PRIMITIVES, Maximum, to_sympy
 
     # Operators and elementary functions mean here what the jaxpr translation says they mean.
-    shared = {name: symbolic._BINARY[name] for name in ("add", "sub", "mul", "div", "pow", "max", "min")}
-    shared.update({name: symbolic._UNARY[name] for name in _ELEMENTARY})
-    sigmoid = symbolic._UNARY["logistic"]
+    shared = {name: PRIMITIVES[name].translate for name in ("add", "sub", "mul", "div", "pow", "max", "min")}
+    shared.update({name: PRIMITIVES[name].translate for name in _ELEMENTARY})
+    sigmoid = PRIMITIVES["logistic"].translate
 
     def softplus(x):
         return sympy.log(1 + sympy.exp(x))
 
     return {
-        "number": symbolic.to_sympy,  # floats as the binary rationals JAX computes with
+        "number": to_sympy,  # floats as the binary rationals JAX computes with
         **shared,
         "sigmoid": sigmoid,
         "softplus": softplus,
         "log_sigmoid": lambda x: -softplus(-x),
         "silu": lambda x: x * sigmoid(x),
-        "relu": lambda x: symbolic.Maximum(x, 0),
+        "relu": lambda x: Maximum(x, 0),
     }
 
 

@@ -14,9 +14,10 @@ import io
 import math
 from html import escape
 
-from .compare import FINITE, MISMATCH, SYMBOLIC, relative_digits
+from ._compare import FINITE, MISMATCH, SYMBOLIC, relative_digits
+from ._fragment import failures_html, summary_html, table_html
+from ._records import TABLE_PAIRS, PointResult, Report, pair_label
 from .errors import UsageError
-from .report import _COLUMNS, PointResult, Report
 
 #: Agreement shown in the heatmap: -log10(relative error), capped here (float64 resolves ~15.7 digits).
 MAX_DIGITS = 16.0
@@ -24,7 +25,6 @@ MAX_DIGITS = 16.0
 #: At most this many step sweeps are drawn per case, so that each curve stays readable.
 MAX_CURVES = 8
 
-_VERDICT_COLOURS = {"agree": "#1a7f37", "mismatch": "#cf222e", "error": "#8250df"}
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #1f2328; }
@@ -54,45 +54,6 @@ def require_matplotlib():
 def digits(relative_error: float) -> float:
     """Agreement in decimal digits: -log10(relative error), between 0 and MAX_DIGITS (0 for nan)."""
     return relative_digits(relative_error, MAX_DIGITS)
-
-
-# --- the table, shared with Report._repr_html_ -------------------------------------------------
-
-
-def table_html(report: Report) -> str:
-    """The report's table (`Report.columns` and `Report.rows`) as HTML, verdicts coloured inline so
-    that it reads the same inside a notebook, which has no style sheet of ours."""
-    head = report.columns()
-    numeric = set(range(3, len(head) - 1))
-    out = ['<table class="diffcheck">', "<thead><tr>"]
-    out += [f"<th>{escape(h)}</th>" for h in head]
-    out.append("</tr></thead><tbody>")
-    for row, point in zip(report.rows(), report.points):
-        cells = [
-            f'<td class="num">{escape(c)}</td>' if i in numeric else f"<td>{escape(c)}</td>" for i, c in enumerate(row)
-        ]
-        colour = _VERDICT_COLOURS.get(point.status, "inherit")
-        cells[-1] = f'<td style="color: {colour}; font-weight: 600">{escape(row[-1])}</td>'
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
-def _failures_html(report: Report, limit: int) -> str:
-    lines = report.failures(limit=limit)
-    if not lines:
-        return '<p class="none">No failures.</p>'
-    return '<ul class="failures">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
-
-
-def _summary_html(report: Report) -> str:
-    verdict = "ok" if report.ok and report.points else "failed"
-    return f'<p class="summary {verdict}">{escape(report.summary())}</p>'
-
-
-def report_html_fragment(report: Report, limit: int = 20) -> str:
-    """Summary, table and failures: a report as a notebook shows it."""
-    return "\n".join([_summary_html(report), table_html(report), _failures_html(report, limit)])
 
 
 # --- plots ----------------------------------------------------------------------------------
@@ -133,9 +94,9 @@ def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]], 
             for key, err in e.errors.items()
             if e.verdict == MISMATCH and not err <= e.tolerances.get(key, math.inf)
         )
-    matrix = [[digits(row[k]) if k in row else math.nan for k in _COLUMNS] for row in worst.values()]
-    flags = [[k in broken[label] for k in _COLUMNS] for label in worst]
-    return list(worst), report.columns()[4:-1], matrix, flags
+    matrix = [[digits(row[k]) if k in row else math.nan for k in TABLE_PAIRS] for row in worst.values()]
+    flags = [[k in broken[label] for k in TABLE_PAIRS] for label in worst]
+    return list(worst), [pair_label(k) for k in TABLE_PAIRS], matrix, flags
 
 
 def heatmap(report: Report) -> str | None:
@@ -173,7 +134,7 @@ def extrapolated_error(point: PointResult, sweep) -> float | None:
     chosen step) at the sweep's element, against the exact value; None when unknown or zero."""
     for element in point.elements:
         if element.name == sweep.element:
-            rel = element.relative_errors().get(f"{SYMBOLIC}~{FINITE}")
+            rel = element.relative_errors().get((SYMBOLIC, FINITE))
             return rel if rel is not None and math.isfinite(rel) and rel > 0 else None
     return None
 
@@ -266,13 +227,13 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        _summary_html(report),
+        summary_html(report),
     ]
     if interrupted:
         parts.append('<p class="failed">Interrupted: this report is partial.</p>')
     parts.append(f'<p class="meta">diffcheck {escape(__version__)}, {escape(when)}</p>')
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
-    parts += ["<h2>Failures</h2>", _failures_html(report, limit=1000)]
+    parts += ["<h2>Failures</h2>", failures_html(report, limit=1000)]
     kinks = report.kink_warnings(limit=1000)
     if kinks:
         heading, *lines = kinks

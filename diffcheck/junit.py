@@ -13,7 +13,7 @@ import socket
 import sys
 import xml.etree.ElementTree as ET
 
-from .report import PointResult, Report
+from ._records import PointResult, Report
 
 # Characters XML 1.0 cannot hold at all (not even escaped): control characters, lone surrogates.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from ._records import Report
 from .case import Case, collect_cases
 from .errors import CaseError, UsageError
-from .report import Report
 
 
 class CaseId(NamedTuple):
@@ -74,7 +74,7 @@ def _file_cases(path: str) -> dict:
 def check_one(target, options: dict) -> Report:
     """Loads (from a `CaseId`) and checks one case; runs in the worker. A case that cannot be
     loaded becomes the report's error, never an exception: one broken case must not stop the rest."""
-    from .check import check_case
+    from ._api import check_case
 
     try:
         case = target.load() if isinstance(target, CaseId) else target

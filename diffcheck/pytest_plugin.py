@@ -110,7 +110,7 @@ class CaseItem(pytest.Item):
         self.extra_keyword_matches.update(case.tags)  # -k selects by tag
 
     def runtest(self):
-        from .check import check_case
+        from ._api import check_case
 
         options = self.config.option
         report = check_case(self.case, points=options.diffcheck_points, dtype=options.diffcheck_dtype)

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColu
 from rich.table import Table
 from rich.text import Text
 
-from .report import Report
+from ._records import Report
 
 VERDICT_STYLES = {"agree": "green", "mismatch": "bold red", "error": "bold magenta"}
 

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from diffcheck import check_case, collect_cases
+from diffcheck._records import StepSweep
 from diffcheck.html import to_html
-from diffcheck.report import StepSweep
 
 # Written into a copy of the page under test (the report itself has no script): once the page has
 # loaded, it records how many <img> decoded to a picture with a width.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from diffcheck.compare import AGREE, AUTODIFF, FINITE, FORWARD, MISMATCH, SYMBOLIC, verdict
+from diffcheck._compare import AGREE, AUTODIFF, FINITE, FORWARD, MISMATCH, SYMBOLIC, verdict
 
 B = {SYMBOLIC: 1e-16, AUTODIFF: 1e-15, FORWARD: 1e-15, FINITE: 1e-10}
 
@@ -40,13 +40,13 @@ def test_explicit_tolerances_replace_the_bounds():
     [(1.0 + 1e-6, 1.0, 1.0, 6.0), (1.0, 1.0, 1.0, 17.0), (1e-9, 0.0, 1e-3, 6.0), (3.0, 1.0, 1.0, 0.0)],
 )
 def test_digits_of_agreement(value, exact, scale, digits):
-    from diffcheck.compare import digits as agreement
+    from diffcheck._compare import digits as agreement
 
     assert agreement(value, exact, scale) == pytest.approx(digits, abs=1e-6)
 
 
 def test_complex_step_joins_the_vote():
-    from diffcheck.compare import COMPLEX
+    from diffcheck._compare import COMPLEX
 
     bounds = {**B, COMPLEX: 1e-15}
     # Every numerical method against the translation: the translation is the odd one out.

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffcheck import finite
-from diffcheck.autodiff import precision
+from diffcheck import _finite as finite
+from diffcheck._autodiff import precision
 
 
 def _fd(F, theta, dtype=np.float64):

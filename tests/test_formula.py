@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import diffcheck
-from diffcheck import autodiff, cli, formula
+from diffcheck import _autodiff as autodiff
+from diffcheck import cli, formula
 from diffcheck.errors import FormulaError
 
 

@@ -17,18 +17,18 @@ import pytest
 from samples import WRONG_RULE_FILE
 
 from diffcheck import UsageError, cli, terminal
-from diffcheck.html import MAX_DIGITS, agreement, digits, report_html_fragment, to_html
+from diffcheck._records import Element, Expectation, PointResult, Report, StepSweep
+from diffcheck._fragment import report_html_fragment
+from diffcheck.html import MAX_DIGITS, agreement, digits, to_html
 from diffcheck.junit import to_junit
-from diffcheck.report import Element, Expectation, PointResult, Report, StepSweep
 
-PAIRS = ("symbolic~autodiff", "symbolic~finite_difference", "autodiff~finite_difference")
+PAIRS = (("symbolic", "autodiff"), ("symbolic", "finite_difference"), ("autodiff", "finite_difference"))
 STEPS = tuple(10.0**-k for k in range(1, 13))
 
 
 def _element(name, exact, fd, verdict="agree", odd=None):
     values = {"symbolic": exact, "autodiff": exact, "finite_difference": fd}
-    errors = {"symbolic~autodiff": 0.0, "symbolic~finite_difference": abs(exact - fd)}
-    errors["autodiff~finite_difference"] = abs(exact - fd)
+    errors = {PAIRS[0]: 0.0, PAIRS[1]: abs(exact - fd), PAIRS[2]: abs(exact - fd)}
     return Element(name, (), (), values, errors, dict.fromkeys(PAIRS, 1e-8), verdict, odd)
 
 

@@ -17,9 +17,16 @@ import sympy
 
 import diffcheck
 from benchmarks.functions import net_point, simple_net, tanh_net
-from diffcheck import autodiff, compare, exact, finite, symbolic
-from diffcheck import check as check_module
-from diffcheck.check import _flat_program, check_point
+from diffcheck import _autodiff as autodiff
+from diffcheck import _compare as compare
+from diffcheck import _finite as finite
+from diffcheck import _graph as exact
+from diffcheck import _numeric, _primitives, _probes
+from diffcheck import _translate as symbolic
+from diffcheck._numeric import flat_program as _flat_program
+from diffcheck._pipeline import check_point
+from diffcheck._primitives import Maximum, to_sympy
+from diffcheck._problem import Problem
 from diffcheck.errors import Unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +34,7 @@ a, b, c = sympy.symbols("a b c", real=True)
 STENCIL_EXPRESSIONS = [
     sympy.tanh(a * b) + c**2,
     sympy.Abs(a - b) * sympy.exp(c),
-    symbolic.Maximum(a, b, 2 * c),
+    Maximum(a, b, 2 * c),
     sympy.Piecewise((a * b, sympy.Lt(a, c)), (sympy.sin(b), True)),
     sympy.erf(a) - sympy.log(1 + b**2),
     sympy.Lt(a, b),
@@ -68,13 +75,13 @@ def test_moved_rows_through_let_bound_symbols(rng):
 
 def test_fast_dot_products_equal_sympys(rng):
     syms = sympy.symbols("p0:6", real=True)
-    numbers = [symbolic.to_sympy(v) for v in (0.0, 1.0, -1.0, 0.1, 3.0)]
+    numbers = [to_sympy(v) for v in (0.0, 1.0, -1.0, 0.1, 3.0)]
     for _ in range(300):
         k = int(rng.integers(1, 6))
         pool = list(syms) + numbers
         lhs = [pool[i] for i in rng.integers(0, len(pool), k)]
         rhs = [pool[i] for i in rng.integers(0, len(pool), k)]
-        got = symbolic._sum_of_products(np.array(lhs, object), np.array(rhs, object))
+        got = _primitives._sum_of_products(np.array(lhs, object), np.array(rhs, object))
         assert sympy.expand(got - sympy.Add(*[x * y for x, y in zip(lhs, rhs)])) == 0
 
 
@@ -124,8 +131,8 @@ def test_finite_differences_are_the_same_in_any_chunk_size(group, monkeypatch):
 @pytest.fixture
 def large(monkeypatch):
     """Parameter counts above 8 count as large; the noise sample is 4 elements."""
-    monkeypatch.setattr(check_module, "LARGE", 8)
-    monkeypatch.setattr(check_module, "LADDER_SAMPLE", 4)
+    monkeypatch.setattr(_numeric, "LARGE", 8)
+    monkeypatch.setattr(_numeric, "LADDER_SAMPLE", 4)
 
 
 def test_large_parameter_counts_check_the_complex_step_along_directions(large):
@@ -147,11 +154,11 @@ def test_large_parameter_counts_check_the_complex_step_along_directions(large):
 def test_a_directional_complex_step_that_disagrees_fails_the_point(large):
     x = np.linspace(-1, 2, 12)
     F = _flat_program(lambda x: jnp.sum(jnp.sin(x) * x), ((12,),))
-    V, cs, spread = check_module._complex_step_along(F, x, {}, np.dtype(np.float64), np.dtype(np.float32), 0)
+    V, cs, spread = _numeric._complex_step_along(F, x, {}, np.dtype(np.float64), np.dtype(np.float32), 0)
     exact_jac = (np.sin(x) + x * np.cos(x))[None, :]
     values, bounds = {compare.SYMBOLIC: exact_jac}, {compare.SYMBOLIC: compare.symbolic_bound(exact_jac)}
-    assert check_module._directional_test((V, cs, spread), values, bounds, np.float64).status == "ok"
-    wrong = check_module._directional_test((V, cs + 1e-9, spread), values, bounds, np.float64)
+    assert _probes.directional_test((V, cs, spread), values, bounds, np.float64).status == "ok"
+    wrong = _probes.directional_test((V, cs + 1e-9, spread), values, bounds, np.float64)
     assert wrong.status == "mismatch" and "complex_step along 2 random directions mismatch" in wrong.describe()
 
 
@@ -182,8 +189,8 @@ def test_graph_and_expression_routes_agree_on_nets(fn, point):
     leaves = [point[k] for k in names]
     data = dict(x=point["x"], y=point["y"])
     f = functools.partial(fn, jnp)
-    graph = check_point("net", "p", f, leaves, names, data=data, route="graph")
-    whole = check_point("net", "p", f, leaves, names, data=data, route="expression")
+    graph = check_point(Problem("net", "p", f, tuple(leaves), tuple(names), data=data, route="graph"))
+    whole = check_point(Problem("net", "p", f, tuple(leaves), tuple(names), data=data, route="expression"))
     assert graph.ok and whole.ok and graph.methods["symbolic"] == "ok"
     g = np.array([e.values["symbolic"] for e in graph.elements])
     w = np.array([e.values["symbolic"] for e in whole.elements])

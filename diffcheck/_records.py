@@ -1,21 +1,119 @@
-"""Result records and their renderings: a readable table (`str`), JSON-safe dicts, one failure format.
+"""Result records and their own renderings: a readable table (`str`) and JSON-safe dicts.
 
-The report knows nothing of SymPy or JAX: it holds numbers and names.
+The records know nothing of SymPy or JAX: they hold numbers and names. Methods, verdicts and
+statuses are enums (`Method`, `Verdict`, `State`); a pair of methods is a tuple, joined into
+"a~b" only in `to_dict`. The other renderings (terminal, JUnit, HTML) read these records.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 
-from .compare import AUTODIFF, COMPLEX, FINITE, FORWARD, KINK, MISMATCH, SYMBOLIC
+import numpy as np
+
+from ._fragment import report_html_fragment
 
 SCHEMA = "diffcheck.report/1"
 
-_SHORT = {SYMBOLIC: "sym", AUTODIFF: "ad", FORWARD: "fwd", FINITE: "fd", COMPLEX: "cs"}
+
+class Method(enum.StrEnum):
+    """A way of computing the derivative."""
+
+    SYMBOLIC = "symbolic"  # exact: SymPy from the program, evaluated at 30 digits
+    AUTODIFF = "autodiff"  # reverse mode
+    FORWARD = "autodiff_forward"  # forward mode, compared wherever reverse mode is
+    FINITE = "finite_difference"
+    COMPLEX = "complex_step"
+
+    @property
+    def short(self) -> str:
+        return _SHORT[self]
+
+
+_SHORT = {
+    Method.SYMBOLIC: "sym",
+    Method.AUTODIFF: "ad",
+    Method.FORWARD: "fwd",
+    Method.FINITE: "fd",
+    Method.COMPLEX: "cs",
+}
+
+
+class Verdict(enum.StrEnum):
+    """An element's verdict."""
+
+    AGREE = "agree"
+    MISMATCH = "mismatch"
+    KINK = "kink"  # non-differentiable here: a warning (a failure under strict)
+
+
+class State(enum.StrEnum):
+    """What happened to a method or a probe."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"
+    UNAVAILABLE = "unavailable"  # it cannot run on this function: the others decide
+    REJECTED = "rejected"  # the exact method's translation failed its value check: a failure
+    TIMED_OUT = "timed out"  # past its time budget (--timeout)
+    TOO_LARGE = "too large"  # past its size budget
+    DIRECTIONAL = "directional"  # checked along random directions (see PointResult.directional)
+
+
+class Status(str):
+    """A state and its reason; it reads (and compares, and is written to JSON) as "state: reason"."""
+
+    state: State
+    reason: str
+
+    def __new__(cls, state, reason: str = ""):
+        state = State(state)
+        self = super().__new__(cls, f"{state}: {reason}" if reason else str(state))
+        self.state, self.reason = state, reason
+        return self
+
+    def __getnewargs__(self):
+        return (self.state, self.reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.state is not State.MISMATCH and self.state is not State.REJECTED
+
+
+OK = Status(State.OK)
+
+
+def unavailable(reason: str) -> Status:
+    return Status(State.UNAVAILABLE, reason)
+
+
+#: The method pairs compared, in the order reports list them; forward mode is compared wherever
+#: reverse mode is.
+PAIRS = (
+    (Method.SYMBOLIC, Method.AUTODIFF),
+    (Method.SYMBOLIC, Method.FINITE),
+    (Method.AUTODIFF, Method.FINITE),
+    (Method.AUTODIFF, Method.FORWARD),
+    (Method.SYMBOLIC, Method.FORWARD),
+    (Method.SYMBOLIC, Method.COMPLEX),
+    (Method.AUTODIFF, Method.COMPLEX),
+)
+#: The pairs the table shows, one column each.
+TABLE_PAIRS = PAIRS[:3]
+_BY_CASE = PAIRS[:2]
 #: Digits of agreement with the exact value, per method, as `by_case` reports them.
-_DIGITS = (AUTODIFF, FINITE, COMPLEX)
-_COLUMNS = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}", f"{AUTODIFF}~{FINITE}")
+_DIGITS = (Method.AUTODIFF, Method.FINITE, Method.COMPLEX)
+
+
+def pair_key(pair: tuple) -> str:
+    """A method pair as JSON writes it: "symbolic~autodiff"."""
+    return "~".join(pair)
+
+
+def pair_label(pair: tuple) -> str:
+    """A method pair as the table heads it: "sym ~ ad"."""
+    return " ~ ".join(Method(m).short for m in pair)
 
 
 def format_index(index: tuple) -> str:
@@ -23,11 +121,17 @@ def format_index(index: tuple) -> str:
     return "[" + ",".join(map(str, index)) + "]" if index else ""
 
 
+def offsets_of(shapes) -> np.ndarray:
+    """Where each parameter's elements start in the flat vector θ (and, last, its length)."""
+    return np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+
+
+def element_names(names, shapes) -> list[str]:
+    return [name + format_index(index) for name, shape in zip(names, shapes) for index in np.ndindex(*shape)]
+
+
 def _json_number(x):
     return None if x is None or not math.isfinite(x) else float(x)
-
-
-_BY_CASE = (f"{SYMBOLIC}~{AUTODIFF}", f"{SYMBOLIC}~{FINITE}")
 
 
 def _table(rows) -> str:
@@ -43,10 +147,10 @@ class Element:
     index: tuple  # the element's index inside the parameter (() for a scalar)
     output: tuple  # the output element (() for a scalar output)
     values: dict  # method → value, for the methods that ran
-    errors: dict  # "a~b" → |a − b|
-    tolerances: dict  # "a~b" → the largest |a − b| counted as agreement
-    verdict: str  # "agree", "mismatch", or "kink" (non-differentiable here: a warning)
-    odd_one_out: str | None  # the method that disagrees with the other two, if one can be named
+    errors: dict  # (a, b) → |a − b|
+    tolerances: dict  # (a, b) → the largest |a − b| counted as agreement
+    verdict: Verdict  # agree, mismatch, or kink (non-differentiable here: a warning)
+    odd_one_out: Method | None  # the method that disagrees with the others, if one can be named
     note: str = ""  # e.g. a finite-difference step that was shrunk
     via: str = ""  # higher orders: the earlier differentiations, e.g. "∂/∂b " or "H·v0: "
     bounds: dict = field(default_factory=dict)  # method → its own error bound (the error model), when used
@@ -64,7 +168,7 @@ class Element:
     def relative_errors(self) -> dict:
         rel = {}
         for key, err in self.errors.items():
-            a, b = key.split("~")
+            a, b = key
             scale = max(abs(self.values[a]), abs(self.values[b]))
             rel[key] = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
         return rel
@@ -74,7 +178,7 @@ class Element:
         values = ", ".join(f"{m}={v:.17g}" for m, v in self.values.items())
         odd = f"; odd one out: {self.odd_one_out}" if self.odd_one_out else "; no two methods agree"
         broken = [
-            f"|{k.replace('~', ' - ')}| = {e:.3g} > {self.tolerances[k]:.3g}"
+            f"|{k[0]} - {k[1]}| = {e:.3g} > {self.tolerances[k]:.3g}"
             for k, e in self.errors.items()
             if e > self.tolerances[k] or math.isnan(e)
         ]
@@ -94,16 +198,16 @@ class Element:
 
     def to_dict(self) -> dict:
         out = {"parameter": self.parameter, "index": list(self.index), "output": list(self.output)}
-        for method in (SYMBOLIC, AUTODIFF, FORWARD, FINITE, COMPLEX):
-            out[method] = _json_number(self.values.get(method))
-        out["errors"] = {k: _json_number(v) for k, v in self.errors.items()}
-        out["tolerances"] = {k: _json_number(v) for k, v in self.tolerances.items()}
-        out["verdict"] = self.verdict
-        out["odd_one_out"] = self.odd_one_out
+        for method in Method:
+            out[str(method)] = _json_number(self.values.get(method))
+        out["errors"] = {pair_key(k): _json_number(v) for k, v in self.errors.items()}
+        out["tolerances"] = {pair_key(k): _json_number(v) for k, v in self.tolerances.items()}
+        out["verdict"] = str(self.verdict)
+        out["odd_one_out"] = None if self.odd_one_out is None else str(self.odd_one_out)
         out["note"] = self.note
         out["via"] = self.via
-        out["bounds"] = {k: _json_number(v) for k, v in self.bounds.items()}
-        out["digits"] = {k: _json_number(v) for k, v in self.digits.items()}
+        out["bounds"] = {str(k): _json_number(v) for k, v in self.bounds.items()}
+        out["digits"] = {str(k): _json_number(v) for k, v in self.digits.items()}
         out["kink"] = None
         if self.kink is not None:
             out["kink"] = {k: _json_number(v) if isinstance(v, float) else v for k, v in self.kink.items()}
@@ -163,14 +267,14 @@ class StepSweep:
 class DotProductTest:
     """Forward against reverse mode without finite differences: uᵀ(J v) by jvp, (Jᵀu)ᵀ v by vjp."""
 
-    status: str  # "ok", "mismatch", or "unavailable: <reason>" (e.g. a custom_vjp has no forward mode)
+    status: Status  # ok, mismatch, or unavailable: <reason> (e.g. a custom_vjp has no forward mode)
     forward: tuple = ()  # uᵀ(J v) per seeded direction pair
     reverse: tuple = ()  # (Jᵀu)ᵀ v per direction pair
     bounds: tuple = ()  # the largest |forward − reverse| counted as rounding: eps · |u|ᵀ|J||v| terms
 
     @property
     def ok(self) -> bool:
-        return self.status != "mismatch"
+        return _status(self.status).ok
 
     def describe(self) -> str:
         if not self.forward:
@@ -184,7 +288,7 @@ class DotProductTest:
 
     def to_dict(self) -> dict:
         return {
-            "status": self.status,
+            "status": str(self.status),
             "forward": [_json_number(v) for v in self.forward],
             "reverse": [_json_number(v) for v in self.reverse],
             "bounds": [_json_number(v) for v in self.bounds],
@@ -197,9 +301,9 @@ class DirectionalTest:
     reference's (the exact J, else reverse-mode autodiff's), for parameter counts where one
     evaluation per element would dominate the run."""
 
-    method: str  # e.g. "complex_step"
-    status: str  # "ok", "mismatch", or "unavailable: <reason>"
-    reference: str = ""  # the method whose J v is expected: "symbolic" (exact) or "autodiff"
+    method: Method  # e.g. complex_step
+    status: Status  # ok, mismatch, or unavailable: <reason>
+    reference: Method | str = ""  # the method whose J v is expected: symbolic (exact) or autodiff
     directions: int = 0
     values: tuple = ()  # J v by `method`, per direction and output (direction-major)
     expected: tuple = ()  # J v by the reference
@@ -207,7 +311,7 @@ class DirectionalTest:
 
     @property
     def ok(self) -> bool:
-        return self.status != "mismatch"
+        return _status(self.status).ok
 
     def describe(self) -> str:
         if not self.values:
@@ -222,9 +326,9 @@ class DirectionalTest:
 
     def to_dict(self) -> dict:
         return {
-            "method": self.method,
-            "status": self.status,
-            "reference": self.reference,
+            "method": str(self.method),
+            "status": str(self.status),
+            "reference": str(self.reference),
             "directions": self.directions,
             "values": [_json_number(v) for v in self.values],
             "expected": [_json_number(v) for v in self.expected],
@@ -240,11 +344,12 @@ class PointResult:
     point: str
     dtype: str
     device: str
-    methods: dict  # method → "ok", "unavailable: <reason>" or "rejected: <reason>"
+    methods: dict  # Method → its Status: ok, unavailable: <reason>, rejected: <reason>, …
     value: dict = field(default_factory=dict)  # "jax" / "symbolic" → the function's first output
     elements: tuple = ()
     expectations: tuple = ()
     error: str | None = None  # set when the point could not be checked at all
+    traceback: str | None = None  # an internal error's traceback (a bug in diffcheck: please report it)
     seconds: float = 0.0
     order: int = 1  # the derivative order checked
     checks: str = "gradient"  # "gradient", "full" (a whole derivative tensor) or Hessian-vector products
@@ -256,11 +361,11 @@ class PointResult:
 
     @property
     def mismatches(self) -> tuple:
-        return tuple(e for e in self.elements if e.verdict == MISMATCH)
+        return tuple(e for e in self.elements if e.verdict == Verdict.MISMATCH)
 
     @property
     def kinks(self) -> tuple:
-        return tuple(e for e in self.elements if e.verdict == KINK)
+        return tuple(e for e in self.elements if e.verdict == Verdict.KINK)
 
     @property
     def ok(self) -> bool:
@@ -268,7 +373,7 @@ class PointResult:
             self.error is None
             and not self.mismatches
             and all(x.ok for x in self.expectations)
-            and not any(s.startswith("rejected") for s in self.methods.values())
+            and all(_status(s).ok for s in self.methods.values())
             and (self.dot_product is None or self.dot_product.ok)
             and all(d.ok for d in self.directional)
             and not (self.strict and self.kinks)
@@ -296,7 +401,7 @@ class PointResult:
 
     def problems(self) -> list[str]:
         out = [f"error: {self.error}"] if self.error else []
-        out += [f"{m} {s}" for m, s in self.methods.items() if s.startswith("rejected")]
+        out += [f"{m} {s}" for m, s in self.methods.items() if not _status(s).ok]
         out += [e.describe() for e in self.mismatches]
         out += [x.describe() for x in self.expectations if not x.ok]
         if self.dot_product is not None and not self.dot_product.ok:
@@ -314,14 +419,15 @@ class PointResult:
             "device": self.device,
             "status": self.status,
             "ok": self.ok,
-            "methods": dict(self.methods),
+            "methods": {str(m): str(s) for m, s in self.methods.items()},
             "value": {k: _json_number(v) for k, v in self.value.items()},
             "error": self.error,
+            "traceback": self.traceback,
             "order": self.order,
             "checks": self.checks,
             "seconds": self.seconds,
-            "worst_relative_error": {k: _json_number(v) for k, v in self.worst().items()},
-            "digits": {k: _json_number(v) for k, v in self.digits().items()},
+            "worst_relative_error": {pair_key(k): _json_number(v) for k, v in self.worst().items()},
+            "digits": {str(k): _json_number(v) for k, v in self.digits().items()},
             "tolerance": self.tolerance,
             "strict": self.strict,
             "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
@@ -359,7 +465,7 @@ class Report:
     def summary(self) -> str:
         counts = {s: sum(p.status == s for p in self.points) for s in ("agree", "mismatch", "error")}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
-        kinks = sum(e.verdict == KINK for p in self.points for e in p.elements)
+        kinks = sum(e.verdict == Verdict.KINK for p in self.points for e in p.elements)
         if kinks:
             strict = any(p.strict for p in self.points)
             parts.append(f"{kinks} elements at a kink ({'failures: strict' if strict else 'warnings, not failures'})")
@@ -402,15 +508,14 @@ class Report:
         rows = []
         for p in self.points:
             worst = p.worst()
-            cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in _COLUMNS]
+            cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in TABLE_PAIRS]
             rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
     @staticmethod
     def columns() -> list[str]:
         """The table's header, matching `rows`."""
-        pairs = (" ~ ".join(_SHORT[m] for m in k.split("~")) for k in _COLUMNS)
-        return ["case", "point", "dtype", "order", *pairs, "verdict"]
+        return ["case", "point", "dtype", "order", *map(pair_label, TABLE_PAIRS), "verdict"]
 
     def __str__(self) -> str:
         lines = _table([self.columns()] + self.rows()).splitlines()
@@ -431,22 +536,8 @@ class Report:
         more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
         return ["Kinks (warnings; strict=True makes them failures):", *lines[:limit], *more]
 
-    def to_junit(self, **options) -> str:
-        """JUnit XML, xunit2 flavour (see `diffcheck.junit.to_junit`)."""
-        from .junit import to_junit
-
-        return to_junit(self, **options)
-
-    def to_html(self, **options) -> str:
-        """A self-contained HTML page with plots; needs matplotlib (see `diffcheck.html.to_html`)."""
-        from .html import to_html
-
-        return to_html(self, **options)
-
     def _repr_html_(self) -> str:
-        """Jupyter shows a report as its summary, table and failures (the HTML report's own table)."""
-        from .html import report_html_fragment
-
+        """Jupyter shows a report as its summary, table and failures (no matplotlib needed)."""
         return report_html_fragment(self)
 
     def to_dict(self) -> dict:
@@ -458,3 +549,13 @@ class Report:
             "errors": list(self.errors),
             "points": [p.to_dict() for p in self.points],
         }
+
+
+def _status(status) -> Status:
+    """A method's status as a record (a plain "ok" string, as older callers wrote it, included)."""
+    if isinstance(status, Status):
+        return status
+    state, _, reason = str(status).partition(": ")
+    if state in State._value2member_map_:
+        return Status(state, reason)
+    return Status(State.UNAVAILABLE, str(status))

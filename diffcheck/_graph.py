@@ -21,6 +21,7 @@ import sympy
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from ._primitives import NUMERIC, STEP_DERIVATIVES
 from .errors import Unavailable
 
 #: Significant decimal digits of the high-precision evaluation of the exact values.
@@ -246,8 +247,8 @@ def _local_derivative_expressions(node, depends):
 @functools.cache
 def _partial_expression(func, nargs: int, i: int):
     dummies = sympy.symbols(f"a0:{nargs}", real=True)
-    if func in _STEP_DERIVATIVES:  # SymPy leaves these unevaluated: zero away from the jump
-        return dummies, _STEP_DERIVATIVES[func](dummies[0])
+    if func in STEP_DERIVATIVES:  # SymPy leaves these unevaluated: zero away from the jump
+        return dummies, STEP_DERIVATIVES[func](dummies[0])
     try:
         derivative = func(*dummies).fdiff(i + 1)
     except sympy.core.function.ArgumentIndexError:
@@ -257,13 +258,6 @@ def _partial_expression(func, nargs: int, i: int):
     if derivative.has(sympy.Derivative, sympy.Subs):
         raise Unavailable(f"SymPy has no closed-form derivative of {func.__name__}")
     return dummies, derivative
-
-
-_STEP_DERIVATIVES = {
-    sympy.sign: lambda a: 2 * sympy.DiracDelta(a),
-    sympy.floor: lambda a: sympy.S.Zero,
-    sympy.ceiling: lambda a: sympy.S.Zero,
-}
 
 
 def _depends(order, index, definitions) -> dict:
@@ -384,38 +378,16 @@ _NUMPY_LOGIC = {
 }
 
 
-def _extras():
-    from .symbolic import Maximum, Minimum, StopGradient
-
-    return {
-        "mpmath": {
-            StopGradient: lambda x: x,
-            Maximum: max,
-            Minimum: min,
-            sympy.Heaviside: lambda x, h=0.5: mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(h),
-            sympy.DiracDelta: lambda x, k=0: mpmath.mpf(0) if x != 0 else mpmath.nan,
-            sympy.sign: lambda x: mpmath.sign(x),
-            sympy.re: lambda x: x,  # every value here is real
-            sympy.im: lambda x: mpmath.mpf(0),
-        },
-        "numpy": {
-            StopGradient: lambda x: x,
-            Maximum: lambda *a: functools.reduce(np.maximum, a),
-            Minimum: lambda *a: functools.reduce(np.minimum, a),
-        },
-    }
-
-
 @functools.cache
 def mpmath_namespace() -> dict:
     """Names lambdify needs beyond mpmath's own: our functions, Heaviside, DiracDelta, …"""
-    return {f.__name__: fn for f, fn in _extras()["mpmath"].items()}
+    return {f.__name__: fn for f, fn in NUMERIC["mpmath"].items()}
 
 
 @functools.cache
 def _function(func, nargs: int, module: str):
     """A numeric version of one SymPy function class (exp, tanh, erf, Lt, And, …)."""
-    special = _extras()[module].get(func)
+    special = NUMERIC[module].get(func)
     if special is not None:
         return special
     dummies = sympy.symbols(f"a0:{nargs}", real=True)

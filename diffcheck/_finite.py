@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import autodiff
+from . import _autodiff as autodiff
+from ._primitives import CALLS, PRIMITIVES
 
 #: Rows (perturbed points) evaluated per vmapped chunk; bounds memory for large parameter counts.
 CHUNK = 4096
@@ -230,19 +231,6 @@ def _evaluate(batched, theta, moved, cols, rows=0):
 
 # --- complex step --------------------------------------------------------------------------
 
-#: Primitives that make a program not real-analytic on the path from θ (or that complex numbers
-#: would pass through wrongly): kinks, branches, comparisons, casts to a real dtype.
-NOT_ANALYTIC = frozenset(
-    {
-        "abs", "sign", "max", "min", "clamp", "select_n", "lt", "le", "gt", "ge", "eq", "ne",
-        "floor", "ceil", "round", "reduce_max", "reduce_min", "argmax", "argmin", "sort", "cond", "while",
-        "is_finite", "rem", "stop_gradient", "real", "imag", "conj", "reduce_precision", "nextafter",
-        # XLA's complex versions are not the analytic continuation of the real functions:
-        # atan2 of complex operands, and cbrt (the principal cube root of −8 is 1 + 1.73i, not −2).
-        "atan2", "cbrt",
-    }
-)  # fmt: skip
-
 
 def not_analytic(F, theta, data) -> str:
     """Why `F(θ, data)` is not real-analytic in θ, from its jaxpr ("" when it is).
@@ -250,7 +238,8 @@ def not_analytic(F, theta, data) -> str:
     The jaxpr is traced with real θ (whose primitives name the reason best), then with complex θ,
     as the complex step runs it: jnp functions dispatch on the dtype (`jnp.linalg.norm` of a
     complex vector takes conj and real parts). Only primitives whose inputs depend on θ count: a
-    `max` over data is harmless.
+    `max` over data is harmless. The primitive records are an allowlist: a primitive not known to
+    be complex-analytic in JAX (`_primitives.PRIMITIVES[name].analytic`) keeps the complex step out.
     """
     import jax
 
@@ -276,19 +265,27 @@ def _first_non_analytic(jaxpr, dependent) -> str:
         if not any(inputs):
             continue
         name = eqn.primitive.name
-        if name in NOT_ANALYTIC:
-            return f"primitive '{name}'"
         if name == "convert_element_type" and not np.issubdtype(eqn.params["new_dtype"], np.complexfloating):
             return "a cast to a real dtype"
-        for param in eqn.params.values():
-            sub = getattr(param, "jaxpr", param)
-            if hasattr(sub, "eqns"):
+        subs = [getattr(p, "jaxpr", p) for p in eqn.params.values()]
+        subs = [s for s in subs if hasattr(s, "eqns")]
+        if name in _TRANSPARENT:  # a call: the primitives inside it decide
+            for sub in subs:
                 flags = inputs if len(sub.invars) == len(inputs) else [True] * len(sub.invars)
                 why = _first_non_analytic(sub, flags)
                 if why:
                     return why
+        else:
+            record = PRIMITIVES.get(name)  # a primitive without a record is not known to be analytic
+            if record is None or not record.analytic:
+                return f"primitive '{name}'"
         depends.update(eqn.outvars)
     return ""
+
+
+#: The complex step looks inside calls and scans: the primitives in their bodies decide. Branches
+#: (cond) and loops with a data-dependent trip count (while) are not analytic.
+_TRANSPARENT = CALLS | {"scan"}
 
 
 def complex_step(F, theta: np.ndarray, data, dtype) -> np.ndarray:

@@ -28,23 +28,21 @@ import math
 
 import numpy as np
 
-SYMBOLIC, AUTODIFF, FORWARD, FINITE = "symbolic", "autodiff", "autodiff_forward", "finite_difference"
-COMPLEX = "complex_step"
-METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
-#: The pairs compared; forward mode is compared wherever reverse mode is.
-PAIRS = (
-    (SYMBOLIC, AUTODIFF),
-    (SYMBOLIC, FINITE),
-    (AUTODIFF, FINITE),
-    (AUTODIFF, FORWARD),
-    (SYMBOLIC, FORWARD),
-    (SYMBOLIC, COMPLEX),
-    (AUTODIFF, COMPLEX),
+from . import _kinks as kinks
+from ._records import PAIRS, Element, Expectation, Method, Verdict, offsets_of
+
+SYMBOLIC, AUTODIFF, FORWARD, FINITE, COMPLEX = (
+    Method.SYMBOLIC,
+    Method.AUTODIFF,
+    Method.FORWARD,
+    Method.FINITE,
+    Method.COMPLEX,
 )
+AGREE, MISMATCH, KINK = Verdict.AGREE, Verdict.MISMATCH, Verdict.KINK
+#: The methods that vote, in the order the odd one out is looked for.
+METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 #: Digits of agreement reported for an exact match (float64 carries about 16).
 FULL_DIGITS = 17.0
-
-AGREE, MISMATCH, KINK = "agree", "mismatch", "kink"
 
 #: 16 float64 epsilons: the smallest autodiff error bound, in the function's units per parameter unit.
 ABSOLUTE_FLOOR = 16 * float(np.finfo(np.float64).eps)
@@ -115,7 +113,7 @@ def tolerance(a: str, b: str, values: dict, bounds: dict, rtol=None, atol=None) 
 
 def verdict(
     values: dict, bounds: dict, rtol=None, atol=None, independent: bool = True
-) -> tuple[str, str | None, dict, dict]:
+) -> tuple[Verdict, Method | None, dict, dict]:
     """(verdict, odd one out, errors, tolerances) for one element.
 
     `values` maps each available method to its value (forward mode under `autodiff_forward`);
@@ -125,7 +123,7 @@ def verdict(
     errors, tols, agree = {}, {}, {}
     for a, b in PAIRS:
         if a in values and b in values:
-            key = f"{a}~{b}"
+            key = (a, b)
             errors[key] = abs(values[a] - values[b])
             tols[key] = tolerance(a, b, values, bounds, rtol, atol)
             agree[(a, b)] = bool(errors[key] <= tols[key])
@@ -154,3 +152,65 @@ def verdict(
     if not agree.get((AUTODIFF, FORWARD), True):  # autodiff contradicts itself
         return MISMATCH, AUTODIFF, errors, tols
     return MISMATCH, None, errors, tols
+
+
+def elements(values, bounds, names, shapes, labels, notes, kinks_found, rtol, atol, independent) -> list[Element]:
+    """Every checked element with its verdict: `values`/`bounds` map each method to its
+    (rows × parameters) matrix, `labels` name the rows (`_plan.labels`), `notes` hold the
+    finite differences' per-parameter notes, `kinks_found` is `_kinks.Kinks`."""
+    offsets = offsets_of(shapes)
+    exact_values = values.get(SYMBOLIC)
+    row_scale = np.abs(exact_values).max(axis=1) if exact_values is not None else None
+    explicit = rtol is not None or atol is not None
+    elements = []
+    for m, (output, via) in enumerate(labels):
+        for leaf, (name, shape) in enumerate(zip(names, shapes)):
+            for k in range(offsets[leaf], offsets[leaf + 1]):
+                index = tuple(int(i) for i in np.unravel_index(k - offsets[leaf], shape)) if shape else ()
+                vals = {meth: float(v[m, k]) for meth, v in values.items()}
+                bnds = {meth: float(b[m, k]) for meth, b in bounds.items()}
+                note = notes.get(k, "")
+                compared = vals
+                if k in kinks_found.at or k in kinks_found.crossed:
+                    # Finite differences and complex step need a smooth function along the stencil.
+                    compared = {meth: v for meth, v in vals.items() if meth not in (FINITE, COMPLEX)}
+                    note = "finite differences not compared: the stencil crosses a kink"
+                if k in kinks_found.at:
+                    sides = kinks_found.sides.get(k)
+                    left, right = (sides[0][m], sides[1][m]) if sides else (math.nan, math.nan)
+                    if kinks.same_side(left, right):
+                        # The kinks cancel (softplus as max(x, 0) + log1p(exp(−|x|)) at 0): differentiable.
+                        compared[SYMBOLIC] = vals[SYMBOLIC] = (left + right) / 2
+                        note = "kinks cancel here: equal one-sided derivatives; finite differences not compared"
+                    else:
+                        elements.append(kinks.kink_element(name, index, output, vals, bnds, left, right, via))
+                        continue
+                outcome, odd, errors, tols = verdict(compared, bnds, rtol, atol, independent)
+                agreement = {}
+                if exact_values is not None and SYMBOLIC in vals:
+                    exact = vals[SYMBOLIC]
+                    agreement = {
+                        meth: digits(v, exact, float(row_scale[m]))
+                        for meth, v in compared.items()  # not a method left out at a kink
+                        if meth != SYMBOLIC
+                    }
+                kept = {} if explicit else bnds
+                elements.append(
+                    Element(name, index, output, vals, errors, tols, outcome, odd, note, via, kept, agreement)
+                )
+    return elements
+
+
+def expectations(expected, values, names, shapes, decimals) -> list[Expectation]:
+    """The recorded values a case's derivative must match (`Case.expected`), checked at order 1."""
+    offsets = dict(zip(names, offsets_of(shapes)))
+    shape_of = dict(zip(names, shapes))
+    out = []
+    for name, want in expected.items():
+        want = np.asarray(want, np.float64)
+        for index in np.ndindex(*want.shape):
+            k = offsets[name] + (int(np.ravel_multi_index(index, shape_of[name])) if index else 0)
+            got = {m: float(values[m][0, k]) for m in (SYMBOLIC, AUTODIFF) if m in values}
+            ok = all(abs(v - want[index]) <= 0.5 * 10.0**-decimals for v in got.values())
+            out.append(Expectation(name, index, float(want[index]), decimals, got, ok))
+    return out

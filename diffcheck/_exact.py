@@ -1,0 +1,130 @@
+"""The exact method's driver: translate the program, check the translation's value against the
+program's own, and differentiate it exactly — by reverse accumulation over the expression graph
+(`_graph`), each node differentiated by SymPy, never by JAX's rules."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import NamedTuple
+
+import numpy as np
+import sympy
+
+from . import _graph as graph
+from . import _translate as translate
+from ._kinks import Kinks
+from ._primitives import to_sympy
+from ._records import OK, State, Status, unavailable
+from .errors import BudgetExceeded, Unavailable
+
+
+class Exact(NamedTuple):
+    """What the exact method found at the point."""
+
+    status: Status
+    value: float | None  # the function's first output, exactly (None when it did not run)
+    jacobian: np.ndarray | None  # the exact derivative checked (rows × parameters), or None
+    kinks: Kinks
+
+
+def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) -> Exact:
+    """The exact method at the point: its status, the function's exact value, the exact derivative
+    (or None) and the kinks, for the derivative `numeric.plan` checks.
+
+    route "graph" (default) applies the chain rule backwards over the expression graph, each node
+    differentiated by SymPy; "expression" differentiates each whole output expression with
+    `sympy.diff` per parameter — exact too, but its cost grows with expression size × parameters.
+    """
+    budget = translate.Budget(timeout)
+    point = np.concatenate([leaf.reshape(-1) for leaf in leaves])
+    try:
+        if translation is None:
+            translation = translate.translate(functools.partial(fn, **data), leaves, symbol_names(names), budget)
+        outputs = [e for out in translation.outputs for e in out.reshape(-1)]
+        symbols = [s for sym in translation.symbols for s in sym.reshape(-1)]
+        lets = translation.definitions
+        f_sym = np.array([float(v) for v in graph.evaluate(outputs, symbols, point, lets, budget=budget)])
+        value = float(f_sym[0]) if f_sym.size else None
+        mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32)
+        if mismatch:
+            # Cancellation of large intermediates (softplus(35) − 35 = 6e-16 exactly, 0 in float64)
+            # is invisible in both precisions: allow rounding of the largest value the program computes.
+            nodes = graph.topological(outputs, lets)
+            inner = np.abs(graph.evaluate_float(nodes, symbols, point[None, :], lets))
+            magnitude = float(np.max(inner[np.isfinite(inner)], initial=0.0))
+            mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32, magnitude)
+        if mismatch:
+            return Exact(Status(State.REJECTED, mismatch), value, None, Kinks.none())
+        kinks = Kinks.find(outputs, symbols, point, numeric.steps, lets, one_sided=numeric.plan.order == 1)
+        level = derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
+        if route == "graph":
+            jac = graph.jacobian(level, symbols, point, lets, budget=budget)
+        else:
+            level = translate.inline(level, lets)
+            jac_exprs = translate.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
+            jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
+            jac = jac.reshape(jac_exprs.shape)
+        return Exact(OK, value, jac, kinks)
+    except BudgetExceeded as exc:
+        return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
+    except Unavailable as exc:
+        return Exact(unavailable(str(exc)), None, None, Kinks.none())
+
+
+def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
+    """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
+    level = list(outputs)
+    if plan.directions is not None:
+        gradient = graph.gradient_expressions(level[0], symbols, lets)
+        return [sympy.Add(*[g * to_sympy(v) for g, v in zip(gradient, direction)]) for direction in plan.directions]
+    for _ in range(plan.order - 1):
+        budget.check()
+        level = [g for expr in level for g in graph.gradient_expressions(expr, symbols, lets)]
+    return level
+
+
+def value_mismatch(f_sym, f_jax, eps, f32=None, magnitude=0.0) -> str:
+    """Why the translation's function value differs from JAX's (float64), or '' when it agrees.
+
+    A translation bug is an O(1) error; 1e-9 relative (or 1000 eps of a float the program rounds
+    to inside) leaves room for JAX's own rounding in float64. `f32`, the same program in float32,
+    measures cancellation inside it (softplus(35) − 35 is 6e-16 exactly, 0 in float64): its
+    distance from float64, scaled to float64's epsilon, widens the room by as much. `magnitude`,
+    the largest intermediate value, allows 1000 float64 rounding errors of it.
+    """
+    if f_sym.shape != f_jax.shape:
+        return f"the translation has {f_sym.size} outputs, JAX {f_jax.size}"
+    scale = np.abs(f_jax).max(initial=0.0)
+    tol = max(1e-9, 1e3 * eps) * (np.abs(f_jax) + scale) + 1e-300
+    if f32 is not None and f32.shape == f_jax.shape:
+        ratio = np.finfo(np.float64).eps / np.finfo(np.float32).eps
+        spread = np.abs(f32 - f_jax)
+        tol = tol + 1e3 * ratio * np.where(np.isfinite(spread), spread, 0.0)
+    tol = tol + 1e3 * np.finfo(np.float64).eps * magnitude
+    bad = np.flatnonzero(~(np.abs(f_sym - f_jax) <= tol))
+    if bad.size:
+        i = int(bad[0])
+        return f"its function value {f_sym[i]:.17g} differs from JAX's {f_jax[i]:.17g} (output {i})"
+    return ""
+
+
+def symbol_names(names) -> list[str]:
+    out = []
+    for i, name in enumerate(names):
+        clean = re.sub(r"\W+", "_", name).strip("_") or "p"
+        out.append(clean if clean.isidentifier() else f"p{i}_{clean}")
+    return out
+
+
+def expression_translation(case, data) -> translate.Translation:
+    """A case written as a SymPy expression (`Case.from_sympy`) is its own translation."""
+    # Data symbols become their values (exactly, as binary rationals); parameters become real symbols.
+    symbols = {p: sympy.Symbol(translate.PREFIX + p, real=True) for p in case.wrt}
+    subs = {}
+    for s in case.expr.free_symbols:
+        if s.name in data:
+            subs[s] = to_sympy(float(data[s.name]))
+        elif s.name in symbols:
+            subs[s] = symbols[s.name]
+    return translate.from_expression(case.expr.xreplace(subs), list(symbols.values()))

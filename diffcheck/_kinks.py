@@ -1,0 +1,139 @@
+"""Kinks: where the function is not smooth, its one-sided derivatives there, and the subgradient test.
+
+A kink is found on the exact program: an argument of abs, sign, max, min, floor or a comparison
+(`_primitives.kink_arguments`) that vanishes at the point, or changes sign across an element's
+finite-difference stencil. At the point itself, the one-sided derivatives come from the exact
+program at 60 digits; equal ones are a smooth point (the kinks cancel), else autodiff must lie
+between them (a subgradient) and its convention is named.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import mpmath
+import numpy as np
+import sympy
+
+from . import _graph as graph
+from ._primitives import kink_arguments as _node_kinks
+from ._records import Element, Method, Verdict
+
+
+def kink_arguments(exprs, definitions=None) -> list:
+    """Every expression in the program whose sign change is a kink or a jump of the function."""
+    definitions = definitions or {}
+    found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        stack.extend((definitions[e],) if e in definitions else e.args)
+        found += _node_kinks(e)
+    return [k for k in dict.fromkeys(found) if not k.is_number]
+
+
+class Kinks(NamedTuple):
+    """Where the function is not smooth, per parameter element (flat index)."""
+
+    at: frozenset  # elements where a kink's argument vanishes: the point may be non-differentiable
+    crossed: frozenset  # elements whose finite-difference stencil crosses a kink
+    sides: dict  # element in `at` → (left, right) one-sided derivatives of every output (exact)
+
+    @classmethod
+    def none(cls):
+        return cls(frozenset(), frozenset(), {})
+
+    @classmethod
+    def find(cls, outputs, symbols, theta, steps, lets, one_sided=True):
+        args = kink_arguments(outputs, lets)
+        if not args:
+            return cls.none()
+        n = theta.size
+        # The point, then θ + hⱼeⱼ and θ − hⱼeⱼ for every element j: the ends of each stencil.
+        where = np.concatenate([np.arange(n), np.arange(n)])
+        g0, g = graph.evaluate_moved(args, symbols, theta, where, np.concatenate([theta + steps, theta - steps]), lets)
+        at_point, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
+        moves = (plus != at_point) | (minus != at_point)  # (n, kinks)
+        at = moves & (at_point == 0)[None, :]
+        crossed = moves & (plus != minus)
+        at = np.flatnonzero(at.any(axis=1)).tolist()
+        sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided else {}
+        return cls(frozenset(at), frozenset(np.flatnonzero(crossed.any(axis=1)).tolist()), sides)
+
+
+#: Kink elements per point whose one-sided derivatives are computed (each costs four evaluations).
+MAX_KINKS = 32
+#: Digits and relative step of the one-sided differences at a kink: a step of 1e-20 at 60 digits
+#: leaves 40 digits after the subtraction, and one extrapolation cancels the O(step) term.
+_KINK_DIGITS, _KINK_STEP = 60, 1e-20
+
+
+def one_sided_derivatives(outputs, symbols, theta, lets, elements) -> dict:
+    """(left, right) derivatives of every output in each element, from the exact program at 60 digits.
+
+    Where a one-sided quotient does not settle (a jump, not a kink), that side is NaN.
+    """
+    out = {}
+    with mpmath.workdps(_KINK_DIGITS):
+        base = [mpmath.mpf(float(v)) for v in theta]
+        f0 = graph.evaluate(outputs, symbols, base, lets, digits=_KINK_DIGITS)
+        for k in elements:
+            t = mpmath.mpf(_KINK_STEP) * max(1, abs(float(theta[k])))
+            sides = []
+            for sign in (-1, 1):
+                quotients = []
+                for step in (t, t / 2):
+                    moved = list(base)
+                    moved[k] = base[k] + sign * step
+                    f = graph.evaluate(outputs, symbols, moved, lets, digits=_KINK_DIGITS)
+                    quotients.append([(a - b) / (sign * step) for a, b in zip(f, f0)])
+                side = []
+                for coarse, fine in zip(*quotients):
+                    settled = abs(coarse - fine) <= mpmath.mpf(10) ** -8 * (1 + abs(fine))
+                    side.append(float(2 * fine - coarse) if settled else math.nan)
+                sides.append(np.array(side))
+            out[k] = tuple(sides)
+    return out
+
+
+def same_side(left: float, right: float) -> bool:
+    return math.isfinite(left) and math.isfinite(right) and abs(left - right) <= 1e-12 * max(abs(left), abs(right))
+
+
+def kink_element(name, index, output, vals, bnds, left, right, via) -> Element:
+    """A non-differentiable point: a warning, unless autodiff lies outside the one-sided derivatives."""
+    note = "the point is at a kink"
+    if not (math.isfinite(left) and math.isfinite(right)):
+        note = "the point is at a jump or a kink whose one-sided derivatives are unknown"
+        return Element(name, index, output, vals, {}, {}, Verdict.KINK, None, note, via, kink={})
+    kink = {"left": left, "right": right}
+    inside, conventions = True, []
+    for method in (Method.AUTODIFF, Method.FORWARD):
+        if method not in vals:
+            continue
+        v = vals[method]
+        slack = bnds.get(method, 0.0) + 1e-12 * max(abs(left), abs(right))
+        kink[method] = float(v)
+        inside = inside and bool(min(left, right) - slack <= v <= max(left, right) + slack)
+        conventions.append(convention(v, left, right, slack))
+    kink["subgradient"] = inside
+    kink["convention"] = conventions[0] if len(set(conventions)) == 1 else " / ".join(conventions)
+    if inside:
+        return Element(name, index, output, vals, {}, {}, Verdict.KINK, None, note, via, kink=kink)
+    note = f"at a kink, autodiff is not a subgradient: outside [{min(left, right):.17g}, {max(left, right):.17g}]"
+    return Element(name, index, output, vals, {}, {}, Verdict.MISMATCH, Method.AUTODIFF, note, via, kink=kink)
+
+
+def convention(value, left, right, slack) -> str:
+    if abs(value - left) <= slack:
+        return "left derivative"
+    if abs(value - right) <= slack:
+        return "right derivative"
+    if abs(value - (left + right) / 2) <= slack:
+        return "mean of both sides"
+    if value == 0:
+        return "zero"
+    return "between the sides" if min(left, right) <= value <= max(left, right) else "outside the sides"

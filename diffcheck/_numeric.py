@@ -1,0 +1,235 @@
+"""The numeric methods at one point: JAX autodiff in both modes and finite differences (with the
+complex step), each with its error bound, for the derivative the plan checks.
+
+Every method runs the same flat program F(θ, data) (`flat_program`); its rounding is measured by
+running the same program in the other precision (the ladder: float32 for a float64 run, and vice
+versa), which a wrong rule cannot widen because both runs use the same rules.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _autodiff as autodiff
+from . import _compare as compare
+from . import _finite as finite
+from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan
+from ._probes import dot_product_test
+from ._records import OK, DotProductTest, Method, State, Status, offsets_of, unavailable
+from .errors import PointError, Unavailable
+
+
+class Numeric(NamedTuple):
+    """What the numeric methods found at the point."""
+
+    f64: np.ndarray  # the function's flat output in float64
+    f32: np.ndarray  # and in float32: their difference measures cancellation inside the function
+    out_shape: tuple
+    methods: dict  # Method → Status
+    values: dict  # Method → (rows × parameters) derivative matrix
+    bounds: dict  # Method → its error bound, per element
+    steps: np.ndarray  # finite-difference steps per parameter element
+    notes: dict  # parameter element → a note on its finite differences (a shrunk step, one-sided)
+    plan: Plan
+    dot_product: DotProductTest | None
+    along: tuple | None  # large N: (directions V, complex step's J vᵀ, its measured spread)
+    checks: str  # what was checked, as the report states it
+    F: object  # the order-1 flat program F(θ, data), for the probes
+    data: dict  # the data F takes
+
+
+def ladder_of(run_dtype) -> np.dtype:
+    """The other precision, whose run of the same program measures this one's rounding."""
+    return np.dtype(np.float32 if run_dtype == np.float64 else np.float64)
+
+
+def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
+    """Autodiff (both modes) and finite differences of the order-`order` derivative of
+    `fn(*leaves, **data)`, with bounds."""
+    flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
+    F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
+    f64, f32, out_shape, reverse64, reverse32 = _values(F1, fn, leaves, flat64, data, run_dtype)
+    plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
+    F, args, f_run, jac, ladder = _derivative(F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32)
+    ladder_dtype = ladder_of(run_dtype)
+    methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
+    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype)
+    with autodiff.precision(run_dtype):
+        theta = flat64.astype(run_dtype)
+        try:
+            values[Method.FORWARD] = autodiff.forward_jacobian(F, theta, args)
+        except Unavailable as exc:
+            methods[Method.FORWARD] = unavailable(str(exc))
+        else:
+            bounds[Method.FORWARD] = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype)
+            methods[Method.FORWARD] = OK
+        # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
+        floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
+        large = flat64.size > LARGE
+        sample = LADDER_SAMPLE if large else None
+        fd = finite.jacobian(
+            F, theta, args, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample, f0=f_run.astype(run_dtype)
+        )
+    # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
+    # rounding of 1e-16 in F that neither precision shows.
+    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+    methods[Method.FINITE] = OK
+    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
+    checks, along = [plan.describe()], None
+    if large and flat64.size > LADDER_SAMPLE:
+        checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
+    if plan.order == 1:
+        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks)
+    return Numeric(
+        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data
+    )
+
+
+def _values(F, fn, leaves, flat64, data, run_dtype):
+    """F(θ) in float64 and float32, the output's shape, and the reverse-mode Jacobians that come
+    with them (or why F has none); a failure of the user's function is the point's error."""
+
+    def value(dtype):
+        with autodiff.precision(dtype):
+            theta = flat64.astype(dtype)
+            try:
+                return autodiff.value_and_jacobian(F, theta, data)
+            except Unavailable as exc:  # the value alone says whether F itself fails
+                return autodiff.value(F, theta, data), exc
+
+    try:
+        f64, reverse64 = value(np.dtype(np.float64))
+        with autodiff.precision(np.float64):
+            out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
+        out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
+    except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
+        raise PointError(function_failed(exc)) from None
+    check_output(f64, "float64")
+    f32, reverse32 = value(np.dtype(np.float32))
+    if run_dtype != np.float64:  # the float64 output is checked above
+        check_output(f32, run_dtype.name)
+    return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32
+
+
+def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32):
+    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision) for the function
+    whose Jacobian is the derivative checked: F itself at order 1, a derivative of it above."""
+    f_run, jac, ladder = (f64, reverse64, reverse32) if run_dtype == np.float64 else (f32, reverse32, reverse64)
+    ladder_dtype = ladder_of(run_dtype)
+    try:
+        if plan.order > 1:
+            if plan.directions is not None:
+                F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
+            else:
+                F = autodiff.derivative(F, plan.order)
+            with autodiff.precision(ladder_dtype):
+                _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+            with autodiff.precision(run_dtype):
+                f_run, jac = autodiff.value_and_jacobian(F, flat64.astype(run_dtype), data)
+        for result in (jac, ladder):
+            if isinstance(result, Unavailable):  # e.g. a while_loop: JAX has no reverse mode for it
+                raise result
+    except Unavailable as exc:
+        raise PointError(f"autodiff failed: {exc}") from None
+    return F, data, f_run, jac, ladder
+
+
+def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks):
+    """The complex step, where every primitive on the path is complex-analytic in JAX: per element,
+    or along random directions for large N (returned for the directional test)."""
+    ladder_dtype = ladder_of(run_dtype)
+    why = finite.not_analytic(F, flat64, data)
+    if why:
+        methods[Method.COMPLEX] = unavailable(f"not analytic ({why})")
+        return None
+    along = None
+    try:
+        if large:
+            along = _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed)
+        else:
+            with autodiff.precision(run_dtype):
+                cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
+            with autodiff.precision(ladder_dtype):
+                cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
+    except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
+        methods[Method.COMPLEX] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return None
+    if large:
+        methods[Method.COMPLEX] = Status(State.DIRECTIONAL, f"{DIRECTIONS} random directions")
+        checks.append(f"complex step along {DIRECTIONS} random directions ({flat64.size:,} parameters)")
+    else:
+        values[Method.COMPLEX] = cs
+        bounds[Method.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
+        methods[Method.COMPLEX] = OK
+    return along
+
+
+def _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed) -> tuple:
+    """(V, J Vᵀ by the complex step, its rounding spread) for DIRECTIONS seeded random directions."""
+    rng = np.random.default_rng([seed, flat64.size, 1])
+    V = rng.standard_normal((DIRECTIONS, flat64.size)).astype(run_dtype).astype(np.float64)
+    with autodiff.precision(run_dtype):
+        cs = finite.complex_step_along(F, flat64.astype(run_dtype), data, run_dtype, V)
+    with autodiff.precision(ladder_dtype):
+        ladder = finite.complex_step_along(F, flat64.astype(ladder_dtype), data, ladder_dtype, V)
+    scale = min(1.0, np.finfo(run_dtype).eps / np.finfo(ladder_dtype).eps)
+    return V, cs, np.abs(cs - ladder) * scale
+
+
+def function_failed(exc: Exception) -> str:
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    name = type(exc).__name__
+    if "Concretization" in name or "TracerBool" in name or "TracerInteger" in name or "TracerArray" in name:
+        return (
+            f"the function is not traceable by JAX ({message}): Python control flow on a traced value; "
+            "use jnp.where or lax.cond instead of if/while on array values"
+        )
+    return f"the function raised {message}"
+
+
+@functools.lru_cache(maxsize=64)
+def flat_program(fn, shapes):
+    """`fn(*leaves, **data)` as F(θ, data) of one flat vector θ, returning one flat vector.
+
+    Cached on (fn, shapes) so that JAX's compilation caches, keyed on F, hit across points.
+    """
+    bounds = offsets_of(shapes)
+
+    def F(theta, data):
+        parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+        outs = jax.tree_util.tree_leaves(fn(*parts, **data))
+        return jnp.concatenate([jnp.ravel(o) for o in outs])
+
+    return F
+
+
+def check_output(f, dtype_name):
+    f = np.asarray(f)
+    if not np.issubdtype(f.dtype, np.floating):
+        raise PointError(f"the function returned {f.dtype} values; a real floating-point output is needed")
+    bad = np.flatnonzero(~np.isfinite(f.reshape(-1)))
+    if bad.size:
+        raise PointError(
+            f"output element {int(bad[0])} is {f.reshape(-1)[bad[0]]} in {dtype_name} at this point "
+            "(outside the function's domain, or an overflow)"
+        )
+
+
+class _JaxBackend:
+    """The numeric methods of a JAX function: JAX's own autodiff, finite differences of its program."""
+
+    def device(self, name):
+        """(a context that runs JAX there, the platform's name) for the device `name`."""
+        device = autodiff.device(name)
+        return jax.default_device(device), device.platform
+
+    def methods(self, problem, leaves, run_dtype, order, seed) -> Numeric:
+        return jax_methods(problem.fn, leaves, problem.data, run_dtype, order, seed)
+
+
+JAX = _JaxBackend()

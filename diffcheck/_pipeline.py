@@ -1,0 +1,133 @@
+"""The data path for one problem at one point: the three derivatives, compared, as a record.
+
+    problem → numeric methods (autodiff, finite differences) → exact method (SymPy) → compare → record
+
+`check_point` never raises because of a mismatch: a method that cannot run is unavailable and the
+others go on; a problem with the user's function is the point's error; a bug in diffcheck is an
+internal error that keeps its traceback (`DIFFCHECK_INTERNAL_ERRORS=raise` re-raises it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+
+import numpy as np
+
+from . import _compare as compare
+from . import _probes as probes
+from ._autodiff import dtype as dtype_of
+from ._exact import Exact, exact_method
+from ._kinks import Kinks
+from ._numeric import JAX
+from ._plan import MAX_ORDER, labels
+from ._records import Method, PointResult, unavailable
+from .errors import PointError, UsageError
+
+
+def check_point(
+    problem, *, dtype=None, device=None, order=1, rtol=None, atol=None, timeout=None, seed=0, strict=False
+) -> PointResult:
+    """Checks `problem.fn`'s derivatives in every parameter element, three ways, and compares them.
+
+    `order` > 1 checks the full derivative tensor when it has at most `_plan.MAX_TENSOR` entries,
+    else (order 2 of a scalar) Hessian-vector products along random directions drawn with `seed`.
+    `timeout` bounds the exact method (seconds). Other options as `diffcheck.check_grad`.
+    """
+    start = time.perf_counter()
+    run_dtype = dtype_of(dtype)
+    backend = problem.backend or JAX
+    on_device, platform = backend.device(device)
+    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+        raise UsageError(f"order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
+    failed = _failure(problem, run_dtype.name, platform, start)
+    try:
+        problem.check_finite()
+        # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
+        leaves = [np.asarray(leaf, run_dtype).astype(np.float64) for leaf in problem.leaves]
+        with on_device:
+            numeric = backend.methods(problem, leaves, run_dtype, order, seed)
+        exact = _exact(problem, leaves, numeric, timeout)
+        methods, values, bounds = (
+            {**numeric.methods, Method.SYMBOLIC: exact.status},
+            dict(numeric.values),
+            dict(numeric.bounds),
+        )
+        if exact.jacobian is not None:
+            values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
+        shapes = [leaf.shape for leaf in leaves]
+        rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
+        elements = compare.elements(
+            values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, rtol, atol, order == 1
+        )
+        expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
+        directional = (
+            () if numeric.along is None else (probes.directional_test(numeric.along, values, bounds, run_dtype),)
+        )
+        sweeps = ()
+        if exact.jacobian is not None and order == 1:
+            with on_device:
+                sweeps = probes.sweeps(
+                    numeric.F, leaves, numeric.data, run_dtype, exact.jacobian, numeric.steps, elements, exact.kinks
+                )
+    except PointError as exc:
+        return failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken point must not stop the others
+        if os.environ.get("DIFFCHECK_INTERNAL_ERRORS") == "raise":
+            raise
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return failed(f"internal error in diffcheck (please report): {message}", traceback.format_exc())
+    value = {backend_value_name(backend): float(numeric.f64[0]) if numeric.f64.size else float("nan")}
+    if exact.value is not None:
+        value["symbolic"] = exact.value
+    tolerance = "error model" if rtol is None and atol is None else f"rtol={rtol or 0:g}, atol={atol or 0:g}"
+    return PointResult(
+        problem.case,
+        problem.point,
+        run_dtype.name,
+        platform,
+        {m: methods[m] for m in (*compare.METHODS, Method.FORWARD) if m in methods},
+        value,
+        tuple(elements),
+        tuple(expectations) if order == 1 else (),
+        seconds=time.perf_counter() - start,
+        order=order,
+        checks=numeric.checks,
+        dot_product=numeric.dot_product,
+        directional=directional,
+        sweeps=sweeps,
+        tolerance=tolerance,
+        strict=strict,
+    )
+
+
+def backend_value_name(backend) -> str:
+    """The key under which a point's record holds the program's own value ("jax", "torch")."""
+    return getattr(backend, "name", "jax")
+
+
+def _exact(problem, leaves, numeric, timeout):
+    """The exact method on the problem's exact program (its translation, its reference, or fn)."""
+    if problem.translation is None and problem.no_reference:
+        return Exact(unavailable(problem.no_reference), None, None, Kinks.none())
+    program = problem.reference or problem.fn
+    return exact_method(
+        program, leaves, problem.names, problem.data, numeric, problem.translation, timeout, problem.route
+    )
+
+
+def _failure(problem, dtype_name, platform, start):
+    def failed(message, trace=None) -> PointResult:
+        return PointResult(
+            problem.case,
+            problem.point,
+            dtype_name,
+            platform,
+            {},
+            error=message,
+            traceback=trace,
+            seconds=time.perf_counter() - start,
+        )
+
+    return failed

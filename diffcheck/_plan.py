@@ -1,0 +1,62 @@
+"""The plan: what is checked at a point — the order, the whole derivative tensor or Hessian-vector
+products along random directions — and the sizes at which the plan changes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._records import element_names
+from .errors import PointError
+
+#: Highest derivative order checked.
+MAX_ORDER = 4
+#: Largest derivative tensor (entries) checked in full; beyond it, order 2 uses directions.
+MAX_TENSOR = 2048
+#: Random directions v for Hessian-vector products H v, and for the complex step of large N.
+DIRECTIONS = 2
+#: Above this many parameters the O(N²) extras give way: the complex step runs along DIRECTIONS
+#: random directions instead of once per element, and finite differences measure their rounding
+#: noise on LADDER_SAMPLE elements' stencils. Symbolic, autodiff and finite differences stay per element.
+LARGE = 16_384
+LADDER_SAMPLE = 1024
+
+
+class Plan(NamedTuple):
+    """What is checked: the order, and the directions of Hessian-vector products (or None: in full)."""
+
+    order: int
+    directions: np.ndarray | None
+
+    def describe(self) -> str:
+        if self.directions is None:
+            return "full" if self.order > 1 else "gradient"
+        return f"Hessian-vector products along {len(self.directions)} random directions"
+
+    @classmethod
+    def choose(cls, order, outputs, params, seed, dtype):
+        if order == 1 or outputs * params**order <= MAX_TENSOR:
+            return cls(order, None)
+        if order == 2 and outputs == 1:
+            rng = np.random.default_rng([seed, params])
+            return cls(order, rng.standard_normal((DIRECTIONS, params)).astype(dtype).astype(np.float64))
+        raise PointError(
+            f"order {order} of {outputs} output(s) in {params} parameters has {outputs * params**order:,} entries, "
+            f"over the {MAX_TENSOR:,} checked in full; Hessian-vector products cover order 2 of a scalar"
+        )
+
+
+def labels(names, shapes, out_shape, plan) -> list[tuple]:
+    """(output index, earlier differentiations) for each row of the checked Jacobian."""
+    params = element_names(names, shapes)
+    n_out = int(np.prod(out_shape, dtype=np.int64))
+    if plan.directions is not None:
+        return [((d,), f"H·v{d}: ") for d in range(len(plan.directions))]
+    labels = []
+    for m in range(n_out * len(params) ** (plan.order - 1)):
+        out, *earlier = np.unravel_index(m, (n_out,) + (len(params),) * (plan.order - 1))
+        output = tuple(int(i) for i in np.unravel_index(out, out_shape)) if out_shape else ()
+        via = "".join(f"∂/∂{params[j]} " for j in earlier)
+        labels.append((output, via))
+    return labels

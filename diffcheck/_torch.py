@@ -1,0 +1,344 @@
+"""PyTorch functions and modules under test: a front end beside the JAX one, on the same pipeline
+(optional extra: `pip install "diffcheck[torch]"`).
+
+A torch function becomes a `Problem` whose numeric methods are torch's own:
+
+* autodiff — torch's reverse mode (`torch.autograd`, what `loss.backward()` runs) and forward mode
+  (`torch.func.jacfwd`), in the run's dtype; the same in the other precision, where the function
+  runs there unchanged, bounds its rounding.
+* finite differences — diffcheck's finite-difference method itself: JAX calls the torch function
+  back on the host (`jax.pure_callback`) at every stencil point.
+* symbolic — from a JAX program of the same mathematics (`reference=`, or a library case for
+  `check_module`), translated from its jaxpr as usual; its value must equal torch's at the point.
+
+Everything after that — kinks, bounds, verdicts, the records — is the pipeline's, as for JAX.
+torch is imported on first use, never by `import diffcheck`.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+
+import jax
+import numpy as np
+
+from . import _compare as compare
+from . import _finite as finite
+from ._autodiff import precision
+from ._numeric import Numeric, ladder_of
+from ._pipeline import check_point as run_pipeline
+from ._plan import Plan
+from ._problem import Problem, normalise_argnums
+from ._records import OK, Method, PointResult, unavailable
+from .errors import PointError, UsageError
+
+DEVICES = ("cpu", "cuda")
+
+
+def is_torch(fn, args=()) -> bool:
+    """Whether `fn` is a torch module or `args` hold a torch tensor (without importing torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    return isinstance(fn, torch.nn.Module) or any(isinstance(a, torch.Tensor) for a in args)
+
+
+def check_point(
+    fn, args, *, argnums=None, reference=None, order=1, dtype=None, rtol=None, atol=None, seed=0, device=None,
+    timeout=None, strict=False,
+) -> PointResult:  # fmt: skip
+    """Checks a torch function's gradient (or Jacobian) in `args[argnums]` at exactly `args`.
+
+    `reference`: a JAX function taking the same arguments (as arrays of the same shapes) and
+    computing the same mathematics; its exact derivative is the symbolic method. Without it,
+    torch autograd is checked against finite differences. `device`: "cpu" (default) or "cuda",
+    where torch runs. Other options as `diffcheck.check_grad`.
+    """
+    torch = _torch()
+    if order != 1:
+        raise UsageError(f"torch functions are checked at order 1 (the gradient or Jacobian), got order={order!r}")
+    if not args:
+        raise UsageError("check_grad needs at least one argument to differentiate in")
+    argnums = normalise_argnums(argnums, len(args))
+    arrays = [_as_array(a) for a in args]
+    names = tuple(f"args[{i}]" for i in argnums)
+    for name, i in zip(names, argnums, strict=True):
+        if not np.issubdtype(arrays[i].dtype, np.floating):
+            raise UsageError(f"parameter {name}: {arrays[i].dtype} values cannot be differentiated; pass floats")
+    backend = _TorchBackend(device)
+
+    def on_theta(parts, run):
+        full = [torch.tensor(_in(a, run), device=backend.torch_device) for a in arrays]
+        for i, part in zip(argnums, parts, strict=True):
+            full[i] = part
+        return fn(*full)
+
+    backend.on_theta = on_theta
+    leaves = tuple(arrays[i].astype(np.float64) for i in argnums)
+    twin, no_reference = None, "no JAX reference given (reference=…)"
+    if reference is not None:
+        ref_args = [np.asarray(a, np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+
+        def twin(*values):
+            full = list(ref_args)
+            for i, v in zip(argnums, values, strict=True):
+                full[i] = v
+            return reference(*full)
+
+        no_reference = ""
+    name = getattr(fn, "__name__", type(fn).__name__)
+    problem = Problem(name, "args", fn, leaves, names, reference=twin, no_reference=no_reference, backend=backend)
+    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
+    return run_pipeline(problem, device=device, **options)
+
+
+def check_module(
+    module,
+    loss: Callable,
+    *inputs,
+    reference,
+    parameters: Mapping[str, str],
+    data: Mapping[str, object],
+    point: str = "torch",
+    dtype=None,
+    rtol=None,
+    atol=None,
+    timeout=None,
+    seed=0,
+    device=None,
+    strict=False,
+):
+    """Checks the gradient of `loss(module(*inputs))` in the module's parameters at their values,
+    against the exact gradient of the JAX `reference` case at the same parameters.
+
+    Args:
+        module: a `torch.nn.Module`; its parameters' current values are the point.
+        loss: maps the module's output to a scalar tensor (e.g. `lambda out: nn.BCELoss()(out, labels)`).
+        *inputs: the module's inputs.
+        reference: the case (`diffcheck.Case`) computing the same mathematics in JAX.
+        parameters: torch parameter name → the reference's parameter name, e.g.
+            `{"fc1.weight": "W1", ...}`; shapes must match. Every parameter in the case's `wrt` is
+            mapped; module parameters left out are held fixed.
+        data: the reference's other arguments (its data) at this point, e.g. `{"x": …, "y": 1.0}`.
+        point: the point's name in the report.
+
+    Returns a `Report` with one point.
+    """
+    from ._records import Report
+
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"check_module checks a torch.nn.Module, got {type(module).__name__}")
+    named = dict(module.named_parameters())
+    unknown = [p for p in parameters if p not in named]
+    if unknown:
+        raise UsageError(f"no parameter {', '.join(unknown)} in the module; it has {', '.join(named)}")
+    by_case = {case_name: torch_name for torch_name, case_name in parameters.items()}
+    missing = [p for p in reference.wrt if p not in by_case]
+    if missing:
+        raise UsageError(f"case {reference.name!r} parameter(s) {', '.join(missing)} mapped to no module parameter")
+    order = [by_case[p] for p in reference.wrt]  # θ in the reference's order, so elements line up
+    values = {p: named[t].detach().cpu().numpy().astype(np.float64) for p, t in zip(reference.wrt, order, strict=True)}
+    for p, t in zip(reference.wrt, order, strict=True):
+        if values[p].shape != tuple(named[t].shape):
+            raise UsageError(f"{t} has shape {tuple(named[t].shape)}, the case's {p} {values[p].shape}")
+    fixed = {n: p.detach() for n, p in named.items() if n not in order}
+    fixed.update(module.named_buffers())
+    arrays = [_as_array(x) for x in inputs]  # once: inside torch.func's transforms .numpy() fails
+    backend = _TorchBackend(device)
+
+    def on_theta(parts, run):
+        state = {n: t.to(parts[0].dtype) if t.is_floating_point() else t for n, t in fixed.items()}
+        state.update(zip(order, parts, strict=True))
+        cast = [torch.tensor(_in(a, run), device=backend.torch_device) for a in arrays]
+        return loss(torch.func.functional_call(module, state, tuple(cast)))
+
+    backend.on_theta = on_theta
+    at = {k: np.asarray(v, np.float64) if _is_float(v) else v for k, v in data.items()}
+
+    def twin(*leaves):
+        return reference.fn(**at, **dict(zip(reference.wrt, leaves, strict=True)))
+
+    leaves = tuple(values[p] for p in reference.wrt)
+    name = f"{type(module).__name__} (torch)"
+    problem = Problem(name, point, module, leaves, tuple(order), reference=twin, backend=backend)
+    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
+    result = run_pipeline(problem, device=device, **options)
+    return Report((result,), seconds=result.seconds)
+
+
+class _TorchBackend:
+    """The numeric methods of a torch function: torch autograd, finite differences through JAX."""
+
+    name = "torch"
+
+    def __init__(self, device):
+        torch = _torch()
+        if device is None:
+            device = "cpu"
+        if device not in DEVICES:
+            raise UsageError(f"unknown device {device!r} for a torch function; valid devices are {', '.join(DEVICES)}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("torch sees no CUDA device here (torch.cuda.is_available() is False); use device='cpu'")
+        self.torch_device = torch.device(device)
+        self.on_theta = None
+
+    def device(self, name):
+        """(a context for JAX's part of the run, the platform's name): JAX's stencil stays on the CPU."""
+        return jax.default_device(jax.devices("cpu")[0]), self.torch_device.type
+
+    def methods(self, problem, leaves, run_dtype, order, seed) -> Numeric:
+        shapes = tuple(leaf.shape for leaf in leaves)
+        theta = np.concatenate([leaf.reshape(-1) for leaf in leaves])
+        flat = _flat(self.on_theta, shapes, self.torch_device)
+        try:
+            f64 = flat(theta, np.dtype(np.float64)).astype(np.float64)
+            f_run = f64 if run_dtype == np.float64 else flat(theta, run_dtype).astype(np.float64)
+        except UsageError as exc:
+            raise PointError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
+            raise PointError(f"the function raised {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        bad = np.flatnonzero(~np.isfinite(f_run))
+        if bad.size:
+            raise PointError(f"output element {int(bad[0])} is {f_run[bad[0]]} in {run_dtype.name} at this point")
+        ladder_dtype = ladder_of(run_dtype)
+        ladder, checks = self._ladder(shapes, theta, ladder_dtype), ["gradient"]
+        if ladder is None:
+            checks.append(f"autodiff's rounding not measured: the function does not run in {ladder_dtype.name}")
+        methods, values, bounds = {}, {}, {}
+        for method, mode in ((Method.AUTODIFF, "reverse"), (Method.FORWARD, "forward")):
+            try:
+                values[method] = _torch_jacobian(self.on_theta, shapes, theta, run_dtype, mode, self.torch_device)
+            except Exception as exc:  # noqa: BLE001 - e.g. an operation without a forward-mode rule
+                if method == Method.AUTODIFF:
+                    raise PointError(f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+                methods[method] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            same = values[method] if ladder is None else ladder
+            bounds[method] = compare.autodiff_bound(values[method], run_dtype, same, ladder_dtype)
+            methods[method] = OK
+        F = _on_host(flat, f_run.size)
+        with precision(run_dtype):
+            fd = finite.jacobian(
+                F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None
+            )
+        values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+        methods[Method.FINITE] = OK
+        plan = Plan(1, None)
+        return Numeric(
+            f64, f64, (f_run.size,) if f_run.size > 1 else (), methods, values, bounds, fd.steps, fd.notes, plan,
+            None, None, "; ".join(checks), F, {},
+        )  # fmt: skip
+
+    def _ladder(self, shapes, theta, ladder_dtype):
+        """torch's reverse-mode Jacobian in the other precision, where the function really runs in it
+        (float64 data it closes over would promote it back, or refuse the other dtype): else None."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                probe = _flat(self.on_theta, shapes, self.torch_device, cast=False)(theta, ladder_dtype)
+                if probe.dtype != ladder_dtype:
+                    return None
+                return _torch_jacobian(self.on_theta, shapes, theta, ladder_dtype, "reverse", self.torch_device)
+        except Exception:  # noqa: BLE001 - the function does not run in that dtype: no ladder
+            return None
+
+
+def _flat(on_theta, shapes, device, cast=True):
+    """θ (a flat NumPy vector) ↦ the torch function's flat output as NumPy, in dtype `run`
+    (with `cast=False`, in the dtype torch computed it in)."""
+    torch = _torch()
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+
+    def flat(theta, run):
+        t = torch.tensor(np.array(theta, run), device=device)
+        with torch.no_grad():
+            out = on_theta(_split(t, sizes, shapes), run)
+        return _numpy(out, run if cast else None)
+
+    return flat
+
+
+def _on_host(flat, n_out):
+    """F(θ, data) for diffcheck's finite differences: JAX calls the torch function back on the
+    host, once per stencil point (a batch of points arrives with a leading axis).
+
+    The dtype is the one F is traced with, fixed then: XLA runs the callback on a thread of its
+    own, where JAX's thread-local x64 mode of the caller does not hold.
+    """
+
+    def F(theta, data):
+        dtype = np.dtype(theta.dtype)
+
+        def host(values):
+            values = np.asarray(values, dtype)
+            rows = values.reshape(-1, values.shape[-1])
+            out = np.stack([flat(row, dtype) for row in rows])
+            return out.reshape(values.shape[:-1] + (n_out,)).astype(dtype)
+
+        return jax.pure_callback(host, jax.ShapeDtypeStruct((n_out,), dtype), theta, vmap_method="expand_dims")
+
+    return F
+
+
+def _torch_jacobian(on_theta, shapes, theta, run, mode, device) -> np.ndarray:
+    """d output / dθ (outputs × parameters) by torch autograd in `run`'s precision."""
+    torch = _torch()
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    t = torch.tensor(np.array(theta, run), device=device)
+
+    def f(t):
+        return on_theta(_split(t, sizes, shapes), run).reshape(-1)
+
+    if mode == "reverse":
+        jac = torch.autograd.functional.jacobian(f, t)
+    else:
+        with warnings.catch_warnings():
+            # torch's forward mode loads its own decompositions with torch.jit.script, which warns
+            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
+            jac = torch.func.jacfwd(f)(t)
+    return jac.detach().cpu().numpy().astype(np.float64).reshape(-1, theta.size)
+
+
+def _split(t, sizes, shapes):
+    return [part.reshape(shape) for part, shape in zip(t.split(sizes), shapes)]
+
+
+def _numpy(out, run) -> np.ndarray:
+    torch = _torch()
+    if not isinstance(out, torch.Tensor):
+        raise UsageError(f"the function must return a torch tensor, got {type(out).__name__}")
+    if not out.is_floating_point():
+        raise UsageError(f"the function returned {out.dtype} values; a real floating-point output is needed")
+    out = out.detach().cpu().numpy().reshape(-1)
+    return out if run is None else out.astype(run)
+
+
+def _in(array: np.ndarray, run) -> np.ndarray:
+    """Float data in the run's precision (torch does not promote a 0-d float64 against float32)."""
+    return array.astype(run) if np.issubdtype(array.dtype, np.floating) else array
+
+
+def _is_float(value) -> bool:
+    return np.issubdtype(np.asarray(value).dtype, np.floating)
+
+
+def _as_array(value) -> np.ndarray:
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return np.asarray(value)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(
+            'PyTorch is not installed: pip install "diffcheck[torch]" (the CPU build: torch==2.13.0)'
+        ) from None
+    return torch
