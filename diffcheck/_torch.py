@@ -30,6 +30,7 @@ from ._autodiff import precision
 from ._numeric import Numeric, ladder_of
 from ._pipeline import check_point as run_pipeline
 from ._plan import Plan
+from ._probes import dot_product_test
 from ._problem import Problem, normalise_argnums
 from ._records import OK, Method, PointResult, unavailable
 from .errors import PointError, UsageError
@@ -226,10 +227,11 @@ class _TorchBackend:
             )
         values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
         methods[Method.FINITE] = OK
+        dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
         plan = Plan(1, None)
         return Numeric(
             f64, f64, (f_run.size,) if f_run.size > 1 else (), methods, values, bounds, fd.steps, fd.notes, plan,
-            None, None, "; ".join(checks), F, {},
+            dot, None, "; ".join(checks), F, {},
         )  # fmt: skip
 
     def _ladder(self, shapes, theta, ladder_dtype):
