@@ -14,7 +14,7 @@ import sympy
 from . import _graph as graph
 from . import _translate as translate
 from ._kinks import Kinks
-from ._primitives import to_sympy
+from ._primitives import StopGradient, to_sympy
 from ._records import OK, State, Status, unavailable
 from .errors import BudgetExceeded, Unavailable
 
@@ -26,6 +26,10 @@ class Exact(NamedTuple):
     value: float | None  # the function's first output, exactly (None when it did not run)
     jacobian: np.ndarray | None  # the exact derivative checked (rows × parameters), or None
     kinks: Kinks
+    # Why finite differences and the complex step cannot be compared with autodiff anywhere here
+    # ("" when they can): a stop_gradient on a differentiated path is a constant to autodiff and
+    # the exact method, by design, but not to the function's values that the estimates difference.
+    estimates_blind: str = ""
 
 
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) -> Exact:
@@ -65,7 +69,7 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
             jac_exprs = translate.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
-        return Exact(OK, value, jac, kinks)
+        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets))
     except BudgetExceeded as exc:
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
     except Unavailable as exc:
@@ -82,6 +86,15 @@ def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
         budget.check()
         level = [g for expr in level for g in graph.gradient_expressions(expr, symbols, lets)]
     return level
+
+
+def _stopped(outputs, symbols, lets) -> str:
+    """Why the estimates are blind here: a stop_gradient whose argument depends on the parameters."""
+    symbols = set(symbols)
+    for node in graph.topological(outputs, lets):
+        if isinstance(node, StopGradient) and any(n in symbols for n in graph.topological(node.args, lets)):
+            return "finite differences not compared: a stop_gradient on the path is a constant to autodiff only"
+    return ""
 
 
 def value_mismatch(f_sym, f_jax, eps, f32=None, magnitude=0.0) -> str:

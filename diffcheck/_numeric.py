@@ -8,6 +8,7 @@ versa), which a wrong rule cannot widen because both runs use the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import numpy as np
 from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
+from . import _lower as lower
 from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan
 from ._probes import dot_product_test
 from ._records import OK, DotProductTest, Method, State, Status, offsets_of, unavailable
@@ -53,10 +55,10 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     `fn(*leaves, **data)`, with bounds."""
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
-    f64, f32, out_shape, reverse64, reverse32 = _values(F1, fn, leaves, flat64, data, run_dtype)
+    f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype)
     plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
     F, args, f_run, jac, ladder = _derivative(F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32)
-    ladder_dtype = ladder_of(run_dtype)
+    ladder_dtype = ladder_of(run_dtype) if ladder is not None else None
     methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
     bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype)
     with autodiff.precision(run_dtype):
@@ -80,7 +82,8 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
     methods[Method.FINITE] = OK
     dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
-    checks, along = [plan.describe()], None
+    checks = [plan.describe(), *checks]
+    along = None
     if large and flat64.size > LADDER_SAMPLE:
         checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
@@ -91,10 +94,11 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype):
-    """F(θ) in float64 and float32, the output's shape, and the reverse-mode Jacobians that come
-    with them (or why F has none); a failure of the user's function is the point's error."""
+    """F(θ) in float64 and float32, the output's shape, the reverse-mode Jacobians that come with
+    them (or why F has none), F itself (for a float64 run, its float32 calls run the float64
+    program lowered: `laddered`) and notes; a failure of the user's function is the point's error."""
 
-    def value(dtype):
+    def value(F, dtype):
         with autodiff.precision(dtype):
             theta = flat64.astype(dtype)
             try:
@@ -103,22 +107,48 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
                 return autodiff.value(F, theta, data), exc
 
     try:
-        f64, reverse64 = value(np.dtype(np.float64))
+        f64, reverse64 = value(F, np.dtype(np.float64))
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
     except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
         raise PointError(function_failed(exc)) from None
     check_output(f64, "float64")
-    f32, reverse32 = value(np.dtype(np.float32))
-    if run_dtype != np.float64:  # the float64 output is checked above
+    if run_dtype != np.float64:  # a float32 run: the user's function in float32, as asked
+        f32, reverse32 = value(F, run_dtype)
         check_output(f32, run_dtype.name)
-    return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32
+        return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32, F, []
+    try:
+        F = laddered(F, flat64, data)
+        f32, reverse32 = value(F, np.dtype(np.float32))
+        f32 = f32.astype(np.float64)
+        if isinstance(reverse32, Unavailable) and not isinstance(reverse64, Unavailable):
+            raise reverse32
+    except Exception as exc:  # noqa: BLE001 - no ladder: the bounds say rounding was not measured
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        return f64.astype(np.float64), None, out_shape, reverse64, None, F, [f"rounding not measured ({why})"]
+    return f64.astype(np.float64), f32, out_shape, reverse64, reverse32, F, []
+
+
+def laddered(F, flat64, data):
+    """F, whose float32 calls run F's float64 program lowered to 32 bits (`_lower`) instead of the
+    user's code again: closed-over float64 constants, int64 indices and PRNG keys are the
+    program's constants, lowered with it. Other dtypes call F itself."""
+    with autodiff.precision(np.float64):
+        closed = jax.make_jaxpr(F)(flat64, data)
+
+    def G(theta, data):
+        if np.dtype(theta.dtype) != np.float32:
+            return F(theta, data)
+        (out,) = lower.evaluate(closed, theta, *jax.tree_util.tree_leaves(data))
+        return out
+
+    return G
 
 
 def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32):
-    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision) for the function
-    whose Jacobian is the derivative checked: F itself at order 1, a derivative of it above."""
+    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision or None) for the
+    function whose Jacobian is the derivative checked: F itself at order 1, a derivative above."""
     f_run, jac, ladder = (f64, reverse64, reverse32) if run_dtype == np.float64 else (f32, reverse32, reverse64)
     ladder_dtype = ladder_of(run_dtype)
     try:
@@ -127,8 +157,12 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
                 F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
             else:
                 F = autodiff.derivative(F, plan.order)
-            with autodiff.precision(ladder_dtype):
-                _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+            if ladder is not None:
+                try:
+                    with autodiff.precision(ladder_dtype):
+                        _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+                except Exception:  # noqa: BLE001 - the derivative does not lower: rounding unmeasured
+                    ladder = None
             with autodiff.precision(run_dtype):
                 f_run, jac = autodiff.value_and_jacobian(F, flat64.astype(run_dtype), data)
         for result in (jac, ladder):
@@ -154,7 +188,8 @@ def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, boun
         else:
             with autodiff.precision(run_dtype):
                 cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
-            with autodiff.precision(ladder_dtype):
+            cs_ladder = None
+            with contextlib.suppress(Exception), autodiff.precision(ladder_dtype):  # no ladder: unmeasured
                 cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
     except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
         methods[Method.COMPLEX] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])

@@ -18,6 +18,7 @@ import numpy as np
 from . import _compare as compare
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
+from ._diagnosis import diagnose
 from ._exact import Exact, exact_method
 from ._kinks import Kinks
 from ._numeric import JAX
@@ -59,7 +60,17 @@ def check_point(
         shapes = [leaf.shape for leaf in leaves]
         rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
         elements = compare.elements(
-            values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, rtol, atol, order == 1
+            values,
+            bounds,
+            problem.names,
+            shapes,
+            rows,
+            numeric.notes,
+            exact.kinks,
+            rtol,
+            atol,
+            order == 1,
+            exact.estimates_blind,
         )
         expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
         directional = (
@@ -99,6 +110,7 @@ def check_point(
         sweeps=sweeps,
         tolerance=tolerance,
         strict=strict,
+        diagnosis=diagnose(elements),
     )
 
 

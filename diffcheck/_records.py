@@ -358,6 +358,7 @@ class PointResult:
     tolerance: str = "error model"  # the bound used: each method's own error model, or "rtol=…, atol=…"
     strict: bool = False  # a kink fails the point (check_grad(strict=True), --strict)
     directional: tuple = ()  # DirectionalTest records: methods checked along random directions (large N)
+    diagnosis: tuple = ()  # what a wrong autodiff looks like, per parameter (a factor, a transpose, …)
 
     @property
     def mismatches(self) -> tuple:
@@ -403,6 +404,7 @@ class PointResult:
         out = [f"error: {self.error}"] if self.error else []
         out += [f"{m} {s}" for m, s in self.methods.items() if not _status(s).ok]
         out += [e.describe() for e in self.mismatches]
+        out += [f"pattern: {line}" for line in self.diagnosis]
         out += [x.describe() for x in self.expectations if not x.ok]
         if self.dot_product is not None and not self.dot_product.ok:
             out.append(self.dot_product.describe())
@@ -432,6 +434,7 @@ class PointResult:
             "strict": self.strict,
             "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
             "directional": [d.to_dict() for d in self.directional],
+            "diagnosis": list(self.diagnosis),
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
             "sweeps": [s.to_dict() for s in self.sweeps],

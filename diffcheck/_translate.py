@@ -182,7 +182,7 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
         return env[var]
 
     for var, val in zip(jaxpr.constvars, consts):
-        env[var] = np.asarray(val)
+        env[var] = _constant(val)
     for var, val in zip(jaxpr.invars, args):
         env[var] = _array(val)
     budget = _BUDGET.get() or Budget()
@@ -199,7 +199,7 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
 
 def _array(x) -> np.ndarray:
     # Indexing a 0-d object array yields the bare expression: keep every value an array.
-    return np.asarray(x, dtype=object) if isinstance(x, sympy.Basic) else np.asarray(x)
+    return np.asarray(x, dtype=object) if isinstance(x, sympy.Basic) else _constant(x)
 
 
 def _apply(eqn, invals):
@@ -253,8 +253,15 @@ def _bind(eqn, invals):
     subfuns, params = params if isinstance(params, tuple) else ((), params)  # JAX < 0.7 form
     out = eqn.primitive.bind(*subfuns, *invals, **params)
     if eqn.primitive.multiple_results:
-        return [np.asarray(o) for o in out]
-    return np.asarray(out)
+        return [_constant(o) for o in out]
+    return _constant(out)
+
+
+def _constant(x):
+    """A value computed from data alone: a NumPy array, except a PRNG key (it has no NumPy form)."""
+    if jax.dtypes.issubdtype(getattr(x, "dtype", np.float64), jax.dtypes.extended):
+        return x
+    return np.asarray(x)
 
 
 # The ones that only reshape or reorder, done in NumPy on the index array: run by JAX, each would

@@ -304,3 +304,46 @@ def test_cancellation_inside_the_function_is_not_a_translation_bug():
         lambda z: jnp.sum(jax.nn.softplus(z) - jnp.array([1.0, 0.0]) * z), np.array([35.0, -35.0])
     )
     assert report.ok and report.points[0].methods["symbolic"] == "ok", str(report)
+
+
+# --- closures over NumPy data: the user's function is never re-run in another x64 mode ---------
+
+_RNG = np.random.default_rng(7)
+_X, _LABELS, _XP = _RNG.standard_normal((16, 10)), np.array([1, 0, 3, 2, 4]), np.linspace(0, 1, 5)
+
+CLOSURES = [
+    ("matmul", lambda W: jnp.mean(jnp.tanh(_X @ W)), 0.1 * _RNG.standard_normal(10)),
+    ("int labels", lambda L: jnp.sum(jax.nn.log_softmax(L)[jnp.arange(5), _LABELS]), _RNG.standard_normal((5, 5))),
+    ("interp", lambda x: jnp.sum(jnp.interp(x, _XP, np.sin(_XP)) ** 2), np.array([0.3, 0.6])),
+    ("update", lambda x: jnp.sum(jax.lax.dynamic_update_slice(x, np.ones(2), (1,)) ** 2), np.arange(5.0)),
+    ("prng key", lambda x: jnp.sum(x * jax.random.normal(jax.random.PRNGKey(0), (3,))), np.ones(3)),
+]
+
+
+@pytest.mark.parametrize("fn, x", [c[1:] for c in CLOSURES], ids=[c[0] for c in CLOSURES])
+def test_closures_over_numpy_data_are_checked_with_their_rounding_measured(fn, x):
+    [point] = diffcheck.check_grad(fn, x).points
+    assert point.ok, point.problems()
+    assert "rounding not measured" not in point.checks  # the float32 ladder is the lowered program
+
+
+def test_a_float64_check_runs_the_users_function_only_under_x64():
+    modes = []
+
+    def f(x):
+        modes.append(bool(jax.config.jax_enable_x64))
+        return jnp.sum(jnp.tanh(_X[:, :3] @ x) ** 2)
+
+    assert diffcheck.check_grad(f, np.array([0.1, -0.2, 0.3])).ok
+    assert modes and all(modes)
+
+
+def test_a_custom_rule_keeps_its_rounding_ladder_and_is_still_caught():
+    @jax.custom_vjp
+    def g(x):
+        return jnp.sin(x)
+
+    g.defvjp(lambda x: (g(x), x), lambda x, ct: ((1 + 1e-9) * jnp.cos(x) * ct,))
+    [point] = diffcheck.check_grad(lambda x: jnp.sum(g(x)), np.linspace(-3, 3, 5)).points
+    assert not point.ok and point.elements[0].odd_one_out == "autodiff"
+    assert "rounding not measured" not in point.checks
