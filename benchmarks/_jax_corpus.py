@@ -138,7 +138,11 @@ for op, nargs, top, factory, tol in _LAX_GRAD_OPS:
             orders = (top,)
         for order in orders:
             name = f"lax.{op.__name__}[{_shape_name(shapes)}]_o{order}"
-            _add(name, LAX, op, _draw(name, factory, shapes), order=order, tol=tol)
+            args = _draw(name, factory, shapes)
+            problem = ""
+            if op in (lax.asin, lax.acos) and np.any(np.abs(args[0]) > 1):
+                problem = "domain: JAX's test draws on [-1.3, 1.3], outside [-1, 1]: NaN (check_grads: NaN == NaN)"
+            _add(name, LAX, op, args, order=order, tol=tol, jax_problem=problem)
 
 # testOpGradSpecialValue: LAX_GRAD_SPECIAL_VALUE_TESTS, order 2.
 for op, values, tol in [

@@ -84,15 +84,16 @@ FAST = (
     "lax.exp[3]_o1_f32",
 )
 
-AGREE, MISMATCH, POINT_ERROR, INTERNAL, TIMEOUT, CRASH = (
+AGREE, MISMATCH, POINT_ERROR, SIZE_LIMIT, INTERNAL, TIMEOUT, CRASH = (
     "agree",
     "mismatch",
     "point error",
+    "size limit",
     "internal error",
     "timeout",
     "crash",
 )
-OUTCOMES = (AGREE, MISMATCH, POINT_ERROR, INTERNAL, TIMEOUT, CRASH)
+OUTCOMES = (AGREE, MISMATCH, POINT_ERROR, SIZE_LIMIT, INTERNAL, TIMEOUT, CRASH)
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -107,6 +108,15 @@ def symbolic_blocker(status: str) -> str:
         return m.group(1)
     reason = status.split(":", 1)[-1].strip()
     return _short(re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason), 80)
+
+
+def outcome_of_error(message: str) -> str:
+    """A point error's class: diffcheck's own failure, its size limit, or the function's fault."""
+    if "internal error in diffcheck" in message:
+        return INTERNAL
+    if "checked in full" in message:  # order ≥ 2 of a vector output beyond what diffcheck checks in full
+        return SIZE_LIMIT
+    return POINT_ERROR
 
 
 def classify(report) -> dict:
@@ -131,7 +141,7 @@ def classify(report) -> dict:
         "seconds": round(point.seconds, 2),
     }
     if point.error:
-        out["outcome"] = INTERNAL if "internal error in diffcheck" in point.error else POINT_ERROR
+        out["outcome"] = outcome_of_error(point.error)
         out["message"] = _short(point.error)
     elif report.ok:
         out["outcome"] = AGREE
@@ -341,9 +351,9 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
         "",
         "## Per source",
         "",
-        "| source | entries | agree | mismatch | point error | internal error | timeout/crash | symbolic ran "
-        "| check_grads failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| source | entries | agree | mismatch | point error | size limit | internal error | timeout/crash "
+        "| symbolic ran | check_grads failed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for source in sorted({r["source"] for r in results}):
         rs = [r for r in results if r["source"] == source]
@@ -351,7 +361,7 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
         sym = sum(r.get("symbolic") == "ran" for r in rs)
         cg = sum(r.get("check_grads", {}).get("failed", False) for r in rs)
         lines.append(
-            f"| {source} | {len(rs)} | {c[AGREE]} | {c[MISMATCH]} | {c[POINT_ERROR]} | {c[INTERNAL]} "
+            f"| {source} | {len(rs)} | {c[AGREE]} | {c[MISMATCH]} | {c[POINT_ERROR]} | {c[SIZE_LIMIT]} | {c[INTERNAL]} "
             f"| {c[TIMEOUT] + c[CRASH]} | {sym} | {cg} |"
         )
     for label, rs in [
@@ -361,7 +371,8 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
     ]:
         c = Counter(r["outcome"] for r in rs)
         lines.append(
-            f"| *{label}* | {len(rs)} | {c[AGREE]} | {c[MISMATCH]} | {c[POINT_ERROR]} | {c[INTERNAL]} "
+            f"| *{label}* | {len(rs)} | {c[AGREE]} | {c[MISMATCH]} | {c[POINT_ERROR]} | {c[SIZE_LIMIT]} "
+            f"| {c[INTERNAL]} "
             f"| {c[TIMEOUT] + c[CRASH]} | {sum(r.get('symbolic') == 'ran' for r in rs)} "
             f"| {sum(r.get('check_grads', {}).get('failed', False) for r in rs)} |"
         )
@@ -454,7 +465,11 @@ def main(argv=None) -> int:
         results = {**{r["name"]: r for r in earlier["entries"]}, **results}
         seconds += earlier["seconds"]
         command = earlier["command"] + f" (then {len(ns.name)} entries re-run with --update)"
-    ordered = [results[n] for n in names]
+    # The corpus's description of each entry is today's (an --update keeps earlier measurements only).
+    ordered = [{**results[n], **describe(BY_NAME[n])} if n in BY_NAME else results[n] for n in names]
+    for r in ordered:
+        if r["outcome"] in (POINT_ERROR, SIZE_LIMIT, INTERNAL):
+            r["outcome"] = outcome_of_error(r.get("message", ""))
     summary = summarise(ordered)
     if ns.json:
         ns.json.write_text(
