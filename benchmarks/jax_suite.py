@@ -40,27 +40,19 @@ from pathlib import Path
 # The fast subset that tests/test_jax_suite.py runs (one test per entry), chosen to cover each class
 # of issue 13 and each source file of JAX's tests.
 FAST = (
-    "lax.tanh[3]_o2",
     "lax.cbrt[3]_o1",
-    "lax.atan2[3,3]_o1",
     "lax.sin@0_o2",
     "lax.convert_element_type_f32_inside",
     "lax.conv[2x2x3x4,3x2x1x2]_(1, 1)_VALID_lhs_o1",
     "lax.dot_general[2x3x4,2x4x3]_(([2], [1]), ([0], [0]))_lhs_o1",
     "lax.reduce_window_max[4x6]_(2, 1)_(1, 2)_VALID",
-    "lax.cumlogsumexp[5]_axis0_revFalse",
-    "lax.cumsum[5]_axis0_revFalse",
-    "lax.sort[5]_axis0_o2",
     "lax.gather[5]_fill_fill2.5_[[0], [2], [7]]_sum",
     "lax.gather[10x5]_clip_fillNone_[[0], [2], [1]]",
-    "lax.scatter_add[5,2]_[[0], [2]]_None",
     "lax.dynamic_update_slice[5x3]_(1, 1)_closed_update",
     "lax.pad[2x3]_[(-1, 0, 0), (-2, 0, 1)]_o2",
     "lax.clamp[]_pos0_o2",
-    "lax.rem[3]_o2",
     "nn.softplus@0_o2",
     "nn.mish@0_o2",
-    "nn.gelu@1.2_o1",
     "nn.dot_product_attention_q",
     "jnp.sinc@0_o2",
     "jnp.x_relu_x@0",
@@ -68,7 +60,6 @@ FAST = (
     "jnp.interp[4]",
     "jnp.convolve[5]",
     "special.spence@1.7",
-    "special.digamma[3]_o2",
     "linalg.svd_values",
     "linalg.qr_r",
     "linalg.det",
@@ -431,6 +422,11 @@ def main(argv=None) -> int:
         help="a JSON file of an earlier run: re-run only the --name entries, keep the others' records, "
         "and write --json/--md for the whole run (after a fix, re-measure its class)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the entries already in --json's partial file (JSON lines written as results arrive)",
+    )
     ns = parser.parse_args(argv)
 
     from benchmarks._jax_corpus import BY_NAME, CORPUS
@@ -440,10 +436,20 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown entries {unknown}")
     results, start = {}, time.perf_counter()
+    # Each record is appended to a partial file as it arrives, so that a run cut short can be resumed.
+    partial = ns.json.with_name(ns.json.name + ".partial.jsonl") if ns.json else None
+    if ns.resume and partial and partial.exists():
+        for line in partial.read_text().splitlines():
+            record = json.loads(line)
+            results[record["name"]] = record
+    pending = [n for n in names if n not in results]
 
     def on_result(name, record):
         record = {**describe(BY_NAME[name]), **record}
         results[name] = record
+        if partial:
+            with partial.open("a") as out:
+                out.write(json.dumps(record) + "\n")
         cg = "check_grads FAILED" if record.get("check_grads", {}).get("failed") else ""
         print(
             f"[{len(results)}/{len(names)}] {name}: {record['outcome']} {record.get('message', '')[:160]} {cg}",
@@ -453,7 +459,7 @@ def main(argv=None) -> int:
 
     pool = _Pool(ns.jobs, ns.timeout)
     try:
-        pool.run(names, on_result)
+        pool.run(pending, on_result)
     finally:
         pool.close()
     seconds = time.perf_counter() - start
@@ -479,6 +485,8 @@ def main(argv=None) -> int:
             )
             + "\n"
         )
+        if partial.exists():
+            partial.unlink()
     if ns.md:
         ns.md.write_text(markdown(ordered, summary, command.strip(), seconds))
     print(json.dumps(summary, indent=1))
