@@ -152,6 +152,39 @@ def classify(report) -> dict:
     return out
 
 
+# Issue 13's classes, recognised by the message of a non-agree outcome: a reader's aid in the table
+# (the measurement is the outcome; this column only says which class a row most likely belongs to).
+_CLASSES = (
+    ("same dtypes, got", "1 closure over NumPy constants (64-bit constant in the float32 re-run)"),
+    ("dtype should be float64", "1 closure over NumPy constants (64-bit constant in the float32 re-run)"),
+    ("verifier errors", "1 closure over NumPy constants (64-bit constant in the float32 re-run)"),
+    ("PRNGKey dtype", "1 closure over NumPy constants (a PRNG key in the float32 re-run)"),
+    ("complex_step=", "2 complex step where it does not apply"),
+    ("object has no attribute 'jaxpr'", "3 translation: checkpoint with a policy"),
+    ("nan > nan", "8 NaN gradients: the message reads nan > nan"),
+    ("checked in full", "size limit: order ≥ 2 of a vector output (check_grads uses random directions)"),
+)
+
+
+def suspected_class(record: dict) -> str:
+    """The class of issue 13 a non-agree row most likely belongs to (empty when none is recognised)."""
+    if record["outcome"] == AGREE:
+        return ""
+    message, name = record.get("message", ""), record["name"]
+    if "cbrt" in name and "function value nan" in message:
+        return "3 translation: cbrt of a negative number"
+    if "gather" in name and "fill" in name and "rejected" in message:
+        return "3 translation: gather mode='fill' ignores fill_value"
+    if "stop_gradient" in name and record.get("odd_one_out") == "finite_difference":
+        return "5 stop_gradient: finite differences are not comparable"
+    if "precision" in record.get("tags", ()) and record["outcome"] == MISMATCH:
+        return "4 the program's own float32 precision"
+    for needle, label in _CLASSES:
+        if needle in message:
+            return label
+    return ""
+
+
 def run_check_grads(entry) -> dict:
     """`jax.test_util.check_grads` as JAX's test calls it: {"failed", "message"}."""
     import jax
@@ -374,8 +407,9 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
         "`documented` is a real problem in JAX or in the function, recorded in the corpus (`jax_problem`);",
         "every other row is diffcheck's to explain.",
         "",
-        "| entry | source | order | dtype | outcome | odd one out | message | documented | check_grads |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| entry | source | order | dtype | outcome | odd one out | message | documented | issue 13 class "
+        "(by its message) | check_grads |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r["outcome"] == AGREE:
@@ -385,7 +419,7 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
         lines.append(
             f"| `{_cell(r['name'])}` | {r['source']} | {r['order']} | {r['dtype']} | {r['outcome']} "
             f"| {_cell(r.get('odd_one_out') or '')} | {_cell(r.get('message', ''))} | {_cell(r['jax_problem'])} "
-            f"| {_cell(cg_cell)} |"
+            f"| {_cell(suspected_class(r))} | {_cell(cg_cell)} |"
         )
     lines += ["", "## check_grads failures", "", "| entry | diffcheck | check_grads' message |", "|---|---|---|"]
     for r in results:
