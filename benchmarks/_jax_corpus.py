@@ -739,19 +739,14 @@ for fn_name, nargs, factory, extra in [
     ("spence", 1, jtu.rand_positive, {}),
     ("expi", 1, partial(uniform, low=0.2, high=3.0), {}),
     ("exp1", 1, jtu.rand_positive, {}),
-    ("expn_2", 1, jtu.rand_positive, dict(fn=lambda x: jsp.expn(2, x))),
     ("polygamma_1", 1, jtu.rand_positive, dict(fn=lambda x: jsp.polygamma(1, x))),
-    ("zeta_x_3", 1, partial(uniform, low=1.0, high=4.0), dict(fn=lambda q: jsp.zeta(3.0, q))),
     ("gammainc_x", 1, jtu.rand_positive, dict(fn=lambda x: jsp.gammainc(2.5, x))),
     ("gammaincc_x", 1, jtu.rand_positive, dict(fn=lambda x: jsp.gammaincc(1.5, x))),
     ("betainc_x", 1, partial(uniform, low=0.1, high=0.9), dict(fn=lambda x: jsp.betainc(2.0, 3.0, x))),
-    ("multigammaln_2", 1, partial(uniform, low=1.5, high=4.0), dict(fn=lambda a: jsp.multigammaln(a, 2))),
     ("sinc", 1, jtu.rand_default, dict(fn=jnp.sinc)),
     ("logsumexp", 1, jtu.rand_default, dict(fn=jsp.logsumexp, shape=(4,))),
     ("softmax", 1, jtu.rand_default, dict(fn=jsp.softmax, shape=(4,))),
     ("log_softmax", 1, jtu.rand_default, dict(fn=jsp.log_softmax, shape=(4,))),
-    ("bernoulli_poly_free_loggamma", 1, jtu.rand_positive, dict(fn=lambda x: jsp.gammaln(x) - jnp.log(x))),
-    ("gammasgn_times", 1, jtu.rand_positive, dict(fn=lambda x: jsp.gammasgn(x) * jsp.gammaln(x))),
 ]:
     f = extra.get("fn") or getattr(jsp, fn_name)
     shapes = [extra.get("shape", (3,))] * nargs
@@ -760,7 +755,7 @@ for fn_name, nargs, factory, extra in [
     if fn_name == "spence":
         problem = "autodiff: jax.grad(jax.scipy.special.spence) is NaN in jax 0.10.2 where jvp is finite"
     _add(name, SPECIAL, f, _draw(name, factory, shapes), tol=1e-4, jax_problem=problem)
-    if fn_name in ("digamma", "gammaln", "erf", "expit", "log_ndtr", "ndtri", "i0e", "i1e", "xlogy", "logit"):
+    if fn_name in ("digamma", "gammaln", "expit", "log_ndtr", "xlogy"):
         _add(name + "_o2", SPECIAL, f, _draw(name, factory, shapes), order=2, tol=1e-4)
 _add(
     "special.spence@1.7",
@@ -793,10 +788,8 @@ for opname, f, make in [
     ("inv", jnp.linalg.inv, lambda n: _draw(n, jtu.rand_default, [(3, 3)])),
     ("solve", lambda a, b: jnp.linalg.solve(a, b), lambda n: _draw(n, jtu.rand_default, [(3, 3), (3,)])),
     ("cholesky", jnp.linalg.cholesky, lambda n: (_spd(n, 3),)),
-    ("cholesky_sym", lambda a: jnp.linalg.cholesky((a + a.T) / 2 + 3 * np.eye(3)), lambda n: (_sym(n, 3),)),
     ("eigh_values", lambda a: jnp.linalg.eigh((a + a.T) / 2)[0], lambda n: (_sym(n, 3),)),
     ("eigvalsh", lambda a: jnp.linalg.eigvalsh(a @ a.T), lambda n: _draw(n, jtu.rand_default, [(3, 3)])),
-    ("eigh_vectors_abs", lambda a: jnp.abs(jnp.linalg.eigh((a + a.T) / 2)[1]), lambda n: (_sym(n, 3),)),
     ("svd_values", lambda a: jnp.linalg.svd(a, compute_uv=False), lambda n: _draw(n, jtu.rand_default, [(3, 2)])),
     (
         "svd_u_abs",
@@ -807,7 +800,6 @@ for opname, f, make in [
     ("qr_q", lambda a: jnp.linalg.qr(a)[0], lambda n: _draw(n, jtu.rand_default, [(3, 2)])),
     ("pinv", jnp.linalg.pinv, lambda n: _draw(n, jtu.rand_default, [(3, 2)])),
     ("matrix_power_3", lambda a: jnp.linalg.matrix_power(a, 3), lambda n: _draw(n, jtu.rand_default, [(2, 2)])),
-    ("matrix_power_-2", lambda a: jnp.linalg.matrix_power(a, -2), lambda n: _draw(n, jtu.rand_default, [(2, 2)])),
     ("expm", jax.scipy.linalg.expm, lambda n: _draw(n, jtu.rand_small, [(3, 3)])),
     ("lu_factor", lambda a: jax.scipy.linalg.lu_factor(a)[0], lambda n: _draw(n, jtu.rand_default, [(3, 3)])),
     (
@@ -832,7 +824,6 @@ for opname, f, make in [
         lambda n: _draw(n, jtu.rand_default, [(2, 3, 6), (2, 3)]),
     ),
     ("matrix_norm_2", lambda a: jnp.linalg.norm(a, 2), lambda n: _draw(n, jtu.rand_default, [(3, 3)])),
-    ("trace_inv", lambda a: jnp.trace(jnp.linalg.inv(a)), lambda n: _draw(n, jtu.rand_default, [(3, 3)])),
 ]:
     name = f"linalg.{opname}"
     order = 2 if opname.endswith("_o2") else 1
@@ -1079,40 +1070,26 @@ _add(
 # --- the float32 slice: entries re-drawn in float32, with JAX's float32 tolerance join (1.5e-1) -----------
 _F32_FROM = [
     "lax.exp[3]_o1",
-    "lax.log[3]_o1",
     "lax.tanh[3]_o1",
-    "lax.sin[3]_o1",
     "lax.logistic[3]_o1",
-    "lax.sqrt[3]_o1",
     "lax.cbrt[3]_o1",
     "lax.pow[3,3]_o1",
-    "lax.mul[3x1,1x4]_o1",
-    "lax.div[3,3]_o1",
     "lax.atan2[3,3]_o1",
     "lax.erf[3]_o1",
-    "lax.expm1[3]_o1",
-    "lax.log1p[3]_o1",
     "lax.tanh[3]_o2",
-    "lax.exp[3]_o2",
     "lax.sin@0_o2",
     "lax.tanh@1000_o2",
-    "lax.erfc@10_o2",
     "nn.softplus@2_o1",
     "nn.gelu@1.2_o1",
     "nn.silu@0_o1",
     "nn.log_sigmoid@0_o1",
-    "nn.elu@-0.5_o1",
     "nn.softmax[3x4]_{'axis': -1}",
-    "nn.log_softmax[3x4]_{'axis': -1}",
     "nn.logsumexp[3x4]_{'axis': 1}",
     "nn.one_hot_cross_entropy",
     "nn.softmax_where_mask",
     "jnp.arcsinh[3]_o1",
     "jnp.logaddexp[3,3]_o1",
-    "jnp.hypot[3,3]_o1",
-    "jnp.var[3x4]",
     "jnp.linalg.norm_vec[5]",
-    "jnp.cumsum[3x4]",
     "jnp.index_int_array[5]",
     "jnp.take_along_axis[2x3]",
     "jnp.interp[4]",
@@ -1121,19 +1098,13 @@ _F32_FROM = [
     "jnp.convolve[5]",
     "special.digamma[3]",
     "special.log_ndtr[3]",
-    "special.xlogy[3,3]",
-    "special.i1e[3]",
     "linalg.det",
-    "linalg.inv",
-    "linalg.solve",
     "linalg.cholesky",
     "linalg.eigh_values",
     "linalg.svd_values",
     "control.scan_rnn",
-    "control.cond_true",
     "control.fori_loop_closure",
     "api.closure_tanh_mean",
-    "api.vmap_tanh_rows",
     "api.checkpoint",
     "api.prng_key_inside",
     "api.stop_gradient",

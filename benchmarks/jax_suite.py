@@ -500,7 +500,7 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.jax_suite " + " ".join(argv if argv is not None else sys.argv[1:])
     if ns.update:
         earlier = json.loads(ns.update.read_text())
-        before = [r["name"] for r in earlier["entries"]]
+        before = [r["name"] for r in earlier["entries"] if r["name"] in BY_NAME]  # entries since removed: dropped
         names = before + [n for n in names if n not in set(before)]
         results = {**{r["name"]: r for r in earlier["entries"]}, **results}
         seconds += earlier["seconds"]
