@@ -203,6 +203,7 @@ def run_check_grads(entry) -> dict:
     try:
         with jax.enable_x64(True), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            args = tuple(jax.numpy.asarray(a) for a in args)  # JAX arrays: x.at[…] needs one
             check_grads(fn, args, entry.order, modes=list(entry.modes), atol=entry.tol, rtol=entry.tol, eps=entry.eps)
     except AssertionError as exc:
         return {"failed": True, "message": _short(str(exc).strip().splitlines()[-1] if str(exc).strip() else "assert")}
