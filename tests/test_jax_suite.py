@@ -1,0 +1,117 @@
+"""A fast subset of the corpus from JAX's own tests (benchmarks/_jax_corpus.py), one test per entry.
+
+What a user relies on: on correct code diffcheck agrees (and `strict=True` does not fail a point that
+only looks like a kink); where JAX itself is wrong, diffcheck names the method that is wrong, and
+only where it is wrong. The entries are chosen to cover each class of issue 13; an entry that fails
+today because of a diffcheck bug is marked `xfail(strict=True)` with its class, so that the fix of a
+class turns its entries into XPASS and the mark is removed with it. The whole corpus, side by side
+with `jax.test_util.check_grads`, is `python -m benchmarks.jax_suite` (docs/jax_suite.md).
+
+Each check runs inside `jax.enable_x64(True)`, as JAX's own tests run under JAX_ENABLE_X64=1.
+"""
+
+import math
+
+import jax
+import pytest
+
+import diffcheck
+from benchmarks._jax_corpus import BY_NAME
+from benchmarks.jax_suite import FAST
+
+_CLOSURE = "issue 13 class 1: closures over NumPy constants (the float32 cross-check re-runs the function)"
+_COMPLEX_STEP = "issue 13 class 2: complex step where JAX's complex extension is not analytic"
+XFAIL = {
+    "lax.cbrt[3]_o1": "issue 13 class 3: cbrt of a negative number (SymPy's principal complex root)",
+    "lax.convert_element_type_f32_inside": "issue 13 class 4: the program's own float32 precision inside",
+    "lax.conv[2x2x3x4,3x2x1x2]_(1, 1)_VALID_lhs_o1": f"{_CLOSURE}; then {_COMPLEX_STEP} (conv)",
+    "lax.gather[5]_fill_fill2.5_[[0], [2], [7]]_sum": "issue 13 class 3: gather mode='fill' ignores fill_value",
+    "lax.gather[10x5]_clip_fillNone_[[0], [2], [1]]": f"{_CLOSURE} (an int64 index array)",
+    "lax.dynamic_update_slice[5x3]_(1, 1)_closed_update": _CLOSURE,
+    "nn.dot_product_attention_q": f"{_CLOSURE}; issue 13 class 4 (float32 inside)",
+    "jnp.index_logp_labels": f"{_CLOSURE} (logp[arange, labels])",
+    "jnp.convolve[5]": f"{_COMPLEX_STEP} (convolve)",
+    "linalg.svd_values": f"{_COMPLEX_STEP} (svd)",
+    "linalg.qr_r": f"{_COMPLEX_STEP} (qr)",
+    "control.scan_rnn": f"{_CLOSURE} (scan over closed-over xs: 'Cannot lower jaxpr with verifier errors')",
+    "api.checkpoint_dots_saveable": "issue 13 class 3: jax.checkpoint with a policy ('Jaxpr' has no 'jaxpr')",
+    "api.stop_gradient": "issue 13 class 5: finite differences are not comparable across stop_gradient",
+    "api.vmap_tanh_saturated": "issue 13 class 6: cancellation in 1 - tanh² on saturated rows",
+    "api.prng_key_inside_f32": f"{_CLOSURE} (a PRNG key inside the function)",
+    "nn.softplus@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
+    "nn.mish@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
+    "jnp.sinc@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
+    "faq.where_sqrt": "issue 13 class 8: a healthy element is labelled 'odd one out: autodiff'",
+    "user.bce_sigmoid_saturated": "issue 13 class 9: the float program's NaN is not traced to its operation",
+}
+# Smooth where a kink might be suspected: strict=True must pass there.
+STRICT = {"nn.softplus@0_o2", "nn.mish@0_o2", "jnp.sinc@0_o2", "jnp.x_relu_x@0"}
+
+
+def _check(entry, strict=False):
+    with jax.enable_x64(True):
+        dtype = None if entry.dtype == "float64" else entry.dtype
+        return diffcheck.check_grad(
+            entry.fn, *entry.args, argnums=entry.argnums, order=entry.order, dtype=dtype, strict=strict
+        )
+
+
+def _agrees(entry, report):
+    assert report.ok, str(report) + "\n" + "\n".join(report.points[0].problems())
+    if entry.name in STRICT:
+        [point] = report.points
+        assert not point.kinks, "\n".join(e.describe_kink() for e in point.kinks)
+
+
+def _autodiff_wrong_only_where_not_finite(entry, report):
+    """JAX's reverse mode is NaN at some elements: named there, and nowhere else."""
+    [point] = report.points
+    assert point.error is None, point.error
+    assert point.mismatches, str(report)
+    for element in point.mismatches:
+        assert element.odd_one_out == "autodiff", element.describe()
+        assert not math.isfinite(element.values["autodiff"]), element.describe()
+
+
+def _names_the_departing_operation(entry, report):
+    """A float NaN where the mathematics is finite: the report says which operation departs (log1p)."""
+    [point] = report.points
+    text = point.error or "\n".join(point.problems())
+    assert not report.ok
+    assert "log1p" in text, text
+
+
+EXPECT = {
+    "special.spence@1.7": _autodiff_wrong_only_where_not_finite,
+    "faq.where_sqrt": _autodiff_wrong_only_where_not_finite,
+    "user.bce_sigmoid_saturated": _names_the_departing_operation,
+}
+
+
+def _param(name):
+    marks = [pytest.mark.xfail(strict=True, reason=XFAIL[name])] if name in XFAIL else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", [_param(n) for n in FAST])
+def test_jax_corpus_entry(name):
+    entry = BY_NAME[name]
+    assert (name in EXPECT) == bool(entry.jax_problem)
+    report = _check(entry, strict=name in STRICT)
+    EXPECT.get(name, _agrees)(entry, report)
+
+
+def test_subset_covers_every_source_and_both_dtypes():
+    entries = [BY_NAME[n] for n in FAST]
+    assert {e.source for e in entries} >= {
+        "tests/lax_autodiff_test.py",
+        "tests/nn_test.py",
+        "tests/lax_numpy_test.py",
+        "tests/lax_scipy_special_functions_test.py",
+        "tests/linalg_test.py",
+        "tests/lax_control_flow_test.py",
+        "tests/api_test.py",
+    }
+    assert {e.dtype for e in entries} == {"float64", "float32"}
+    assert any(e.order > 1 for e in entries)
+    assert set(XFAIL) <= set(FAST) and set(STRICT) <= set(FAST)
