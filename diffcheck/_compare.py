@@ -48,20 +48,22 @@ FULL_DIGITS = 17.0
 ABSOLUTE_FLOOR = 16 * float(np.finfo(np.float64).eps)
 
 
-def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray | None, ladder_dtype) -> np.ndarray:
+def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray | None, ladder_dtype, eps: float = 0.0) -> np.ndarray:
     """The rounding-error bound of an autodiff Jacobian computed in `dtype`.
 
     `ladder` is the same Jacobian computed in `ladder_dtype`. Rounding errors scale with epsilon,
     so their difference, scaled to `dtype`'s epsilon when the ladder is the less precise one,
     measures this point's conditioning: cancellation that a fixed multiple of eps would miss.
     Without a ladder (the program does not run in the other precision) the conditioning is not
-    measured, and `UNMEASURED` ulps of each row's largest derivative stand in for it.
+    measured, and `UNMEASURED` ulps of each row's largest derivative stand in for it. `eps`: the
+    least precise float the program itself rounds to, when that is coarser than `dtype`'s.
     """
-    eps = np.finfo(dtype).eps
-    row_scale = np.abs(jac).max(axis=1, keepdims=True)
+    eps = max(float(np.finfo(dtype).eps), eps)
+    finite = np.where(np.isfinite(jac), np.abs(jac), 0.0)  # a NaN element is its own failure only
+    row_scale = finite.max(axis=1, keepdims=True)
     # An exact zero reached through cancellation (u − u) comes out as ±1e-17 in float64 for terms
     # of size 1; below this floor a difference is rounding (explicit atol overrides it).
-    bound = 64 * eps * np.abs(jac) + 16 * eps * row_scale + ABSOLUTE_FLOOR
+    bound = 64 * eps * finite + 16 * eps * row_scale + ABSOLUTE_FLOOR
     if ladder is None:
         return bound + UNMEASURED * eps * row_scale
     scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
@@ -74,7 +76,7 @@ UNMEASURED = 1024
 
 
 def symbolic_bound(jac: np.ndarray) -> np.ndarray:
-    return np.finfo(np.float64).eps * np.abs(jac)
+    return np.finfo(np.float64).eps * np.where(np.isfinite(jac), np.abs(jac), 0.0)
 
 
 def digits(value: float, exact: float, scale: float) -> float:
@@ -201,9 +203,10 @@ def elements(
                 if k in kinks_found.at:
                     sides = kinks_found.sides.get(k)
                     left, right = (sides[0][m], sides[1][m]) if sides else (math.nan, math.nan)
-                    if kinks.same_side(left, right):
+                    if kinks.same_side(left, right, float(row_scale[m]) if row_scale is not None else 0.0):
                         # The kinks cancel (softplus as max(x, 0) + log1p(exp(−|x|)) at 0): differentiable.
                         compared[SYMBOLIC] = vals[SYMBOLIC] = (left + right) / 2
+                        bnds[SYMBOLIC] = float(np.finfo(np.float64).eps) * abs(vals[SYMBOLIC])
                         note = "kinks cancel here: equal one-sided derivatives; finite differences not compared"
                     else:
                         elements.append(kinks.kink_element(name, index, output, vals, bnds, left, right, via))

@@ -38,6 +38,10 @@ def _pattern(name, comparable, wrong) -> str:
     exact = np.array([e.values[Method.SYMBOLIC] for e in comparable])
     ad = np.array([e.values[Method.AUTODIFF] for e in comparable])
     n, bad = len(comparable), len(wrong)
+    nonfinite = [e for e in wrong if not np.isfinite(e.values[Method.AUTODIFF])]
+    if nonfinite:
+        shown = _shown(nonfinite)
+        return f"{name}: autodiff is not finite on {len(nonfinite)} of {n} elements ({shown}) where the exact value is"
     nonzero = exact != 0
     if nonzero.any() and np.all(ad[nonzero] == 0) and bad == int(nonzero.sum()):
         return (
@@ -55,8 +59,7 @@ def _pattern(name, comparable, wrong) -> str:
     if transpose:
         return f"{name}: autodiff[i, j] = exact[j, i] — a transpose ({transpose})"
     if bad < n:
-        shown = ", ".join(f"{_index(e)}" for e in wrong[:8]) + (", …" if bad > 8 else "")
-        return f"{name}: off on {bad} of {n} elements only ({shown}); right on the others"
+        return f"{name}: off on {bad} of {n} elements only ({_shown(wrong)}); right on the others"
     return ""
 
 
@@ -78,5 +81,10 @@ def _transposed(comparable, exact, ad) -> str:
     return ""
 
 
+def _shown(elements, limit: int = 8) -> str:
+    return ", ".join(_index(e) for e in elements[:limit]) + (", …" if len(elements) > limit else "")
+
+
 def _index(e) -> str:
-    return "[" + ",".join(map(str, e.index)) + "]" if e.index else "(scalar)"
+    index = "[" + ",".join(map(str, e.index)) + "]" if e.index else "(scalar)"
+    return index + (" of output[" + ",".join(map(str, e.output)) + "]" if e.output else "")

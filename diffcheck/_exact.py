@@ -60,8 +60,9 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
             mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32, magnitude)
         if mismatch:
             return Exact(Status(State.REJECTED, mismatch), value, None, Kinks.none())
-        kinks = Kinks.find(outputs, symbols, point, numeric.steps, lets, one_sided=numeric.plan.order == 1)
         level = derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
+        # Kinks of what is differentiated: the outputs at order 1, their derivatives above it.
+        kinks = Kinks.find(level, symbols, point, numeric.steps, lets)
         if route == "graph":
             jac = graph.jacobian(level, symbols, point, lets, budget=budget)
         else:

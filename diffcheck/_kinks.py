@@ -99,8 +99,17 @@ def one_sided_derivatives(outputs, symbols, theta, lets, elements) -> dict:
     return out
 
 
-def same_side(left: float, right: float) -> bool:
-    return math.isfinite(left) and math.isfinite(right) and abs(left - right) <= 1e-12 * max(abs(left), abs(right))
+def same_side(left: float, right: float, scale: float = 0.0) -> bool:
+    """Whether one-sided derivatives are equal: the kinks cancel and the point is smooth.
+
+    They come from the exact program at 60 digits with an O(step²) error of about 1e-40, so they
+    agree to 12 digits of their size, or to 1e-20 of the output's largest derivative `scale`
+    (sinc at 0: −7.8e-42 and 7.8e-42 are both zero).
+    """
+    if not (math.isfinite(left) and math.isfinite(right)):
+        return False
+    scale = scale if math.isfinite(scale) else 0.0
+    return abs(left - right) <= 1e-12 * max(abs(left), abs(right)) + 1e-20 * max(scale, 1.0)
 
 
 def kink_element(name, index, output, vals, bnds, left, right, via) -> Element:

@@ -180,3 +180,19 @@ def _cond(params, invals):
     index, *operands = invals
     branches = [_body(b) for b in params["branches"]]
     return list(jax.lax.switch(index, [lambda *ops, b=b: b(*ops) for b in branches], *operands))
+
+
+def roundoff(closed) -> float:
+    """The epsilon of the least precise float the program computes in (float64's when none is
+    less precise): a cast to float32 inside a float64 program rounds every value after it."""
+    eps = float(np.finfo(np.float64).eps)
+    stack = [closed.jaxpr]
+    while stack:
+        jaxpr = stack.pop()
+        for eqn in jaxpr.eqns:
+            for var in eqn.outvars:
+                dtype = getattr(var.aval, "dtype", None)
+                if dtype is not None and np.issubdtype(dtype, np.floating):
+                    eps = max(eps, float(jax.numpy.finfo(dtype).eps))
+            stack += [getattr(s, "jaxpr", s) for s in jax.extend.core.jaxprs_in_params(eqn.params)]
+    return eps

@@ -60,7 +60,9 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     F, args, f_run, jac, ladder = _derivative(F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32)
     ladder_dtype = ladder_of(run_dtype) if ladder is not None else None
     methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
-    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype)
+    # A cast to float32 inside a float64 program rounds to float32 from there on.
+    roundoff = getattr(F1, "roundoff", 0.0)
+    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         try:
@@ -68,7 +70,8 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         except Unavailable as exc:
             methods[Method.FORWARD] = unavailable(str(exc))
         else:
-            bounds[Method.FORWARD] = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype)
+            bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff)
+            bounds[Method.FORWARD] = bound
             methods[Method.FORWARD] = OK
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
         floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
@@ -133,7 +136,8 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
 def laddered(F, flat64, data):
     """F, whose float32 calls run F's float64 program lowered to 32 bits (`_lower`) instead of the
     user's code again: closed-over float64 constants, int64 indices and PRNG keys are the
-    program's constants, lowered with it. Other dtypes call F itself."""
+    program's constants, lowered with it. Other dtypes call F itself. `G.roundoff` is the epsilon
+    of the least precise float the program computes in."""
     with autodiff.precision(np.float64):
         closed = jax.make_jaxpr(F)(flat64, data)
 
@@ -143,6 +147,7 @@ def laddered(F, flat64, data):
         (out,) = lower.evaluate(closed, theta, *jax.tree_util.tree_leaves(data))
         return out
 
+    G.roundoff = lower.roundoff(closed)
     return G
 
 

@@ -180,8 +180,9 @@ class Element:
         broken = [
             f"|{k[0]} - {k[1]}| = {e:.3g} > {self.tolerances[k]:.3g}"
             for k, e in self.errors.items()
-            if e > self.tolerances[k] or math.isnan(e)
+            if e > self.tolerances[k] and math.isfinite(e)
         ]
+        broken += [f"{m} is {v}" for m, v in self.values.items() if not math.isfinite(v)]
         note = f" ({self.note})" if self.note else ""
         return f"{self.name}: {values}{odd}" + (f" [{'; '.join(broken)}]" if broken else "") + note
 

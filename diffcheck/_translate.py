@@ -206,8 +206,8 @@ def _apply(eqn, invals):
     name = eqn.primitive.name
     params = eqn.params
     if name in CALLS:
-        sub = _subjaxpr(params)
-        return evaluate_jaxpr(sub.jaxpr, getattr(sub, "consts", ()), invals)
+        sub = _subjaxpr(params)  # a closed jaxpr, or an open one (remat's, checkpoint's)
+        return evaluate_jaxpr(getattr(sub, "jaxpr", sub), getattr(sub, "consts", ()), invals)
     if name == "scan":
         return _scan(params, invals)
     if name == "cond":

@@ -20,27 +20,12 @@ from benchmarks._jax_corpus import BY_NAME
 from benchmarks.jax_suite import FAST
 
 _CLOSURE = "issue 13 class 1: closures over NumPy constants (the float32 cross-check re-runs the function)"
-_COMPLEX_STEP = "issue 13 class 2: complex step where JAX's complex extension is not analytic"
 XFAIL = {
     "lax.cbrt[3]_o1": "issue 13 class 3: cbrt of a negative number (SymPy's principal complex root)",
     "lax.convert_element_type_f32_inside": "issue 13 class 4: the program's own float32 precision inside",
-    "lax.conv[2x2x3x4,3x2x1x2]_(1, 1)_VALID_lhs_o1": f"{_CLOSURE}; then {_COMPLEX_STEP} (conv)",
     "lax.gather[5]_fill_fill2.5_[[0], [2], [7]]_sum": "issue 13 class 3: gather mode='fill' ignores fill_value",
-    "lax.gather[10x5]_clip_fillNone_[[0], [2], [1]]": f"{_CLOSURE} (an int64 index array)",
-    "lax.dynamic_update_slice[5x3]_(1, 1)_closed_update": _CLOSURE,
     "nn.dot_product_attention_q": f"{_CLOSURE}; issue 13 class 4 (float32 inside)",
-    "jnp.index_logp_labels": f"{_CLOSURE} (logp[arange, labels])",
-    "jnp.convolve[5]": f"{_COMPLEX_STEP} (convolve)",
-    "linalg.svd_values": f"{_COMPLEX_STEP} (svd)",
-    "linalg.qr_r": f"{_COMPLEX_STEP} (qr)",
-    "control.scan_rnn": f"{_CLOSURE} (scan over closed-over xs: 'Cannot lower jaxpr with verifier errors')",
-    "api.checkpoint_dots_saveable": "issue 13 class 3: jax.checkpoint with a policy ('Jaxpr' has no 'jaxpr')",
-    "api.stop_gradient": "issue 13 class 5: finite differences are not comparable across stop_gradient",
     "api.vmap_tanh_saturated": "issue 13 class 6: cancellation in 1 - tanh² on saturated rows",
-    "api.prng_key_inside_f32": f"{_CLOSURE} (a PRNG key inside the function)",
-    "nn.softplus@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
-    "nn.mish@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
-    "jnp.sinc@0_o2": "issue 13 class 7: a smooth point taken for a kink (strict fails)",
     "faq.where_sqrt": "issue 13 class 8: a healthy element is labelled 'odd one out: autodiff'",
     "user.bce_sigmoid_saturated": "issue 13 class 9: the float program's NaN is not traced to its operation",
 }
