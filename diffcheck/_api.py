@@ -78,7 +78,7 @@ def assert_grad(fn, *args, **options) -> Report:
     __tracebackhide__ = True  # pytest shows the test's line, not diffcheck's frames
     report = check_grad(fn, *args, **options)
     if not report.ok:
-        raise AssertionError(f"diffcheck: derivatives disagree\n{report}")
+        raise AssertionError(f"diffcheck: {_heading(report)}\n{report}")
     return report
 
 
@@ -87,7 +87,7 @@ def assert_case(case: Case, **options) -> Report:
     __tracebackhide__ = True
     report = check_case(case, **options)
     if not report.ok:
-        raise AssertionError(f"diffcheck: case {case.name!r}: derivatives disagree\n{report}")
+        raise AssertionError(f"diffcheck: case {case.name!r}: {_heading(report)}\n{report}")
     return report
 
 
@@ -133,6 +133,14 @@ def _check_case_point(case, point_name, point, programs, *, dtype, device, **opt
     except PointError as exc:
         return _failed(case.name, point_name, dtype, device, str(exc))
     return check_point(problem, dtype=dtype, device=device, **options)
+
+
+def _heading(report: Report) -> str:
+    """What went wrong, in a few words: an error is never reported as a disagreement."""
+    if any(p.error for p in report.points) or report.errors:
+        internal = any(p.error and "internal error in diffcheck" in p.error for p in report.points)
+        return "internal error in diffcheck (please report)" if internal else "the check could not run"
+    return "derivatives disagree"
 
 
 def _failed(case, point, dtype, device, message) -> PointResult:

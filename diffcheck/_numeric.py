@@ -222,9 +222,15 @@ def _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed) -> tuple
 
 
 def function_failed(exc: Exception) -> str:
+    """The point's error when the user's function fails: what it raised, and the likely cause."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0]
     name = type(exc).__name__
-    if "Concretization" in name or "TracerBool" in name or "TracerInteger" in name or "TracerArray" in name:
+    if "TracerArrayConversion" in name:
+        return (
+            f"the function is not traceable by JAX ({message}): a NumPy function (np.tanh, np.asarray, …) "
+            "was given a traced JAX value; use jax.numpy (jnp.tanh) inside the function"
+        )
+    if "Concretization" in name or "TracerBool" in name or "TracerInteger" in name:
         return (
             f"the function is not traceable by JAX ({message}): Python control flow on a traced value; "
             "use jnp.where or lax.cond instead of if/while on array values"

@@ -529,7 +529,25 @@ class Report:
         kinks = self.kink_warnings()
         if kinks:
             lines += ["", *kinks]
+        missing = self.not_run()
+        if missing:
+            lines += ["", *missing]
         return "\n".join(lines + ["", self.summary()])
+
+    def not_run(self, limit: int = 10) -> list[str]:
+        """Why a "-" in the table: the exact method or forward mode that did not run at a point,
+        with its reason, under a heading; [] when both ran everywhere."""
+        lines = []
+        for p in self.points:
+            for method in (Method.SYMBOLIC, Method.FORWARD):
+                status = p.methods.get(method)
+                if status is not None and _status(status).state is State.UNAVAILABLE:
+                    lines.append(f"{p.case} @ {p.point}: {method} {status}")
+        lines = list(dict.fromkeys(lines))
+        if not lines:
+            return []
+        more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
+        return ["Not run (the others still decide):", *lines[:limit], *more]
 
     def kink_warnings(self, limit: int = 10) -> list[str]:
         """The kinks of non-strict points, one line each (one-sided derivatives, autodiff's

@@ -75,7 +75,7 @@ def test_modules_stay_small():
 def test_the_pipeline_reads_as_the_data_path():
     source = (PACKAGE / "_pipeline.py").read_text()
     body = source[source.index("def check_point(") :]
-    steps = ["backend.methods(", "_exact(", "compare.elements(", "PointResult("]
+    steps = ["backend.methods(", "_exact(", "_compare(", "_record("]
     positions = [body.index(s) for s in steps]
     assert positions == sorted(positions)
 
