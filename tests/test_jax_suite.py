@@ -19,14 +19,10 @@ import diffcheck
 from benchmarks._jax_corpus import BY_NAME
 from benchmarks.jax_suite import FAST
 
-_CLOSURE = "issue 13 class 1: closures over NumPy constants (the float32 cross-check re-runs the function)"
 XFAIL = {
     "lax.cbrt[3]_o1": "issue 13 class 3: cbrt of a negative number (SymPy's principal complex root)",
-    "lax.convert_element_type_f32_inside": "issue 13 class 4: the program's own float32 precision inside",
     "lax.gather[5]_fill_fill2.5_[[0], [2], [7]]_sum": "issue 13 class 3: gather mode='fill' ignores fill_value",
-    "nn.dot_product_attention_q": f"{_CLOSURE}; issue 13 class 4 (float32 inside)",
     "api.vmap_tanh_saturated": "issue 13 class 6: cancellation in 1 - tanh² on saturated rows",
-    "faq.where_sqrt": "issue 13 class 8: a healthy element is labelled 'odd one out: autodiff'",
     "user.bce_sigmoid_saturated": "issue 13 class 9: the float program's NaN is not traced to its operation",
 }
 # Smooth where a kink might be suspected: strict=True must pass there.
