@@ -7,20 +7,21 @@ function (`analytic`: only then may the complex step vote on a program that uses
 step's allowlist is this table: a primitive without a record, or with `analytic=False`, keeps the
 complex step out.
 
-The SymPy side: diffcheck's own function classes (`StopGradient`, `Maximum`, `Minimum`) carry
-their derivative (`fdiff`), and `NUMERIC` gives each function that lambdify cannot evaluate
-alone its mpmath and NumPy versions; `kink_arguments` says where a function is not smooth;
-`STEP_DERIVATIVES` gives the derivative of the step functions SymPy leaves unevaluated.
+The SymPy side: diffcheck's own function classes (`StopGradient`, `Maximum`, `Minimum`, `Piece`,
+the steps `Trunc`, `RoundHalfEven`, `RoundHalfAway`, all in `_rules`) carry their derivative
+(`fdiff`), and `NUMERIC` gives each function that lambdify cannot evaluate alone its mpmath and
+NumPy versions; `kink_arguments` says where a function is not smooth; `STEP_DERIVATIVES` gives the
+derivative of the step functions SymPy leaves unevaluated. The rules themselves live in `_rules`.
 
-Adding an elementwise primitive is one `Primitive(...)` entry in `PRIMITIVES` (and one row in
-`tests/test_symbolic.py`'s primitive table): see docs/contributing.md.
+Adding an elementwise primitive is one `Primitive(...)` entry in `PRIMITIVES` and one row in
+`tests/test_symbolic.py`'s primitive table (a test fails on a record without a row).
+`docs/primitives.md` is this table, written by `python -m benchmarks.primitives`.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,50 +29,19 @@ import mpmath
 import numpy as np
 import sympy
 
-from .errors import Unavailable
-
-# --- SymPy functions of diffcheck's own ------------------------------------------------------
-
-
-class StopGradient(sympy.Function):
-    """`lax.stop_gradient`: the identity in value, a constant for differentiation."""
-
-    is_extended_real = True
-
-    def fdiff(self, argindex=1):
-        return sympy.S.Zero
-
-
-class _Extremum(sympy.Function):
-    """n-ary max or min, unsimplified: SymPy's Max/Min spend their time proving orderings we never
-    need. d/da_i is the indicator that a_i is the extreme one, Heaviside(0) = 1/2 at a tie as in
-    JAX's max and min."""
-
-    is_extended_real = True  # of real arguments; without it SymPy wraps Abs(exp(·)) in re(·)
-    direction = 1  # +1: maximum, −1: minimum
-
-    @classmethod
-    def eval(cls, *args):
-        if len(args) == 1:
-            return args[0]
-        if all(a.is_number and a.is_extended_real for a in args):
-            return (sympy.Max if cls.direction > 0 else sympy.Min)(*args)
-        return None
-
-    def fdiff(self, argindex=1):
-        a = self.args[argindex - 1]
-        others = [b for j, b in enumerate(self.args) if j != argindex - 1]
-        return sympy.Mul(*[sympy.Heaviside(self.direction * (a - b)) for b in others])
-
-
-class Maximum(_Extremum):
-    """`lax.max` and `reduce_max`."""
-
-
-class Minimum(_Extremum):
-    """`lax.min` and `reduce_min`."""
-
-    direction = -1
+from . import _rules as r
+from ._rules import (  # noqa: F401 - the array helpers and SymPy functions other modules use
+    Maximum,
+    Minimum,
+    Piece,
+    StopGradient,
+    _Extremum,
+    _sum_of_products,
+    as_objects,
+    elementwise,
+    is_symbolic,
+    to_sympy,
+)
 
 
 def _heaviside(x, h=0.5):
@@ -90,11 +60,13 @@ NUMERIC = {
         sympy.sign: lambda x: mpmath.sign(x),
         sympy.re: lambda x: x,  # every value here is real
         sympy.im: lambda x: mpmath.mpf(0),
+        **r.STEPS_NUMERIC["mpmath"],
     },
     "numpy": {
         StopGradient: lambda x: x,
         Maximum: lambda *a: functools.reduce(np.maximum, a),
         Minimum: lambda *a: functools.reduce(np.minimum, a),
+        **r.STEPS_NUMERIC["numpy"],
     },
 }
 
@@ -112,7 +84,10 @@ _KINKED_AT_ZERO = (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ce
 def kink_arguments(node) -> list:
     """The expressions whose sign change makes `node` a kink or a jump ([] for a smooth node):
     the argument of Abs, sign, Heaviside, floor and ceiling, the pairwise differences inside
-    max/min, and lhs − rhs of a comparison (the conditions of Piecewise and select_n)."""
+    max/min, lhs − rhs of a comparison (the conditions of Piecewise and select_n), and the guards
+    of a `Piece` (a carrier of guards is itself a Piece, found in its turn)."""
+    if isinstance(node, Piece):
+        return [g for g in node.args[1:] if not isinstance(g, Piece)]
     if isinstance(node, _KINKED_AT_ZERO):
         return [node.args[0]]
     if isinstance(node, _Extremum):
@@ -120,50 +95,6 @@ def kink_arguments(node) -> list:
     if isinstance(node, sympy.core.relational.Relational):
         return [node.lhs - node.rhs]
     return []
-
-
-# --- values as arrays ---------------------------------------------------------------------------
-
-
-def to_sympy(value):
-    """A NumPy scalar as an exact SymPy number (floats as the binary rationals they are)."""
-    if isinstance(value, sympy.Basic):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return sympy.true if value else sympy.false
-    if isinstance(value, (int, np.integer)):
-        return sympy.Integer(int(value))
-    value = float(value)
-    if math.isnan(value):
-        return sympy.nan
-    if math.isinf(value):
-        return sympy.oo if value > 0 else -sympy.oo
-    if value.is_integer():
-        return sympy.Integer(int(value))
-    return sympy.Rational(value)
-
-
-def is_symbolic(x) -> bool:
-    """Whether an array holds SymPy expressions (it depends on the parameters)."""
-    return isinstance(x, np.ndarray) and x.dtype == object
-
-
-def as_objects(x) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype == object:
-        return x
-    out = np.empty(x.shape, dtype=object)
-    for index in np.ndindex(*x.shape):
-        out[index] = to_sympy(x[index])
-    return out
-
-
-def elementwise(fn, *args):
-    args = np.broadcast_arrays(*[as_objects(a) for a in args])
-    out = np.empty(args[0].shape, dtype=object)
-    for index in np.ndindex(*out.shape):
-        out[index] = fn(*(a[index] for a in args))
-    return out
 
 
 # --- the records ---------------------------------------------------------------------------------
@@ -175,6 +106,9 @@ class Form(enum.StrEnum):
     ELEMENTWISE = "elementwise"  # translate(*scalars) per element, operands broadcast
     ARRAY = "array"  # translate(*arrays, **params) on whole object arrays
     MOVE = "move"  # only moves elements: JAX runs it on index arrays (exact by construction)
+    # translate(point, *arrays, **params): one smooth piece at the point (a permutation, a branch,
+    # an integer that is constant there), its boundaries carried as `Piece` guards (kinks)
+    LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -191,10 +125,6 @@ class Primitive:
     data_operands: int | None = 1
 
 
-def _logical(fn):
-    return lambda *xs: fn(*(sympy.true if x is True else sympy.false if x is False else x for x in xs))
-
-
 def _unary(fn, analytic=True) -> Primitive:
     return Primitive(fn, Form.ELEMENTWISE, analytic)
 
@@ -207,109 +137,8 @@ def _move(data_operands=1) -> Primitive:
     return Primitive(None, Form.MOVE, True, data_operands)
 
 
-def _integer_pow(x, *, y):
-    return elementwise(lambda a: a**y, x)
-
-
-def _convert_element_type(x, *, new_dtype, **_):
-    if np.issubdtype(new_dtype, np.floating):
-        return x
-    raise Unavailable(f"convert_element_type of a differentiated value to {np.dtype(new_dtype)}")
-
-
-def _select_n(which, *cases):
-    if not is_symbolic(which):
-        which, *cases = np.broadcast_arrays(which, *[as_objects(c) for c in cases])
-        return np.choose(which.astype(np.int64), cases) if cases else which
-
-    def pick(w, *branches):
-        if w in (sympy.true, sympy.false) or isinstance(w, bool):
-            return branches[1] if w in (True, sympy.true) else branches[0]
-        if isinstance(w, sympy.logic.boolalg.Boolean):  # a condition: case 1 where it holds
-            return sympy.Piecewise((branches[1], w), (branches[0], True))
-        raise Unavailable("select_n on a symbolic integer index")
-
-    return elementwise(pick, which, *cases)
-
-
-def _clamp(lo, x, hi):
-    return elementwise(lambda a, b, c: Minimum(Maximum(b, a), c), lo, x, hi)
-
-
-def _reduce(op):
-    def rule(x, *, axes, **_):
-        x = as_objects(x)
-        kept = [d for d in range(x.ndim) if d not in axes]
-        moved = np.transpose(x, kept + list(axes)).reshape([x.shape[d] for d in kept] + [-1])
-        out = np.empty(moved.shape[:-1], dtype=object)
-        for index in np.ndindex(*out.shape):
-            out[index] = op(*moved[index])  # one n-ary node, not n nested binary ones
-        return out
-
-    return rule
-
-
-def _dot_general(lhs, rhs, *, dimension_numbers, **_):
-    (lc, rc), (lb, rb) = dimension_numbers
-    lhs, rhs = as_objects(lhs), as_objects(rhs)
-    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
-    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
-    lt = np.transpose(lhs, list(lb) + lf + list(lc))
-    rt = np.transpose(rhs, list(rb) + rf + list(rc))
-    nb, nl, nr = len(lb), len(lf), len(rf)
-    out_shape = lt.shape[: nb + nl] + rt.shape[nb : nb + nr]
-    k = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
-    l3 = lt.reshape(int(np.prod(lt.shape[:nb], dtype=np.int64)), -1, k)
-    r3 = rt.reshape(l3.shape[0], -1, k)
-    out = np.empty((l3.shape[0], l3.shape[1], r3.shape[1]), dtype=object)
-    for b, i, j in np.ndindex(*out.shape):
-        out[b, i, j] = _sum_of_products(l3[b, i], r3[b, j])
-    return out.reshape(out_shape)
-
-
-def _sum_of_products(lhs, rhs):
-    """Σ lhs[t]·rhs[t], built directly in the common case.
-
-    With every value let-bound, a dot product's factors are symbols and exact numbers. SymPy's
-    general Add and Mul spend about 50 µs a term working out what that case already tells: a
-    product c·s of a rational and a symbol, a sum of such terms in distinct symbols, with nothing
-    to collect. The terms stay in the program's order (SymPy's canonical sort alone costs more
-    than the rest of the translation); anything else goes through SymPy's own constructors.
-    """
-    terms, rests = [], set()
-    for a, b in zip(lhs, rhs, strict=True):
-        if a.is_Rational and b.is_Symbol:
-            a, b = b, a
-        if not (a.is_Symbol and b.is_Rational) or a in rests:
-            return sympy.Add(*[x * y for x, y in zip(lhs, rhs, strict=True)])
-        if b != 0:
-            terms.append(a if b == 1 else sympy.Mul._from_args((b, a)))
-            rests.add(a)
-    if len(terms) < 2:
-        return terms[0] if terms else sympy.S.Zero
-    return sympy.Add._from_args(terms)
-
-
-def _cumulative(op):
-    def rule(x, *, axis, reverse, **_):
-        x = np.moveaxis(as_objects(x), axis, -1)
-        if reverse:
-            x = x[..., ::-1]
-        out = np.empty(x.shape, dtype=object)
-        for index in np.ndindex(*x.shape[:-1]):
-            acc = None
-            for t in range(x.shape[-1]):
-                acc = x[index + (t,)] if acc is None else op(acc, x[index + (t,)])
-                out[index + (t,)] = acc
-        if reverse:
-            out = out[..., ::-1]
-        return np.moveaxis(out, -1, axis)
-
-    return rule
-
-
-def _identity(x):
-    return x
+def _local(fn, analytic=False) -> Primitive:
+    return Primitive(fn, Form.LOCAL, analytic)
 
 
 #: Primitives that call a jaxpr held in their params and compute nothing of their own: the
@@ -319,8 +148,43 @@ CALLS = frozenset(
      "remat", "checkpoint", "remat2", "custom_lin"}
 )  # fmt: skip
 
-#: JAX primitive name → its record. Call primitives (jit, custom_jvp_call, …) and control flow
-#: (scan, cond) are interpreted by the translator itself: they hold jaxprs, not mathematics.
+
+#: Primitives that hold jaxprs and are run by the translator itself, with how.
+INTERPRETED = {
+    "scan": "unrolled: the body translated once per step",
+    "cond": "the branch taken at the point (a parameter-dependent index is a constant there, its threshold a kink)",
+    "while": "unrolled for the trip count at the point (the predicates' thresholds are kinks), up to a bound",
+    "reduce": "its reduction jaxpr folded over each reduced row (several operands at once)",
+}
+
+#: Why a primitive has no translation yet (the Unavailable message and docs/primitives.md say it).
+UNTRANSLATED = {
+    "svd": "linear algebra: not yet written as implicit equations (A = U·S·Vᵀ)",
+    "eigh": "linear algebra: not yet written as implicit equations (A·v = λ·v, ‖v‖ = 1)",
+    "eig": "linear algebra: complex eigenvalues are not translated",
+    "lu": "linear algebra: the pivoted factorisation is not translated yet",
+    "qr": "linear algebra: not yet written as implicit equations (A = Q·R)",
+    "cholesky": "linear algebra: not yet written as implicit equations (A = L·Lᵀ)",
+    "triangular_solve": "linear algebra: not translated yet",
+    "householder_product": "linear algebra: not translated yet",
+    "geqrf": "linear algebra: not translated yet",
+    "fft": "complex values are not translated (a DFT of exact complex values would be)",
+    "real": "complex values are not translated",
+    "imag": "complex values are not translated",
+    "complex": "complex values are not translated",
+    "conj": "complex values are not translated",
+    "select_and_scatter_add": "appears in max-pool gradients inside the function: not translated",
+    "select_and_gather_add": "appears in max-pool gradients inside the function: not translated",
+    "reduce_window": "a window reduction with a custom computation: not translated",
+    "igamma_grad_a": "JAX's own derivative of igamma: diffcheck differentiates igamma itself",
+    "custom_linear_solve": "a linear solve whose primal is a user callback: not translated",
+    "nextafter": "a step to the neighbouring float: not a real function of its arguments",
+    "bitcast_convert_type": "reinterprets the bits of a float: not a real function",
+    "random_gamma_grad": "JAX's own derivative of a random draw",
+}
+
+#: JAX primitive name → its record. Call primitives (jit, custom_jvp_call, …) and `INTERPRETED`
+#: control flow are run by the translator itself: they hold jaxprs, not mathematics.
 PRIMITIVES: dict[str, Primitive] = {
     # arithmetic
     "neg": _unary(lambda x: -x),
@@ -330,12 +194,14 @@ PRIMITIVES: dict[str, Primitive] = {
     "mul": _unary(lambda a, b: a * b),
     "div": _unary(lambda a, b: a / b),
     "pow": _unary(lambda a, b: a**b),
-    "integer_pow": _rule(_integer_pow),
+    "integer_pow": _rule(r.integer_pow),
     "square": _unary(lambda x: x**2),
     "sqrt": _unary(sympy.sqrt),
     "rsqrt": _unary(lambda x: 1 / sympy.sqrt(x)),
     # XLA's complex cbrt is the principal root (of −8: 1 + 1.73i), not the real one.
-    "cbrt": _unary(sympy.cbrt, analytic=False),
+    "cbrt": _unary(r.cbrt, analytic=False),
+    # a − b·trunc(a/b): the quotient is a constant on the piece around the point
+    "rem": _local(lambda point, a, b: r.rem(point, a, b)),
     # exponentials and logarithms
     "exp": _unary(sympy.exp),
     "exp2": _unary(lambda x: 2**x),
@@ -364,14 +230,21 @@ PRIMITIVES: dict[str, Primitive] = {
     "erf_inv": _unary(sympy.erfinv, analytic=False),
     "lgamma": _unary(sympy.loggamma, analytic=False),
     "digamma": _unary(sympy.digamma, analytic=False),
+    "polygamma": _unary(sympy.polygamma, analytic=False),
+    "zeta": _unary(sympy.zeta, analytic=False),  # Hurwitz ζ(s, q); SymPy has no ∂/∂s (nor has JAX)
+    "igamma": _unary(r.igamma, analytic=False),  # the regularised lower incomplete gamma P(a, x)
+    "igammac": _unary(r.igammac, analytic=False),  # Q(a, x) = 1 − P(a, x)
+    "bessel_i0e": _unary(r.bessel_i0e, analytic=False),  # e^−|x|·I₀(x): a kink at 0
+    "bessel_i1e": _unary(r.bessel_i1e, analytic=False),
     # kinks and steps
     "abs": _unary(sympy.Abs, analytic=False),
     "sign": _unary(sympy.sign, analytic=False),
-    "floor": _unary(sympy.floor, analytic=False),
-    "ceil": _unary(sympy.ceiling, analytic=False),
+    "floor": _local(r.floor),
+    "ceil": _local(r.ceil),
+    "round": _local(r.round_),
     "max": _unary(Maximum, analytic=False),
     "min": _unary(Minimum, analytic=False),
-    "clamp": _rule(_clamp, analytic=False),
+    "clamp": _rule(r.clamp, analytic=False),
     # comparisons, logic and selection
     "eq": _unary(sympy.Eq, analytic=False),
     "ne": _unary(sympy.Ne, analytic=False),
@@ -379,41 +252,64 @@ PRIMITIVES: dict[str, Primitive] = {
     "le": _unary(sympy.Le, analytic=False),
     "gt": _unary(sympy.Gt, analytic=False),
     "ge": _unary(sympy.Ge, analytic=False),
-    "and": _unary(_logical(sympy.And), analytic=False),
-    "or": _unary(_logical(sympy.Or), analytic=False),
-    "not": _unary(_logical(sympy.Not), analytic=False),
-    "select_n": _rule(_select_n, analytic=False),
+    # the total order (NaN after +∞) agrees with the usual one on the real values translated here
+    "lt_to": _unary(sympy.Lt, analytic=False),
+    "le_to": _unary(sympy.Le, analytic=False),
+    "and": _unary(r.logical(sympy.And), analytic=False),
+    "or": _unary(r.logical(sympy.Or), analytic=False),
+    "not": _unary(r.logical(sympy.Not), analytic=False),
+    "select_n": _local(r.select_n),
     # A symbolic value is a real number by construction: finite wherever it is defined.
     "is_finite": _unary(lambda x: sympy.true, analytic=False),
     # identities: the complex step must not differentiate through a stop_gradient, and a rounding
     # to lower precision is not analytic
     "stop_gradient": _unary(StopGradient, analytic=False),
-    "copy": _unary(_identity),
-    "copy_p": _unary(_identity),
-    "reduce_precision": _unary(_identity, analytic=False),
+    "copy": _unary(r.identity),
+    "reduce_precision": _unary(r.identity, analytic=False),
     "optimization_barrier": _rule(lambda *xs: list(xs)),
     # A cast between floats is the identity on exact values (its rounding is in Translation.eps);
-    # to an integer it is a step. The complex step looks at each cast's target dtype on the jaxpr:
-    # a cast to a real dtype drops the imaginary part.
-    "convert_element_type": _rule(_convert_element_type),
-    # reductions, products, scans
-    "reduce_sum": _rule(_reduce(sympy.Add)),
-    "reduce_max": _rule(_reduce(Maximum), analytic=False),
-    "reduce_min": _rule(_reduce(Minimum), analytic=False),
-    "reduce_prod": _rule(_reduce(sympy.Mul)),
-    "dot_general": _rule(_dot_general),
-    "cumsum": _rule(_cumulative(lambda a, b: a + b)),
-    "cumprod": _rule(_cumulative(lambda a, b: a * b)),
+    # to an integer it is trunc, a step (a constant on the piece). The complex step looks at each
+    # cast's target dtype on the jaxpr: a cast to a real dtype drops the imaginary part.
+    "convert_element_type": Primitive(r.convert_element_type, Form.LOCAL, True),
+    # reductions, products, scans, windows
+    "reduce_sum": _rule(r.reduce(sympy.Add)),
+    "reduce_max": _rule(r.reduce(Maximum), analytic=False),
+    "reduce_min": _rule(r.reduce(Minimum), analytic=False),
+    "reduce_prod": _rule(r.reduce(sympy.Mul)),
+    "reduce_and": _rule(r.reduce(r.logical(sympy.And)), analytic=False),
+    "reduce_or": _rule(r.reduce(r.logical(sympy.Or)), analytic=False),
+    "argmax": _local(r.argextremum(1)),
+    "argmin": _local(r.argextremum(-1)),
+    "dot_general": _rule(r.dot_general),
+    "conv_general_dilated": _rule(r.conv_general_dilated),
+    "cumsum": _rule(r.cumulative(lambda a, b: a + b)),
+    "cumprod": _rule(r.cumulative(lambda a, b: a * b)),
+    "cummax": _rule(r.cumulative(Maximum), analytic=False),
+    "cummin": _rule(r.cumulative(Minimum), analytic=False),
+    "cumlogsumexp": _rule(r.cumlogsumexp, analytic=False),
+    "reduce_window_sum": _rule(r.reduce_window(sympy.Add, sympy.S.Zero)),
+    "reduce_window_max": _rule(r.reduce_window(Maximum, -sympy.oo), analytic=False),
+    "reduce_window_min": _rule(r.reduce_window(Minimum, sympy.oo), analytic=False),
+    # permutations at the point: a tie is a kink
+    "sort": _local(r.sort),
+    "top_k": _local(r.top_k),
+    # scatters: where each update lands is found by JAX on one-hot updates (duplicates included)
+    "scatter": Primitive(r.scatter(None), Form.LOCAL, True),
+    "scatter-add": Primitive(r.scatter(lambda a, *u: sympy.Add(a, *u)), Form.LOCAL, True),
+    "scatter-sub": Primitive(r.scatter(lambda a, *u: a - sympy.Add(*u)), Form.LOCAL, True),
+    "scatter-mul": Primitive(r.scatter(lambda a, *u: sympy.Mul(a, *u)), Form.LOCAL, True),
+    "scatter-max": _local(r.scatter(Maximum)),
+    "scatter-min": _local(r.scatter(Minimum)),
     # moves: run by JAX on arrays of element indices, then the indices pick the expressions
     "broadcast_in_dim": _move(),
     "reshape": _move(),
     "transpose": _move(),
     "squeeze": _move(),
-    "expand_dims": _move(),
     "rev": _move(),
     "slice": _move(),
     "dynamic_slice": _move(),
     "gather": _move(),
+    "tile": _move(),
     "pad": _move(2),
     "dynamic_update_slice": _move(2),
     "concatenate": _move(None),

@@ -5,6 +5,11 @@ Derivatives then come from SymPy's own calculus, never from JAX's derivative rul
 *primal* program. Values are arrays: NumPy object arrays of SymPy expressions where they depend on
 the differentiated parameters, plain NumPy arrays where they are constants (those are folded by
 JAX itself, so iota, masks and integer index arithmetic need no translation).
+
+The translation is made at a point, and is exact on the smooth piece of the function around it:
+an integer computed from the parameters (an index from argmax, a cast, a cond's branch index, a
+while loop's trip count) is the constant it is there, and the expressions whose sign change would
+change it ride along as `Piece` guards, which the kink analysis reports like the argument of abs.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
-from ._primitives import CALLS, PRIMITIVES, Form, as_objects, elementwise, is_symbolic
+from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
+from ._rules import Piece, attach, attach_all
 from .errors import BudgetExceeded, Unavailable
 
 PREFIX = "p__"
@@ -28,6 +34,12 @@ PREFIX = "p__"
 
 #: Largest expression (distinct nodes) the symbolic method builds before giving up.
 MAX_NODES = 500_000
+
+#: Most iterations of a while loop unrolled at the point before the translation gives up.
+MAX_WHILE_ITERATIONS = 1000
+
+#: Digits of the values at the point that decide a piece (a permutation, a branch, a quotient).
+POINT_DIGITS = 50
 
 
 class Budget:
@@ -50,6 +62,91 @@ class Budget:
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("budget", default=None)
 _LETS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lets", default=None)
+_POINT: contextvars.ContextVar[Point | None] = contextvars.ContextVar("point", default=None)
+
+
+class Point:
+    """The parameters' values, for the pieces decided there: each expression's value at the point
+    (mpmath, `POINT_DIGITS` digits), kept for every node met so that each is computed once."""
+
+    def __init__(self, symbols, leaves, definitions):
+        with mpmath.workdps(POINT_DIGITS):
+            self.env = {
+                s: mpmath.mpf(float(v))
+                for sym, leaf in zip(symbols, leaves)
+                for s, v in zip(sym.reshape(-1), np.asarray(leaf).reshape(-1))
+            }
+        self.definitions = definitions
+
+    def resolve(self, e):
+        while e in self.definitions:
+            e = self.definitions[e]
+        return e
+
+    def value(self, expr):
+        """The value of one expression at the point: an mpmath number, or a bool for a condition."""
+        if not isinstance(expr, sympy.Basic):
+            return expr
+        env, definitions = self.env, self.definitions
+        with mpmath.workdps(POINT_DIGITS):
+            stack = [(expr, False)]
+            while stack:
+                node, ready = stack.pop()
+                if node in env:
+                    continue
+                if ready:
+                    env[node] = env[definitions[node]] if node in definitions else graph._MPMATH(node, env)
+                    continue
+                stack.append((node, True))
+                children = (definitions[node],) if node in definitions else node.args
+                stack.extend((c, False) for c in children if c not in env)
+        return env[expr]
+
+    def values(self, array) -> np.ndarray:
+        array = np.asarray(array, dtype=object)
+        out = np.empty(array.shape, dtype=object)
+        for index in np.ndindex(*array.shape):
+            out[index] = self.value(array[index])
+        return out
+
+    def concrete(self, array, dtype) -> np.ndarray:
+        """The array's values at the point as a NumPy array of `dtype` (integers exactly)."""
+        values = self.values(array).reshape(-1)
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            return np.array([bool(v) for v in values], dtype).reshape(np.shape(array))
+        if np.issubdtype(dtype, np.integer):
+            return np.array([int(v) for v in values], dtype).reshape(np.shape(array))
+        return np.array([float(v) for v in values], dtype).reshape(np.shape(array))
+
+    def guards(self, exprs) -> list:
+        """The expressions whose sign change changes the value of integer or boolean `exprs`: the
+        guards of the pieces and the comparisons they are built of (not what lies below those:
+        it stays reachable through the guards themselves)."""
+        found, seen = [], set()
+        stack = [e for e in exprs if isinstance(e, sympy.Basic)]
+        while stack:
+            e = stack.pop()
+            if e in seen or e.is_Atom and e not in self.definitions:
+                continue
+            seen.add(e)
+            if e in self.definitions:
+                stack.append(self.definitions[e])
+            elif isinstance(e, Piece):
+                stack.extend(g for g in e.args[1:] if isinstance(g, Piece))
+                found.extend(g for g in e.args[1:] if not isinstance(g, Piece))
+            elif isinstance(e, sympy.core.relational.Relational):
+                found.append(e.lhs - e.rhs)
+            else:
+                stack.extend(e.args)
+        return list(dict.fromkeys(found))
+
+
+def _point() -> Point:
+    point = _POINT.get()
+    if point is None:
+        raise Unavailable("this primitive is translated at a point, and none was given")
+    return point
 
 
 def dag_size(exprs, limit: int, definitions=None) -> int:
@@ -111,7 +208,12 @@ def _translate(fn, leaves, names):
         except Exception as exc:  # any tracing failure is reported by the autodiff method too
             raise Unavailable(f"tracing failed: {type(exc).__name__}: {exc}") from None
         symbols = tuple(symbol_array(name, leaf.shape) for name, leaf in zip(names, leaves))
-        outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
+        lets = _LETS.get()
+        token = _POINT.set(Point(symbols, leaves, {} if lets is None else lets))
+        try:
+            outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
+        finally:
+            _POINT.reset(token)
     eps = max([float(np.finfo(d).eps) for d in _float_casts(closed.jaxpr)] + [float(np.finfo(np.float64).eps)])
     return symbols, tuple(as_objects(np.asarray(out)) for out in outputs), eps
 
@@ -214,15 +316,41 @@ def _apply(eqn, invals):
         return _cond(params, invals)
     if not any(is_symbolic(x) for x in invals):
         return _bind(eqn, invals)  # a constant: JAX folds it, exactly as the program would
+    if name == "while":
+        return _while(params, invals)
+    if name == "reduce":
+        return _reduce_jaxpr(params, invals)
     record = PRIMITIVES.get(name)
-    if record is None:
-        raise Unavailable(f"no SymPy translation for primitive '{name}'")
-    if record.form is Form.MOVE:
+    if record is not None and record.form is Form.MOVE:
         return _moved(eqn, invals, record.data_operands)
-    if record.form is Form.ELEMENTWISE:
+    if record is not None and record.form is Form.LOCAL:
+        out = record.translate(_point(), *invals, **params)
+    elif _integer_valued(eqn):
+        return _integer_at_point(eqn, invals)
+    elif record is None:
+        reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
+        raise Unavailable(f"no SymPy translation for primitive '{name}': {reason}")
+    elif record.form is Form.ELEMENTWISE:
         return _let(elementwise(record.translate, *invals))
-    out = record.translate(*invals, **params)
+    else:
+        out = record.translate(*invals, **params)
     return [_let(o) for o in out] if eqn.primitive.multiple_results else _let(out)
+
+
+def _integer_valued(eqn) -> bool:
+    return all(np.issubdtype(v.aval.dtype, np.integer) for v in eqn.outvars)
+
+
+def _integer_at_point(eqn, invals):
+    """An integer result computed from the parameters: the constant it is at the point (computed
+    by JAX on the operands' values there), on the piece its operands' guards bound."""
+    point = _point()
+    concrete = [point.concrete(x, v.aval.dtype) if is_symbolic(x) else x for x, v in zip(invals, eqn.invars)]
+    guards = point.guards([e for x in invals if is_symbolic(x) for e in x.reshape(-1)])
+    out = _bind(eqn, concrete)
+    if eqn.primitive.multiple_results:
+        return [_let(attach_all(o, guards)) for o in out]
+    return _let(attach_all(out, guards))
 
 
 def _let(value):
@@ -248,8 +376,8 @@ def _subjaxpr(params):
     raise Unavailable(f"call primitive without a jaxpr (params {sorted(params)})")
 
 
-def _bind(eqn, invals):
-    params = eqn.primitive.get_bind_params(eqn.params)
+def _bind(eqn, invals, **changed):
+    params = eqn.primitive.get_bind_params({**eqn.params, **changed})
     subfuns, params = params if isinstance(params, tuple) else ((), params)  # JAX < 0.7 form
     out = eqn.primitive.bind(*subfuns, *invals, **params)
     if eqn.primitive.multiple_results:
@@ -284,11 +412,17 @@ def _broadcast_in_dim(x, shape, dimensions):
 
 
 def _moved(eqn, invals, n_data):
-    """A primitive that only moves elements, run by JAX on arrays of element indices."""
+    """A primitive that only moves elements, run by JAX on arrays of element indices.
+
+    Indices computed from the parameters are the constants they are at the point, and every
+    element moved carries their guards."""
     n_data = len(invals) if n_data is None else n_data
     data, rest = invals[:n_data], invals[n_data:]
+    guards = []
     if any(is_symbolic(x) for x in rest):
-        raise Unavailable(f"{eqn.primitive.name} with symbolic indices")
+        point = _point()
+        guards = point.guards([e for x in rest if is_symbolic(x) for e in x.reshape(-1)])
+        rest = [point.concrete(x, v.aval.dtype) if is_symbolic(x) else x for x, v in zip(rest, eqn.invars[n_data:])]
     pool, index_arrays, offset = [], [], 0
     for x in data:
         x = as_objects(x)
@@ -297,14 +431,22 @@ def _moved(eqn, invals, n_data):
         offset += x.size
     layout = _LAYOUT.get(eqn.primitive.name)
     picked = layout(index_arrays[0], eqn.params) if layout and not rest else None
+    fill = sympy.S.Zero
     if picked is None:
+        changed = {}
+        if eqn.primitive.name == "gather" and "FILL" in str(eqn.params.get("mode")):
+            # Filled elements are marked −1 on the index array, then take the gather's fill value
+            # (NaN by default for a float operand, as in JAX).
+            value = eqn.params.get("fill_value")
+            fill = sympy.nan if value is None else as_objects(np.asarray(value))[()]
+            changed = {"fill_value": -1}
         with jax.enable_x64(True):
-            picked = _bind(eqn, index_arrays + list(rest))
-    pool = np.array(pool + [sympy.S.Zero], dtype=object)
+            picked = _bind(eqn, index_arrays + list(rest), **changed)
+    pool = np.array(pool + [fill], dtype=object)
 
     def pick(indices):
         outside = (indices < 0) | (indices >= offset)  # gather's fill value in its "drop" modes
-        return pool[np.where(outside, offset, indices)]
+        return attach_all(pool[np.where(outside, offset, indices)], guards)
 
     return [pick(np.asarray(p)) for p in picked] if eqn.primitive.multiple_results else pick(np.asarray(picked))
 
@@ -326,8 +468,52 @@ def _scan(params, invals):
 
 
 def _cond(params, invals):
+    """The branch taken at the point; an index computed from the parameters is a constant there,
+    and its guards (the predicate's threshold) go with every output."""
     index, *operands = invals
+    guards = []
     if is_symbolic(index):
-        raise Unavailable("cond on a value that depends on the parameters")
+        point = _point()
+        guards = point.guards(index.reshape(-1))
+        index = point.concrete(index, np.int64)
     branch = params["branches"][int(np.clip(index, 0, len(params["branches"]) - 1))]
-    return evaluate_jaxpr(branch.jaxpr, branch.consts, operands)
+    outs = evaluate_jaxpr(branch.jaxpr, branch.consts, operands)
+    return [_let(attach_all(o, guards)) if guards and is_symbolic(o) else o for o in outs]
+
+
+def _while(params, invals):
+    """The loop run for its trip count at the point: the body translated once per iteration, each
+    predicate computed from the parameters decided at the point, its threshold a guard."""
+    nc, nb = params["cond_nconsts"], params["body_nconsts"]
+    cond, body = params["cond_jaxpr"], params["body_jaxpr"]
+    cond_consts, body_consts, carry = invals[:nc], invals[nc : nc + nb], list(invals[nc + nb :])
+    guards = []
+    for _ in range(MAX_WHILE_ITERATIONS + 1):
+        (go,) = evaluate_jaxpr(cond.jaxpr, cond.consts, list(cond_consts) + carry)
+        if is_symbolic(go):
+            point = _point()
+            guards += point.guards(go.reshape(-1))
+            go = point.concrete(go, np.bool_)
+        if not bool(go):
+            return [_let(attach_all(c, guards)) if guards and is_symbolic(c) else c for c in carry]
+        carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
+    raise Unavailable(f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)")
+
+
+def _reduce_jaxpr(params, invals):
+    """`lax.reduce` with several operands: its reduction jaxpr folded over each reduced row."""
+    n = len(invals) // 2
+    operands, inits = [as_objects(x) for x in invals[:n]], invals[n:]
+    jaxpr = params["jaxpr"]
+    body, consts = getattr(jaxpr, "jaxpr", jaxpr), getattr(jaxpr, "consts", ())
+    axes = tuple(params["dimensions"])
+    kept = [d for d in range(operands[0].ndim) if d not in axes]
+    rows = [np.transpose(x, kept + list(axes)).reshape([x.shape[d] for d in kept] + [-1]) for x in operands]
+    outs = [np.empty(rows[0].shape[:-1], dtype=object) for _ in range(n)]
+    for index in np.ndindex(*outs[0].shape):
+        acc = [np.asarray(i) for i in inits]
+        for t in range(rows[0].shape[-1]):
+            acc = evaluate_jaxpr(body, consts, acc + [_array(r[index + (t,)]) for r in rows])
+        for out, a in zip(outs, acc):
+            out[index] = as_objects(a)[()]
+    return outs

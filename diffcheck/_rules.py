@@ -1,0 +1,620 @@
+"""The SymPy side of the primitive records: diffcheck's own SymPy functions, values as object
+arrays, and the rules that translate one primitive each (`_primitives.PRIMITIVES` names them).
+
+A rule of `Form.ARRAY` takes the eqn's operands as arrays (object arrays of SymPy expressions where
+they depend on the parameters) and its params as keywords. A rule of `Form.LOCAL` takes the point
+first (`point.value(expr)`, `point.values(array)`, `point.guards(exprs)`): what it returns is one
+smooth piece of the function, exact around the point — a permutation, a branch, a quotient that is
+constant there — and the expressions whose sign change ends the piece ride along as `Piece`
+guards, which the kink analysis reads like the arguments of `abs`.
+"""
+
+from __future__ import annotations
+
+import fractions
+import functools
+import math
+
+import mpmath
+import numpy as np
+import sympy
+
+from .errors import Unavailable
+
+# --- SymPy functions of diffcheck's own ------------------------------------------------------
+
+
+class StopGradient(sympy.Function):
+    """`lax.stop_gradient`: the identity in value, a constant for differentiation."""
+
+    is_extended_real = True
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
+class _Extremum(sympy.Function):
+    """n-ary max or min, unsimplified: SymPy's Max/Min spend their time proving orderings we never
+    need. d/da_i is the indicator that a_i is the extreme one, Heaviside(0) = 1/2 at a tie as in
+    JAX's max and min."""
+
+    is_extended_real = True  # of real arguments; without it SymPy wraps Abs(exp(·)) in re(·)
+    direction = 1  # +1: maximum, −1: minimum
+
+    @classmethod
+    def eval(cls, *args):
+        if len(args) == 1:
+            return args[0]
+        if all(a.is_number and a.is_extended_real for a in args):
+            return (sympy.Max if cls.direction > 0 else sympy.Min)(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        a = self.args[argindex - 1]
+        others = [b for j, b in enumerate(self.args) if j != argindex - 1]
+        return sympy.Mul(*[sympy.Heaviside(self.direction * (a - b)) for b in others])
+
+
+class Maximum(_Extremum):
+    """`lax.max` and `reduce_max`."""
+
+
+class Minimum(_Extremum):
+    """`lax.min` and `reduce_min`."""
+
+    direction = -1
+
+
+class Piece(sympy.Function):
+    """A value on one smooth piece of the function around the point: `args[0]` is the value, the
+    rest are guards, expressions whose sign change ends the piece (a tie in a sort, a predicate at
+    its threshold, a quotient at an integer), read by the kink analysis like the argument of abs.
+    Differentiation sees the value alone. A guard that is itself a `Piece` (of value 0) carries
+    many guards shared by many values."""
+
+    is_extended_real = True
+
+    @classmethod
+    def eval(cls, value, *guards):
+        if all(g.is_number for g in guards):
+            return value  # nothing can end the piece
+        return None
+
+    def _eval_is_integer(self):
+        return self.args[0].is_integer
+
+    def fdiff(self, argindex=1):
+        return sympy.S.One if argindex == 1 else sympy.S.Zero
+
+
+class _Step(sympy.Function):
+    """An integer-valued step function of a real argument: derivative zero away from its jumps (the
+    jumps are marked by the `Piece` guards around it, at the point's neighbouring integers)."""
+
+    is_extended_real = True
+    is_integer = True
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Rational:
+            return sympy.Integer(cls.exact(fractions.Fraction(int(x.p), int(x.q))))
+        return None
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
+class Trunc(_Step):
+    """Rounding toward zero: `rem`'s quotient and a cast to an integer."""
+
+    exact = staticmethod(math.trunc)
+
+
+class RoundHalfEven(_Step):
+    """`lax.round` with `TO_NEAREST_EVEN` (jnp.round)."""
+
+    exact = staticmethod(round)
+
+
+class RoundHalfAway(_Step):
+    """`lax.round` with `AWAY_FROM_ZERO`."""
+
+    exact = staticmethod(lambda f: int(math.copysign(math.floor(abs(f) + fractions.Fraction(1, 2)), f)))
+
+
+def _mp_step(fn):
+    return lambda x: x if not mpmath.isfinite(x) else mpmath.mpf(fn(x))
+
+
+def _mp_round_away(x):
+    return mpmath.sign(x) * mpmath.floor(abs(x) + mpmath.mpf(0.5))
+
+
+#: mpmath and NumPy versions of the step functions (for `_primitives.NUMERIC`).
+STEPS_NUMERIC = {
+    "mpmath": {
+        Trunc: _mp_step(lambda x: int(x)),
+        RoundHalfEven: _mp_step(mpmath.nint),
+        RoundHalfAway: _mp_step(_mp_round_away),
+        Piece: lambda value, *guards: value,
+    },
+    "numpy": {
+        Trunc: np.trunc,
+        RoundHalfEven: np.rint,
+        RoundHalfAway: lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
+        Piece: lambda value, *guards: value,
+    },
+}
+
+
+# --- values as arrays ---------------------------------------------------------------------------
+
+
+def to_sympy(value):
+    """A NumPy scalar as an exact SymPy number (floats as the binary rationals they are)."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return sympy.true if value else sympy.false
+    if isinstance(value, (int, np.integer)):
+        return sympy.Integer(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return sympy.nan
+    if math.isinf(value):
+        return sympy.oo if value > 0 else -sympy.oo
+    if value.is_integer():
+        return sympy.Integer(int(value))
+    return sympy.Rational(value)
+
+
+def is_symbolic(x) -> bool:
+    """Whether an array holds SymPy expressions (it depends on the parameters)."""
+    return isinstance(x, np.ndarray) and x.dtype == object
+
+
+def as_objects(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == object:
+        return x
+    out = np.empty(x.shape, dtype=object)
+    for index in np.ndindex(*x.shape):
+        out[index] = to_sympy(x[index])
+    return out
+
+
+def elementwise(fn, *args):
+    args = np.broadcast_arrays(*[as_objects(a) for a in args])
+    out = np.empty(args[0].shape, dtype=object)
+    for index in np.ndindex(*out.shape):
+        out[index] = fn(*(a[index] for a in args))
+    return out
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+def logical(fn):
+    return lambda *xs: fn(*(sympy.true if x is True else sympy.false if x is False else x for x in xs))
+
+
+def identity(x):
+    return x
+
+
+def integer_pow(x, *, y):
+    return elementwise(lambda a: a**y, x)
+
+
+def cbrt(x):
+    # The real cube root: SymPy's cbrt is the principal complex root (of −8: 1 + 1.73i).
+    return sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3)
+
+
+def clamp(lo, x, hi):
+    return elementwise(lambda a, b, c: Minimum(Maximum(b, a), c), lo, x, hi)
+
+
+def attach(value, guards):
+    """`value` on the piece that `guards` bound (shared through one carrier when there are many)."""
+    guards = [g for g in dict.fromkeys(guards) if isinstance(g, sympy.Expr) and not g.is_number]
+    if not guards or not isinstance(value, sympy.Expr):
+        return value
+    return Piece(value, *(guards if len(guards) <= 4 else [Piece(sympy.S.Zero, *guards)]))
+
+
+def attach_all(values, guards) -> np.ndarray:
+    """Every element of an array on the piece that `guards` bound (one shared carrier)."""
+    guards = [g for g in dict.fromkeys(guards) if isinstance(g, sympy.Expr) and not g.is_number]
+    values = as_objects(values)
+    if not guards:
+        return values
+    carrier = guards if len(guards) <= 4 else [Piece(sympy.S.Zero, *guards)]
+    out = np.empty(values.shape, dtype=object)
+    for index in np.ndindex(*values.shape):
+        out[index] = Piece(values[index], *carrier) if isinstance(values[index], sympy.Expr) else values[index]
+    return out
+
+
+# --- local pieces: steps, quotients, casts ---------------------------------------------------
+
+
+def _floor_guards(x, n):
+    return [x - n, x - (n + 1)]  # floor(x) = n on [n, n + 1)
+
+
+def _trunc_guards(x, n):
+    # trunc(x) = n on [n, n + 1) for n > 0, on (n − 1, n] for n < 0, on (−1, 1) for n = 0
+    lo, hi = (n, n + 1) if n > 0 else (n - 1, n) if n < 0 else (-1, 1)
+    return [x - lo, x - hi]
+
+
+def floor(point, x):
+    def one(a):
+        v = point.value(a)
+        n = sympy.Integer(int(mpmath.floor(v))) if mpmath.isfinite(v) else None
+        return attach(sympy.floor(a), _floor_guards(a, n)) if n is not None else sympy.floor(a)
+
+    return elementwise(one, x)
+
+
+def ceil(point, x):
+    def one(a):
+        v = point.value(a)
+        n = sympy.Integer(int(mpmath.ceil(v))) if mpmath.isfinite(v) else None
+        return attach(sympy.ceiling(a), [a - (n - 1), a - n]) if n is not None else sympy.ceiling(a)
+
+    return elementwise(one, x)
+
+
+def _nearest(point, a, step):
+    v = point.value(a)
+    if not mpmath.isfinite(v):
+        return step(a)
+    n = sympy.Integer(int(STEPS_NUMERIC["mpmath"][step](v)))
+    half = sympy.Rational(1, 2)
+    return attach(step(a), [a - (n - half), a - (n + half)])
+
+
+def round_(point, x, *, rounding_method=0):
+    step = RoundHalfEven if int(rounding_method) == 1 else RoundHalfAway
+    return elementwise(lambda a: _nearest(point, a, step), x)
+
+
+def _trunc(point, t):
+    v = point.value(t)
+    if not mpmath.isfinite(v):
+        return Trunc(t)
+    return attach(Trunc(t), _trunc_guards(t, sympy.Integer(int(v))))
+
+
+def rem(point, a, b):
+    # a − b·trunc(a/b): the quotient is a constant on the piece, a jump at each integer.
+    return elementwise(lambda x, y: x - y * _trunc(point, x / y), a, b)
+
+
+def _boolean(x) -> bool:
+    # a SymPy Symbol is a Boolean too: only a condition that is not an expression counts
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, sympy.logic.boolalg.Boolean) and not isinstance(x, sympy.Expr))
+
+
+def _integer_valued(point, e, depth=8) -> bool:
+    e = point.resolve(e)
+    if e.is_Integer or isinstance(e, (_Step, sympy.floor, sympy.ceiling, sympy.sign)):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(e, Piece):
+        return _integer_valued(point, e.args[0], depth - 1)
+    if isinstance(e, sympy.Piecewise):
+        return all(_integer_valued(point, pair.expr, depth - 1) for pair in e.args)
+    if isinstance(e, (sympy.Add, sympy.Mul, _Extremum)):
+        return all(_integer_valued(point, a, depth - 1) for a in e.args)
+    return False
+
+
+def convert_element_type(point, x, *, new_dtype, **_):
+    """A cast. Between floats the identity on exact values (its rounding is in Translation.eps); of
+    a condition to a number 1 where it holds, else 0; to an integer, trunc: a step at each integer,
+    the identity on a value that is already an integer on its piece."""
+    new_dtype = np.dtype(new_dtype)
+
+    def one(a):
+        if new_dtype == np.bool_:
+            return a if _boolean(a) else sympy.Ne(a, 0)
+        if _boolean(a):
+            return sympy.Piecewise((sympy.S.One, a), (sympy.S.Zero, True))
+        if not np.issubdtype(new_dtype, np.integer) or _integer_valued(point, a):
+            return a
+        return _trunc(point, a)
+
+    if np.issubdtype(new_dtype, np.complexfloating):
+        raise Unavailable(f"convert_element_type to {new_dtype}: complex values are not translated")
+    return elementwise(one, x)
+
+
+def select_n(point, which, *cases):
+    if not is_symbolic(which):
+        which, *cases = np.broadcast_arrays(which, *[as_objects(c) for c in cases])
+        return np.choose(which.astype(np.int64), cases) if cases else which
+
+    def pick(w, *branches):
+        if w in (sympy.true, sympy.false) or isinstance(w, bool):
+            return branches[1] if w in (True, sympy.true) else branches[0]
+        if _boolean(w):  # a condition: case 1 where it holds
+            return sympy.Piecewise((branches[1], w), (branches[0], True))
+        # an integer index computed from the parameters: the case it picks at the point
+        k = int(point.value(w))
+        return attach(branches[min(max(k, 0), len(branches) - 1)], point.guards([w]))
+
+    return elementwise(pick, which, *cases)
+
+
+# --- reductions, products, cumulative ops ----------------------------------------------------
+
+
+def reduce(op):
+    def rule(x, *, axes, **_):
+        x = as_objects(x)
+        kept = [d for d in range(x.ndim) if d not in axes]
+        moved = np.transpose(x, kept + list(axes)).reshape([x.shape[d] for d in kept] + [-1])
+        out = np.empty(moved.shape[:-1], dtype=object)
+        for index in np.ndindex(*out.shape):
+            out[index] = op(*moved[index])  # one n-ary node, not n nested binary ones
+        return out
+
+    return rule
+
+
+def dot_general(lhs, rhs, *, dimension_numbers, **_):
+    (lc, rc), (lb, rb) = dimension_numbers
+    lhs, rhs = as_objects(lhs), as_objects(rhs)
+    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
+    lt = np.transpose(lhs, list(lb) + lf + list(lc))
+    rt = np.transpose(rhs, list(rb) + rf + list(rc))
+    nb, nl, nr = len(lb), len(lf), len(rf)
+    out_shape = lt.shape[: nb + nl] + rt.shape[nb : nb + nr]
+    k = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    l3 = lt.reshape(int(np.prod(lt.shape[:nb], dtype=np.int64)), -1, k)
+    r3 = rt.reshape(l3.shape[0], -1, k)
+    out = np.empty((l3.shape[0], l3.shape[1], r3.shape[1]), dtype=object)
+    for b, i, j in np.ndindex(*out.shape):
+        out[b, i, j] = _sum_of_products(l3[b, i], r3[b, j])
+    return out.reshape(out_shape)
+
+
+def _sum_of_products(lhs, rhs):
+    """Σ lhs[t]·rhs[t], built directly in the common case.
+
+    With every value let-bound, a dot product's factors are symbols and exact numbers. SymPy's
+    general Add and Mul spend about 50 µs a term working out what that case already tells: a
+    product c·s of a rational and a symbol, a sum of such terms in distinct symbols, with nothing
+    to collect. The terms stay in the program's order (SymPy's canonical sort alone costs more
+    than the rest of the translation); anything else goes through SymPy's own constructors.
+    """
+    terms, rests = [], set()
+    for a, b in zip(lhs, rhs, strict=True):
+        if a.is_Rational and b.is_Symbol:
+            a, b = b, a
+        if not (a.is_Symbol and b.is_Rational) or a in rests:
+            return sympy.Add(*[x * y for x, y in zip(lhs, rhs, strict=True)])
+        if b != 0:
+            terms.append(a if b == 1 else sympy.Mul._from_args((b, a)))
+            rests.add(a)
+    if len(terms) < 2:
+        return terms[0] if terms else sympy.S.Zero
+    return sympy.Add._from_args(terms)
+
+
+def cumulative(op):
+    def rule(x, *, axis, reverse, **_):
+        x = np.moveaxis(as_objects(x), axis, -1)
+        if reverse:
+            x = x[..., ::-1]
+        out = np.empty(x.shape, dtype=object)
+        for index in np.ndindex(*x.shape[:-1]):
+            acc = None
+            for t in range(x.shape[-1]):
+                acc = x[index + (t,)] if acc is None else op(acc, x[index + (t,)])
+                out[index + (t,)] = acc
+        if reverse:
+            out = out[..., ::-1]
+        return np.moveaxis(out, -1, axis)
+
+    return rule
+
+
+def cumlogsumexp(x, *, axis, reverse, **_):
+    running = cumulative(lambda a, b: a + b)(elementwise(sympy.exp, x), axis=axis, reverse=reverse)
+    return elementwise(sympy.log, running)
+
+
+def argextremum(sign):
+    """argmax (sign 1) or argmin (−1): the first extreme index at the point, a constant on the
+    piece where that element stays the extreme one (each other element's difference a guard)."""
+
+    def rule(point, x, *, axes, **_):
+        (axis,) = axes
+        x = np.moveaxis(as_objects(x), axis, -1)
+        out = np.empty(x.shape[:-1], dtype=object)
+        for index in np.ndindex(*out.shape):
+            row = x[index]
+            values = [sign * v for v in point.values(row)]
+            best = max(range(len(row)), key=lambda i: (_nan_first(values[i]), -i))
+            out[index] = attach(sympy.Integer(best), [sign * (row[best] - row[j]) for j in range(len(row)) if j != best])
+        return out
+
+    return rule
+
+
+def _nan_first(v):
+    return (1, 0) if mpmath.isnan(v) else (0, v)  # argmax and argmin take a NaN as the extreme
+
+
+def _order(v):
+    return (1, 0) if isinstance(v, mpmath.mpf) and mpmath.isnan(v) else (0, v)  # NaN sorts last
+
+
+def sort(point, *operands, dimension, num_keys, **_):
+    """The permutation at the point (stable, lexicographic in the keys), the operands picked by it;
+    each position's neighbours in the first key are its guards (a tie is a kink)."""
+    ops = [np.moveaxis(as_objects(o), dimension, -1) for o in operands]
+    outs = [np.empty(o.shape, dtype=object) for o in ops]
+    n = ops[0].shape[-1]
+    for index in np.ndindex(*ops[0].shape[:-1]):
+        keys = [point.values(ops[k][index]) for k in range(num_keys)]
+        perm = sorted(range(n), key=lambda i: tuple(_order(k[i]) for k in keys))
+        first = ops[0][index]
+        gaps = [first[perm[t + 1]] - first[perm[t]] for t in range(n - 1)]
+        for t in range(n):
+            guards = gaps[max(t - 1, 0) : t + 1]
+            for o, out in zip(ops, outs):
+                out[index + (t,)] = attach(o[index][perm[t]], guards)
+    return [np.moveaxis(out, -1, dimension) for out in outs]
+
+
+def top_k(point, x, *, k, axis=-1, **_):
+    """The k largest along the last axis (equal ones in index order), and their indices."""
+    x = np.moveaxis(as_objects(x), axis, -1)
+    values = np.empty(x.shape[:-1] + (k,), dtype=object)
+    indices = np.empty(values.shape, dtype=object)
+    n = x.shape[-1]
+    for index in np.ndindex(*x.shape[:-1]):
+        row = x[index]
+        v = point.values(row)
+        perm = sorted(range(n), key=lambda i: (tuple(-a for a in _order(v[i])) if not mpmath.isnan(v[i]) else (-1, 0), i))
+        gaps = [row[perm[t]] - row[perm[t + 1]] for t in range(min(k, n - 1))]
+        for t in range(k):
+            guards = gaps[max(t - 1, 0) : t + 1]
+            values[index + (t,)] = attach(row[perm[t]], guards)
+            indices[index + (t,)] = attach(sympy.Integer(perm[t]), guards)
+    return [np.moveaxis(values, -1, axis), np.moveaxis(indices, -1, axis)]
+
+
+# --- windows and convolutions ------------------------------------------------------------------
+
+
+def _dilate_pad(x, axes, dilation, padding, fill):
+    """x with (d − 1) fills between elements along `axes` and (lo, hi) fills at the ends (negative: cut)."""
+    shape = list(x.shape)
+    for axis, d in zip(axes, dilation):
+        shape[axis] = (x.shape[axis] - 1) * d + 1 if x.shape[axis] else 0
+    dilated = np.full(shape, fill, dtype=object)
+    dilated[tuple(slice(None, None, dilation[axes.index(a)]) if a in axes else slice(None) for a in range(x.ndim))] = x
+    widths = [(0, 0)] * x.ndim
+    for axis, (lo, hi) in zip(axes, padding):
+        widths[axis] = (max(lo, 0), max(hi, 0))
+    padded = np.pad(dilated, widths, constant_values=fill) if any(map(any, widths)) else dilated
+    cut = [slice(None)] * x.ndim
+    for axis, (lo, hi) in zip(axes, padding):
+        cut[axis] = slice(max(-lo, 0), padded.shape[axis] - max(-hi, 0))
+    return padded[tuple(cut)]
+
+
+def _windows(shape, window, strides, dilation):
+    """(output index, the window's slices) over an array of `shape`."""
+    span = [(w - 1) * d + 1 for w, d in zip(window, dilation)]
+    for out in np.ndindex(*_window_shape(shape, window, strides, dilation)):
+        yield out, tuple(slice(o * st, o * st + s, d) for o, st, s, d in zip(out, strides, span, dilation))
+
+
+def reduce_window(op, fill):
+    def rule(x, *, window_dimensions, window_strides, padding, base_dilation, window_dilation, **_):
+        x = as_objects(x)
+        axes = list(range(x.ndim))
+        padded = _dilate_pad(x, axes, base_dilation, padding, fill)
+        out = np.empty(_window_shape(padded.shape, window_dimensions, window_strides, window_dilation), dtype=object)
+        for index, where in _windows(padded.shape, window_dimensions, window_strides, window_dilation):
+            out[index] = op(*padded[where].reshape(-1))
+        return out
+
+    return rule
+
+
+def _window_shape(shape, window, strides, dilation):
+    span = [(w - 1) * d + 1 for w, d in zip(window, dilation)]
+    return tuple(max((n - s) // st + 1, 0) for n, s, st in zip(shape, span, strides))
+
+
+def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                         feature_group_count, batch_group_count, **_):  # fmt: skip
+    """Cross-correlation as explicit sums, in the canonical layout (batch, feature, spatial…)."""
+    if batch_group_count != 1:
+        raise Unavailable("conv_general_dilated with batch_group_count > 1 is not translated")
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    lhs = np.transpose(as_objects(lhs), lhs_spec)
+    rhs = np.transpose(as_objects(rhs), rhs_spec)
+    spatial = list(range(2, lhs.ndim))
+    lhs = _dilate_pad(lhs, spatial, lhs_dilation, padding, sympy.S.Zero)
+    n_in, per_group = rhs.shape[1], rhs.shape[0] // feature_group_count
+    out_spatial = _window_shape(lhs.shape[2:], rhs.shape[2:], window_strides, rhs_dilation)
+    out = np.empty((lhs.shape[0], rhs.shape[0]) + out_spatial, dtype=object)
+    windows = list(_windows(lhs.shape[2:], rhs.shape[2:], window_strides, rhs_dilation))
+    for b in range(lhs.shape[0]):
+        for o in range(rhs.shape[0]):
+            g = o // per_group
+            kernel = rhs[o].reshape(-1)
+            for index, where in windows:
+                patch = lhs[(b, slice(g * n_in, (g + 1) * n_in)) + where]
+                out[(b, o) + index] = _sum_of_products(patch.reshape(-1), kernel)
+    return np.transpose(out, np.argsort(out_spec))
+
+
+# --- scatters ----------------------------------------------------------------------------------
+
+
+def scatter(combine):
+    """scatter-add/-mul/-min/-max/-sub (`combine(operand element, *updates landing there)`), or
+    plain scatter (`combine` None: the update JAX writes last wins). Where each update lands is
+    found by JAX itself, scattering one-hot updates: duplicate indices and dropped ones included."""
+
+    def rule(point, operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted=False,
+             unique_indices=False, **_):  # fmt: skip
+        import jax
+        from jax import lax
+
+        guards = point.guards(indices.reshape(-1)) if is_symbolic(indices) else []
+        indices = point.concrete(indices, np.int64) if is_symbolic(indices) else np.asarray(indices)
+        operand, updates = as_objects(operand), as_objects(updates)
+        flags = dict(mode=mode, indices_are_sorted=indices_are_sorted, unique_indices=unique_indices)
+        with jax.enable_x64(True):
+            if combine is None:
+                codes = np.arange(updates.size, dtype=np.float64).reshape(updates.shape)
+                won = np.asarray(lax.scatter(np.full(operand.shape, -1.0), indices, codes, dimension_numbers, **flags))
+            else:
+                onehot = np.eye(updates.size).reshape((updates.size,) + updates.shape)
+                zeros = np.zeros(operand.shape)
+                land = jax.vmap(lambda u: lax.scatter_add(zeros, indices, u, dimension_numbers, mode=mode))(onehot)
+                land = np.asarray(land).reshape(updates.size, -1)
+        flat, ups = operand.reshape(-1).copy(), updates.reshape(-1)
+        for j in range(flat.size):
+            if combine is None:
+                if won.reshape(-1)[j] >= 0:
+                    flat[j] = ups[int(won.reshape(-1)[j])]
+            else:
+                arriving = [ups[u] for u in np.flatnonzero(land[:, j])]
+                if arriving:
+                    flat[j] = combine(flat[j], *arriving)
+        return attach_all(flat.reshape(operand.shape), guards)
+
+    return rule
+
+
+# --- special functions ---------------------------------------------------------------------------
+
+
+def bessel_i0e(x):
+    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x)
+
+
+def bessel_i1e(x):
+    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(1, x)
+
+
+def igamma(a, x):
+    return sympy.lowergamma(a, x) / sympy.gamma(a)
+
+
+def igammac(a, x):
+    return sympy.uppergamma(a, x) / sympy.gamma(a)
