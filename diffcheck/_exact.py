@@ -142,3 +142,38 @@ def expression_translation(case, data) -> translate.Translation:
         elif s.name in symbols:
             subs[s] = symbols[s.name]
     return translate.from_expression(case.expr.xreplace(subs), list(symbols.values()))
+
+
+def departure(fn, leaves, names, data, output: int, timeout=None) -> str:
+    """Why the float program is not finite where the mathematics is: the output's exact value, and
+    the first value the program computes that is not finite in float64 while its exact value is,
+    with its primitive and source line. "" when the exact program is not finite there either, or
+    cannot say."""
+    try:
+        budget = translate.Budget(timeout)
+        tr = translate.translate(functools.partial(fn, **data), leaves, symbol_names(names), budget)
+        symbols = [s for sym in tr.symbols for s in sym.reshape(-1)]
+        point = np.concatenate([np.ravel(leaf) for leaf in leaves])
+        outputs = [e for out in tr.outputs for e in out.reshape(-1)]
+        exact = _real(graph.evaluate([outputs[output]], symbols, point, tr.definitions, budget=budget)[0])
+        if not np.isfinite(exact):
+            return ""
+        nodes = list(tr.definitions)
+        floats = graph.evaluate_float(nodes, symbols, point[None, :], tr.definitions)[0]
+        for k in np.flatnonzero(~np.isfinite(floats)):
+            truth = _real(graph.evaluate([nodes[k]], symbols, point, tr.definitions, budget=budget)[0])
+            if np.isfinite(truth):
+                primitive, where = tr.origins.get(nodes[k], ("?", ""))
+                at = f" ({where})" if where else ""
+                return (
+                    f"its exact value is {exact:.17g}: the float program departs at {primitive}{at}, "
+                    f"{floats[k]} in float64 where its exact value is {truth:.17g}"
+                )
+        return f"its exact value is {exact:.17g}"
+    except Exception:  # noqa: BLE001 - the diagnosis is a courtesy: the point's error stands without it
+        return ""
+
+
+def _real(value) -> float:
+    value = complex(value)
+    return value.real if value.imag == 0 else float("nan")

@@ -260,10 +260,19 @@ def check_output(f, dtype_name):
         raise PointError(f"the function returned {f.dtype} values; a real floating-point output is needed")
     bad = np.flatnonzero(~np.isfinite(f.reshape(-1)))
     if bad.size:
-        raise PointError(
-            f"output element {int(bad[0])} is {f.reshape(-1)[bad[0]]} in {dtype_name} at this point "
-            "(outside the function's domain, or an overflow)"
+        raise NonFiniteOutput(
+            f"output element {int(bad[0])} is {f.reshape(-1)[bad[0]]} in {dtype_name} at this point",
+            int(bad[0]),
         )
+
+
+class NonFiniteOutput(PointError):
+    """The program's output is not finite at the point: outside its domain, an overflow, or a float
+    program that fails where the mathematics does not (the pipeline asks the exact method which)."""
+
+    def __init__(self, message: str, output: int):
+        super().__init__(message)
+        self.output = output
 
 
 class _JaxBackend:

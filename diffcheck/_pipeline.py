@@ -20,9 +20,9 @@ from . import _compare as compare
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
 from ._diagnosis import diagnose
-from ._exact import Exact, exact_method
+from ._exact import Exact, departure, exact_method
 from ._kinks import Kinks
-from ._numeric import JAX
+from ._numeric import JAX, NonFiniteOutput
 from ._plan import MAX_ORDER, labels
 from ._records import Method, PointResult, unavailable
 from .errors import PointError, UsageError
@@ -50,6 +50,13 @@ def check_point(
                 numeric = run.backend.methods(problem, leaves, run.dtype, order, seed)
             exact = _exact(problem, leaves, numeric, timeout)
             compared = _compare(problem, leaves, numeric, exact, run)
+    except NonFiniteOutput as exc:
+        why = ""
+        if problem.translation is None and not problem.no_reference:
+            program = problem.reference or problem.fn
+            why = departure(program, leaves, problem.names, problem.data, exc.output, timeout)
+        why = why or "outside the function's domain, or an overflow"
+        return _failed(problem, run, start, f"{exc} ({why})")
     except PointError as exc:
         return _failed(problem, run, start, str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken point must not stop the others

@@ -15,6 +15,7 @@ change it ride along as `Piece` guards, which the kink analysis reports like the
 from __future__ import annotations
 
 import contextvars
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class Budget:
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("budget", default=None)
 _LETS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lets", default=None)
+_ORIGINS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("origins", default=None)
 _POINT: contextvars.ContextVar[Point | None] = contextvars.ContextVar("point", default=None)
 
 
@@ -183,20 +185,24 @@ class Translation:
     # The epsilon of the least precise float the program rounds to: a cast to float32 inside a
     # float64 program is the identity here, so values agree with JAX's only to that precision.
     eps: float = float(np.finfo(np.float64).eps)
+    # Let-bound symbol → (the primitive that computed it, where in the user's source), for naming
+    # the operation where the float program departs from the exact one.
+    origins: dict = field(default_factory=dict)
 
 
 def translate(fn, leaves, names, budget: Budget | None = None) -> Translation:
     """Traces `fn(*leaves)` and rewrites its jaxpr in SymPy. Raises `Unavailable` when it cannot."""
     leaves = [np.asarray(leaf, dtype=np.float64) for leaf in leaves]
     budget = budget or Budget()
-    definitions = {}
-    tokens = _BUDGET.set(budget), _LETS.set(definitions)
+    definitions, origins = {}, {}
+    tokens = _BUDGET.set(budget), _LETS.set(definitions), _ORIGINS.set(origins)
     try:
         symbols, outputs, eps = _translate(fn, leaves, names)
     finally:
         _BUDGET.reset(tokens[0])
         _LETS.reset(tokens[1])
-    translation = Translation(symbols, outputs, definitions=definitions, eps=eps)
+        _ORIGINS.reset(tokens[2])
+    translation = Translation(symbols, outputs, definitions=definitions, eps=eps, origins=origins)
     budget.check_size([e for out in outputs for e in out.reshape(-1)], definitions)
     return translation
 
@@ -288,15 +294,31 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
     for var, val in zip(jaxpr.invars, args):
         env[var] = _array(val)
     budget = _BUDGET.get() or Budget()
+    lets, origins = _LETS.get(), _ORIGINS.get()
     for eqn in jaxpr.eqns:
         budget.check()
         invals = [read(v) for v in eqn.invars]
+        before = len(lets) if lets is not None else 0
         outvals = _apply(eqn, invals)
+        if origins is not None and lets is not None and len(lets) > before:
+            origin = (eqn.primitive.name, _where(eqn))
+            for symbol in itertools.islice(reversed(lets), len(lets) - before):
+                origins.setdefault(symbol, origin)
         if not eqn.primitive.multiple_results:
             outvals = [outvals]
         for var, val in zip(eqn.outvars, outvals):
             env[var] = _array(val)
     return [read(v) for v in jaxpr.outvars]
+
+
+def _where(eqn) -> str:
+    """The user's source line of an equation, as JAX records it ("" when it has none)."""
+    try:
+        from jax._src import source_info_util
+
+        return source_info_util.summarize(eqn.source_info)
+    except Exception:  # noqa: BLE001 - JAX's private helper moved: no line, the primitive is named
+        return ""
 
 
 def _array(x) -> np.ndarray:
@@ -497,7 +519,9 @@ def _while(params, invals):
         if not bool(go):
             return [_let(attach_all(c, guards)) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
-    raise Unavailable(f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)")
+    raise Unavailable(
+        f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)"
+    )
 
 
 def _reduce_jaxpr(params, invals):
