@@ -20,10 +20,7 @@ from benchmarks._jax_corpus import BY_NAME
 from benchmarks.jax_suite import FAST
 
 XFAIL = {
-    "lax.cbrt[3]_o1": "issue 13 class 3: cbrt of a negative number (SymPy's principal complex root)",
-    "lax.gather[5]_fill_fill2.5_[[0], [2], [7]]_sum": "issue 13 class 3: gather mode='fill' ignores fill_value",
     "api.vmap_tanh_saturated": "issue 13 class 6: cancellation in 1 - tanh² on saturated rows",
-    "user.bce_sigmoid_saturated": "issue 13 class 9: the float program's NaN is not traced to its operation",
 }
 # Smooth where a kink might be suspected: strict=True must pass there.
 STRICT = {"nn.softplus@0_o2", "nn.mish@0_o2", "jnp.sinc@0_o2", "jnp.x_relu_x@0"}
