@@ -14,10 +14,10 @@ by no more than the sum of their bounds:
 * complex step — Im f(θ + ih eⱼ)/h has no subtraction, so only f's own rounding: the autodiff
   bound, with its spread measured by the complex step in the other precision.
 
-The autodiff bound's absolute part (16 float64 epsilons) stays fixed: a gradient that cancels
-terms of size 1 (σ(35) − 1 = −6e-16 computed as 0) shows rounding at that level in both
-precisions, which neither |f| nor |J| can reveal. The price: for a function of size ≪ 1 a bug
-smaller than 3.6e-15 in absolute terms goes unseen.
+The bounds' absolute part is `rounding_floor`: 16 float64 epsilons of the function's scale (its
+largest value or derivative, at least 1). A gradient that cancels terms of that size (σ(35) − 1 =
+−6e-16 computed as 0) shows rounding at that level in both precisions, which the ladder cannot
+reveal.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
 """
@@ -44,11 +44,25 @@ METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 #: Digits of agreement reported for an exact match (float64 carries about 16).
 FULL_DIGITS = 17.0
 
-#: 16 float64 epsilons: the smallest autodiff error bound, in the function's units per parameter unit.
-ABSOLUTE_FLOOR = 16 * float(np.finfo(np.float64).eps)
+
+def rounding_floor(f, jac) -> float:
+    """The least rounding error a derivative of this function can carry: 16 float64 epsilons of
+    its scale, the largest of its values, of its derivatives, and 1.
+
+    Terms of that size that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row
+    of a batch whose other rows have derivatives of size 4) leave rounding at this level in both
+    precisions, which neither the element's own value nor the ladder can show. The 1 stands for
+    terms of size 1 inside the program that cancel to a function of size ≪ 1 (softplus(35) − 35);
+    its price is that a wrong rule of a function whose values and derivatives are all ≪ 1e-15 goes
+    unseen (docs/verification.md).
+    """
+    sizes = [float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in (np.asarray(f), np.asarray(jac))]
+    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, 1.0)
 
 
-def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray | None, ladder_dtype, eps: float = 0.0) -> np.ndarray:
+def autodiff_bound(
+    jac: np.ndarray, dtype, ladder: np.ndarray | None, ladder_dtype, eps: float = 0.0, floor: float | None = None
+) -> np.ndarray:
     """The rounding-error bound of an autodiff Jacobian computed in `dtype`.
 
     `ladder` is the same Jacobian computed in `ladder_dtype`. Rounding errors scale with epsilon,
@@ -57,13 +71,13 @@ def autodiff_bound(jac: np.ndarray, dtype, ladder: np.ndarray | None, ladder_dty
     Without a ladder (the program does not run in the other precision) the conditioning is not
     measured, and `UNMEASURED` ulps of each row's largest derivative stand in for it. `eps`: the
     least precise float the program itself rounds to, when that is coarser than `dtype`'s.
+    `floor`: the function's `rounding_floor` (default: that of the Jacobian alone).
     """
     eps = max(float(np.finfo(dtype).eps), eps)
     finite = np.where(np.isfinite(jac), np.abs(jac), 0.0)  # a NaN element is its own failure only
     row_scale = finite.max(axis=1, keepdims=True)
-    # An exact zero reached through cancellation (u − u) comes out as ±1e-17 in float64 for terms
-    # of size 1; below this floor a difference is rounding (explicit atol overrides it).
-    bound = 64 * eps * finite + 16 * eps * row_scale + ABSOLUTE_FLOOR
+    floor = rounding_floor(0.0, jac) if floor is None else floor
+    bound = 64 * eps * finite + 16 * eps * row_scale + floor
     if ladder is None:
         return bound + UNMEASURED * eps * row_scale
     scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
@@ -100,11 +114,11 @@ def relative_digits(relative_error: float, cap: float = FULL_DIGITS) -> float:
     return min(cap, max(0.0, -math.log10(relative_error)))
 
 
-def dot_product_bound(u: np.ndarray, jac: np.ndarray, v: np.ndarray, dtype) -> float:
+def dot_product_bound(u: np.ndarray, jac: np.ndarray, v: np.ndarray, dtype, floor: float) -> float:
     """Rounding of uᵀ(J v) or (Jᵀu)ᵀ v: each is a sum of the terms uᵢ Jᵢⱼ vⱼ, so 64 eps of their
     absolute sum (plus J's own rounding, within the same factor) bounds the difference."""
     eps = np.finfo(dtype).eps
-    return float(64 * eps * (np.abs(u) @ np.abs(jac) @ np.abs(v)) + ABSOLUTE_FLOOR * eps / np.finfo(np.float64).eps)
+    return float(64 * eps * (np.abs(u) @ np.abs(jac) @ np.abs(v)) + floor * eps / np.finfo(np.float64).eps)
 
 
 def relative_error(a: float, b: float) -> float:

@@ -43,6 +43,7 @@ class Numeric(NamedTuple):
     checks: str  # what was checked, as the report states it
     F: object  # the order-1 flat program F(θ, data), for the probes
     data: dict  # the data F takes
+    floor: float  # the least rounding error of a derivative here (`_compare.rounding_floor`)
 
 
 def ladder_of(run_dtype) -> np.dtype:
@@ -62,7 +63,8 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
     # A cast to float32 inside a float64 program rounds to float32 from there on.
     roundoff = getattr(F1, "roundoff", 0.0)
-    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff)
+    floor = compare.rounding_floor(f_run, jac)
+    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         try:
@@ -70,30 +72,31 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         except Unavailable as exc:
             methods[Method.FORWARD] = unavailable(str(exc))
         else:
-            bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff)
+            bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff, floor)
             bounds[Method.FORWARD] = bound
             methods[Method.FORWARD] = OK
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
-        floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
+        noise = floor if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
         fd = finite.jacobian(
-            F, theta, args, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample, f0=f_run.astype(run_dtype)
+            F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample, f0=f_run.astype(run_dtype)
         )
     # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
     # rounding of 1e-16 in F that neither precision shows.
-    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
     methods[Method.FINITE] = OK
-    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
+    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
     checks = [plan.describe(), *checks]
     along = None
     if large and flat64.size > LADDER_SAMPLE:
         checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
-        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks)
+        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks, floor)
     return Numeric(
-        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data
-    )
+        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data,
+        floor,
+    )  # fmt: skip
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype):
@@ -178,7 +181,7 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
     return F, data, f_run, jac, ladder
 
 
-def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks):
+def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks, floor):
     """The complex step, where every primitive on the path is complex-analytic in JAX: per element,
     or along random directions for large N (returned for the directional test)."""
     ladder_dtype = ladder_of(run_dtype)
@@ -204,7 +207,7 @@ def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, boun
         checks.append(f"complex step along {DIRECTIONS} random directions ({flat64.size:,} parameters)")
     else:
         values[Method.COMPLEX] = cs
-        bounds[Method.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
+        bounds[Method.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype, floor=floor)
         methods[Method.COMPLEX] = OK
     return along
 

@@ -111,7 +111,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
     directional = ()
     if numeric.along is not None:
-        directional = (probes.directional_test(numeric.along, values, bounds, run.dtype),)
+        directional = (probes.directional_test(numeric.along, values, bounds, run.dtype, numeric.floor),)
     sweeps = ()
     if exact.jacobian is not None and run.order == 1:
         with run.on_device:

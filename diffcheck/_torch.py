@@ -217,21 +217,21 @@ class _TorchBackend:
                     raise PointError(f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
                 methods[method] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
-            same = values[method] if ladder is None else ladder
-            bounds[method] = compare.autodiff_bound(values[method], run_dtype, same, ladder_dtype)
+            floor = compare.rounding_floor(f_run, values[Method.AUTODIFF])
+            bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype, floor=floor)
             methods[method] = OK
         F = _on_host(flat, f_run.size)
         with precision(run_dtype):
             fd = finite.jacobian(
                 F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None
             )
-        values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+        values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
         methods[Method.FINITE] = OK
-        dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
+        dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
         plan = Plan(1, None)
         return Numeric(
             f64, f64, (f_run.size,) if f_run.size > 1 else (), methods, values, bounds, fd.steps, fd.notes, plan,
-            dot, None, "; ".join(checks), F, {},
+            dot, None, "; ".join(checks), F, {}, floor,
         )  # fmt: skip
 
     def _ladder(self, shapes, theta, ladder_dtype):

@@ -20,7 +20,6 @@ from benchmarks._jax_corpus import BY_NAME
 from benchmarks.jax_suite import FAST
 
 XFAIL = {
-    "api.vmap_tanh_saturated": "issue 13 class 6: cancellation in 1 - tanh² on saturated rows",
 }
 # Smooth where a kink might be suspected: strict=True must pass there.
 STRICT = {"nn.softplus@0_o2", "nn.mish@0_o2", "jnp.sinc@0_o2", "jnp.x_relu_x@0"}
