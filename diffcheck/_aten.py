@@ -466,6 +466,12 @@ class _Out:
     dtype: object
     many: list | None
     dt: _Dtypes
+    used: frozenset | None = None  # of several outputs, those the graph reads (None: all)
+
+    def wants(self, k: int) -> bool:
+        """Whether output k is read: an unread index output (argmax) is never computed, so a
+        max over a window stays a max for the exact translation."""
+        return self.used is None or k in self.used
 
 
 def _call(node, env, meta, dt: _Dtypes):
@@ -479,14 +485,17 @@ def _call(node, env, meta, dt: _Dtypes):
     record = _RECORDS.get(name) or _RECORDS[name.rsplit(".", 1)[0]]
     single = meta if isinstance(meta, tuple) else None
     many = meta if isinstance(meta, list) else None
-    out = _Out(single[0] if single else None, dt(single[1]) if single else None, many, dt)
+    used = None
+    if many is not None and all(u.target is operator.getitem for u in node.users):
+        used = frozenset(u.args[1] for u in node.users)
+    out = _Out(single[0] if single else None, dt(single[1]) if single else None, many, dt, used)
     kwargs = {k: (dt(v) if isinstance(v, torch.dtype) else v) for k, v in kwargs.items()}
     args = tuple(dt(a) if isinstance(a, torch.dtype) else a for a in args)
     result = record(out, *args, **kwargs)
     if single is not None:
         return _conform(name, result, single, dt)
     if many is not None and isinstance(result, (tuple, list)):
-        return tuple(_conform(name, r, m, dt) if m is not None else r for r, m in zip(result, many))
+        return tuple(_conform(name, r, m, dt) if m is not None and r is not None else r for r, m in zip(result, many))
     return result
 
 
@@ -778,10 +787,10 @@ for _name, _f in {
     "ge": jnp.greater_equal,
     "logical_and": jnp.logical_and,
     "logical_or": jnp.logical_or,
-    "logical_xor": jnp.logical_xor,
+    "logical_xor": lambda a, b: jnp.not_equal(jnp.asarray(a).astype(bool), jnp.asarray(b).astype(bool)),
     "bitwise_and": jnp.bitwise_and,
     "bitwise_or": jnp.bitwise_or,
-    "bitwise_xor": jnp.bitwise_xor,
+    "bitwise_xor": lambda a, b: jnp.not_equal(a, b) if jnp.result_type(a, b) == jnp.bool_ else jnp.bitwise_xor(a, b),
     "bitwise_left_shift": jnp.left_shift,
     "bitwise_right_shift": jnp.right_shift,
     "floor_divide": jnp.floor_divide,
@@ -879,8 +888,31 @@ _op("aten.sum.dim_IntList", "aten.sum.default")(_reduction(jnp.sum))
 _op("aten.mean.dim", "aten.mean.default")(_reduction(jnp.mean))
 _op("aten.amax", "aten.max.default")(_reduction(jnp.max))
 _op("aten.amin", "aten.min.default")(_reduction(jnp.min))
-_op("aten.any.dim", "aten.any.dims", "aten.any.default")(_reduction(jnp.any))
-_op("aten.all.dim", "aten.all.dims", "aten.all.default")(_reduction(jnp.all))
+
+
+def _fold(f):
+    """any/all as a chain of elementwise or/and over the reduced axes (the exact translation has
+    rules for those, not for reduce_or/reduce_and)."""
+
+    def reduce(x, axis, keepdims):
+        x = x if x.dtype == jnp.bool_ else x != 0
+        kept = [d for d in range(x.ndim) if d not in axis]
+        moved = jnp.reshape(jnp.transpose(x, kept + list(axis)), [x.shape[d] for d in kept] + [-1])
+        if moved.shape[-1] == 0:
+            r = jnp.full(moved.shape[:-1], f is jnp.logical_and)
+        else:
+            r = moved[..., 0]
+            for k in range(1, moved.shape[-1]):
+                r = f(r, moved[..., k])
+        if keepdims:
+            r = jnp.reshape(r, [1 if d in axis else n for d, n in enumerate(x.shape)])
+        return r
+
+    return reduce
+
+
+_op("aten.any.dim", "aten.any.dims", "aten.any.default")(_reduction(_fold(jnp.logical_or)))
+_op("aten.all.dim", "aten.all.dims", "aten.all.default")(_reduction(_fold(jnp.logical_and)))
 
 
 @_op("aten.prod.default")
@@ -939,7 +971,8 @@ def _value_index(f, arg):
         if jnp.ndim(x) == 0:
             return x, jnp.zeros((), jnp.int32)
         axis = _axis(x, dim)
-        return f(x, axis=axis, keepdims=keepdim), arg(x, axis=axis, keepdims=keepdim)
+        index = arg(x, axis=axis, keepdims=keepdim) if out.wants(1) else None
+        return f(x, axis=axis, keepdims=keepdim), index
 
     return impl
 
@@ -1381,25 +1414,12 @@ def _convolution(out, x, w, bias, stride, padding, dilation, transposed, output_
     unbatched = x.ndim == n + 1
     if unbatched:
         x = x[None]
-    spatial = "DHW"[-n:] if n <= 3 else None
-    if spatial is None:
-        raise Refused(Reason.UNSUPPORTED, f"a {n}-d convolution is not translated")
-    dims = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
     stride, padding, dilation = _expand_list(stride, n), _expand_list(padding, n), _expand_list(dilation, n)
     if not transposed:
-        y = lax.conv_general_dilated(
-            x,
-            w,
-            window_strides=stride,
-            padding=[(p, p) for p in padding],
-            rhs_dilation=dilation,
-            dimension_numbers=dims,
-            feature_group_count=groups,
-            precision=_HIGHEST,
-        )
+        y = _conv(x, w, stride, [(p, p) for p in padding], dilation, groups)
     else:
-        # the transpose of a convolution: dilate the input by the stride, flip the kernel and swap
-        # its in/out channels (per group), pad by dilation·(k−1) − padding (+ output_padding above)
+        # the transpose of a convolution: the input dilated by the stride, the kernel flipped with
+        # its in/out channels swapped (per group), padded by dilation·(k−1) − padding (+ output_padding)
         output_padding = _expand_list(output_padding, n)
         cin, cout_g = w.shape[0], w.shape[1]
         k = w.shape[2:]
@@ -1408,20 +1428,36 @@ def _convolution(out, x, w, bias, stride, padding, dilation, transposed, output_
         wt = jnp.reshape(wt, (groups * cout_g, cin // groups) + k)
         wt = jnp.flip(wt, tuple(range(2, 2 + n)))
         pads = [(d * (kk - 1) - p, d * (kk - 1) - p + op) for d, kk, p, op in zip(dilation, k, padding, output_padding)]
-        y = lax.conv_general_dilated(
-            x,
-            wt,
-            window_strides=(1,) * n,
-            padding=pads,
-            lhs_dilation=stride,
-            rhs_dilation=dilation,
-            dimension_numbers=dims,
-            feature_group_count=groups,
-            precision=_HIGHEST,
-        )
+        spread = [(0, 0, 0)] * 2 + [(0, 0, s - 1) for s in stride]
+        x = lax.pad(x, jnp.zeros((), x.dtype), spread)
+        y = _conv(x, wt, (1,) * n, pads, dilation, groups)
     if bias is not None:
         y = y + jnp.reshape(bias, (1, -1) + (1,) * n)
     return y[0] if unbatched else y
+
+
+def _conv(x, w, stride, pads, dilation, groups):
+    """A convolution (cross-correlation) as patches and one matrix product: each kernel offset's
+    strided slice of the padded input, stacked, contracted with the kernel over (channels, offsets).
+    The same sum as lax.conv_general_dilated, from primitives the jaxpr → SymPy translation reads."""
+    n = w.ndim - 2
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(lo, hi, 0) for lo, hi in pads])
+    batch, cin = x.shape[:2]
+    cout, k = w.shape[0], w.shape[2:]
+    cg, og = cin // groups, cout // groups
+    outs = [(size - d * (kk - 1) - 1) // s + 1 for size, kk, s, d in zip(x.shape[2:], k, stride, dilation)]
+    xg = jnp.reshape(x, (batch, groups, cg) + x.shape[2:])
+    patches = []
+    for offset in np.ndindex(*k):
+        start = [0, 0, 0] + [i * d for i, d in zip(offset, dilation)]
+        limit = [batch, groups, cg] + [st + (o - 1) * s + 1 for st, o, s in zip(start[3:], outs, stride)]
+        patches.append(lax.slice(xg, start, limit, [1, 1, 1] + list(stride)))
+    stacked = jnp.stack(patches, axis=-1)  # (N, g, Cg, *out, K)
+    wg = jnp.reshape(w, (groups, og, cg, -1))  # (g, Og, Cg, K)
+    y = lax.dot_general(stacked, wg, (((2, stacked.ndim - 1), (2, 3)), ((1,), (0,))), precision=_HIGHEST)
+    # (g, N, *out, Og) → (N, g·Og, *out)
+    y = jnp.transpose(y, (1, 0, n + 2) + tuple(range(2, n + 2)))
+    return jnp.reshape(y, (batch, cout) + tuple(outs))
 
 
 def _expand_list(v, n):
@@ -1665,6 +1701,8 @@ def _max_pool(n):
         offsets, slices = _windows(x, n, kernel, stride, padding, dilation, outs, -jnp.inf)
         stacked = jnp.stack(slices, axis=-1)
         values = jnp.max(stacked, axis=-1)
+        if not out.wants(1):
+            return values, None
         which = jnp.argmax(stacked, axis=-1)  # the first maximum, as torch's kernel keeps
         # the flat index into the input's spatial dimensions of each window offset at each position
         flat = np.zeros(outs + (len(offsets),), np.int64)
@@ -1692,7 +1730,8 @@ _op("aten.max_pool3d_with_indices.default")(_max_pool(3))
 @_op("aten.max_pool1d.default", "aten.max_pool2d.default", "aten.max_pool3d.default")
 def _max_pool_values(out, x, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
     n = len(kernel) if isinstance(kernel, (list, tuple)) else 1
-    return _max_pool(n)(out, x, kernel, stride, padding, dilation, ceil_mode)[0]
+    values_only = dataclasses.replace(out, used=frozenset({0}))
+    return _max_pool(n)(values_only, x, kernel, stride, padding, dilation, ceil_mode)[0]
 
 
 def _adaptive_bounds(size, o):
@@ -1733,7 +1772,7 @@ def _adaptive_max(n):
         for pos in np.ndindex(*output_size):
             window = x[(...,) + tuple(slice(int(b[0][p]), int(b[1][p])) for b, p in zip(bounds, pos))]
             flat = jnp.reshape(window, lead + (-1,))
-            which = jnp.argmax(flat, axis=-1)
+            which = jnp.argmax(flat, axis=-1) if out.wants(1) else None
             shape = tuple(int(b[1][p] - b[0][p]) for b, p in zip(bounds, pos))
             table = np.zeros(shape, np.int64)
             for local in np.ndindex(*shape):
@@ -1742,9 +1781,10 @@ def _adaptive_max(n):
                     index = index * sizes[d] + int(bounds[d][0][pos[d]]) + local[d]
                 table[local] = index
             values.append(jnp.max(flat, axis=-1))
-            indices.append(jnp.take(jnp.asarray(table.reshape(-1)), which))
+            indices.append(jnp.take(jnp.asarray(table.reshape(-1)), which) if out.wants(1) else None)
         shape = lead + tuple(output_size)
-        return jnp.reshape(jnp.stack(values, -1), shape), jnp.reshape(jnp.stack(indices, -1), shape)
+        index = jnp.reshape(jnp.stack(indices, -1), shape) if out.wants(1) else None
+        return jnp.reshape(jnp.stack(values, -1), shape), index
 
     return impl
 
