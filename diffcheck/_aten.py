@@ -138,6 +138,8 @@ def to_jax(fn, args: tuple, kwargs: dict | None = None, *, loss: Callable | None
                 Reason.SPARSE,
                 f"sparse tensors cannot be translated: {where} has layout {t.layout}; pass it dense (.to_dense())",
             )
+    # fresh copies: torch.export takes a tensor passed twice, or also closed over, for one input
+    args, kwargs = _pytree_map(torch, _fresh, (tuple(args), kwargs))
     if loss is not None and module is None:
         raise TypeError("loss= applies to a torch.nn.Module; for a function, call the loss inside it")
     if module is None:
@@ -224,6 +226,16 @@ def _packet(target) -> str:
     return schema.name.split("::")[-1] if schema is not None else getattr(target, "__name__", str(target))
 
 
+def _fresh(t):
+    return t.detach().clone().requires_grad_(t.requires_grad)
+
+
+def _pytree_map(torch, f, tree):
+    from torch.utils import _pytree
+
+    return _pytree.tree_map(lambda t: f(t) if isinstance(t, torch.Tensor) else t, tree)
+
+
 def _tree_leaves(torch, tree):
     from torch.utils import _pytree
 
@@ -304,7 +316,8 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
         if len(inputs) != n_inputs:
             raise TypeError(f"the program takes {n_inputs} input array(s), got {len(inputs)}")
         given = [jnp.asarray(x) for x in list(params.values()) + list(inputs)]
-        floats = [x.dtype for x in given if jnp.issubdtype(x.dtype, jnp.floating)]
+        # complex too: diffcheck's complex step runs the program on complex inputs
+        floats = [x.dtype for x in given if jnp.issubdtype(x.dtype, jnp.inexact)]
         run_float = jnp.result_type(*floats) if floats else None
         dt = _Dtypes(torch, capture_float, run_float)
         env = {}
@@ -1170,8 +1183,11 @@ def _roll(out, x, shifts, dims=()):
 
 @_op("aten.repeat.default")
 def _repeat(out, x, repeats):
+    # each dimension d becomes (r, d), broadcast, then merged (jnp.tile's primitive has no SymPy rule)
     x = jnp.reshape(x, (1,) * (len(repeats) - jnp.ndim(x)) + x.shape)
-    return jnp.tile(x, repeats)
+    spread = jnp.reshape(x, tuple(v for n in x.shape for v in (1, n)))
+    spread = jnp.broadcast_to(spread, tuple(v for r, n in zip(repeats, x.shape) for v in (r, n)))
+    return jnp.reshape(spread, out.shape)
 
 
 @_op("aten.constant_pad_nd.default")

@@ -285,6 +285,15 @@ def test_closed_over_tensors_are_constants():
     assert_same(got, _torch_out(fn, (x34,)))
 
 
+def test_an_argument_that_is_also_closed_over_stays_an_input():
+    c = randn(3, 4, seed=32)
+    fn = lambda a, b: a * c + b  # noqa: E731
+    program = _aten.to_jax(fn, (c, c))  # torch.export alone would read c as the first input
+    with jax.enable_x64(True):
+        got = program.fn({}, x34.numpy(), pos.numpy())
+    np.testing.assert_allclose(np.asarray(got), fn(x34, pos).numpy(), rtol=1e-14)
+
+
 def test_float32_capture_runs_in_the_dtype_it_is_given():
     x = x34.float()
     program = _aten.to_jax(lambda x: torch.softmax(x * torch.arange(4.0), -1) + torch.ones(4), (x,))
@@ -562,3 +571,30 @@ def test_importing_diffcheck_does_not_import_torch():
 
     code = "import sys, diffcheck, diffcheck._aten; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- through diffcheck: the translation is a JAX function like any other -----------------------
+
+
+@pytest.mark.parametrize("name", ["conv2d", "avg-max-pool", "sdpa-causal"])
+def test_translation_gets_the_exact_method(name):
+    import diffcheck
+
+    fn, args = CASES[name]
+    program = _aten.to_jax(lambda *a: fn(*a).sum(), args)
+    arrays = [a.numpy() for a in args]
+    report = diffcheck.check_grad(lambda *a: program.fn({}, *a), *arrays, timeout=120)
+    assert report.points[0].methods["symbolic"] == "ok"
+    assert report.ok
+
+
+def test_tutorial_neuron_exact_from_the_torch_program():
+    import diffcheck
+
+    x, y = torch.tensor([1.1], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    w, b = torch.tensor([2.2], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
+    program = _aten.to_jax(lambda w, b: F.binary_cross_entropy(torch.sigmoid(x * w + b), y), (w, b))
+    report = diffcheck.check_grad(lambda w, b: program.fn({}, w, b), np.array([2.2]), np.array([0.0]))
+    assert report.ok and report.points[0].methods["symbolic"] == "ok"
+    exact = [e.values["symbolic"] for e in report.points[0].elements]
+    assert exact == pytest.approx([-0.0898, -0.0817], abs=5e-5)
