@@ -138,21 +138,27 @@ def to_jax(fn, args: tuple, kwargs: dict | None = None, *, loss: Callable | None
                 Reason.SPARSE,
                 f"sparse tensors cannot be translated: {where} has layout {t.layout}; pass it dense (.to_dense())",
             )
-    # fresh copies: torch.export takes a tensor passed twice, or also closed over, for one input
-    args, kwargs = _pytree_map(torch, _fresh, (tuple(args), kwargs))
     if loss is not None and module is None:
         raise TypeError("loss= applies to a torch.nn.Module; for a function, call the loss inside it")
-    if module is None:
-        ep = _export(torch, _Wrapped.make(torch, fn), args, kwargs)
-        return _program(torch, ep, None, "")
-    if loss is None:
-        return _program(torch, _export(torch, module, args, kwargs), module, "")
-    return _program(
-        torch,
-        _export(torch, _Wrapped.make(torch, lambda *a, **k: loss(module(*a, **k)), module), args, kwargs),
-        module,
-        "inner.",
-    )
+    # Only tensors go to torch.export, as fresh copies (it takes a tensor passed twice, or also
+    # closed over, for one input); everything else (numbers, dtypes, option objects) is baked in.
+    from torch.utils import _pytree
+
+    flat, spec = _pytree.tree_flatten((tuple(args), kwargs))
+    where = [k for k, leaf in enumerate(flat) if isinstance(leaf, torch.Tensor)]
+    tensors = tuple(_fresh(flat[k]) for k in where)
+    call = module if loss is None else (lambda *a, **k: loss(module(*a, **k)))
+    call = call if module is not None else fn
+
+    def on_tensors(*ts):
+        full = list(flat)
+        for k, t in zip(where, ts):
+            full[k] = t
+        a, k = _pytree.tree_unflatten(full, spec)
+        return call(*a, **k)
+
+    ep = _export(torch, _Wrapped.make(torch, on_tensors, module), tensors, {})
+    return _program(torch, ep, module, "inner.")
 
 
 # --- capture ----------------------------------------------------------------------------------
@@ -230,12 +236,6 @@ def _fresh(t):
     return t.detach().clone().requires_grad_(t.requires_grad)
 
 
-def _pytree_map(torch, f, tree):
-    from torch.utils import _pytree
-
-    return _pytree.tree_map(lambda t: f(t) if isinstance(t, torch.Tensor) else t, tree)
-
-
 def _tree_leaves(torch, tree):
     from torch.utils import _pytree
 
@@ -275,6 +275,8 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
                 )
             constants[spec.target] = _numpy(value)
             sources.append(("const", spec.target))
+        elif spec.kind == InputKind.TOKEN:  # orders side effects (error checks); carries no value
+            sources.append(("literal", None))
         elif spec.kind == InputKind.USER_INPUT:
             if hasattr(spec.arg, "value"):  # a ConstantArgument: a Python number baked into the graph
                 sources.append(("literal", spec.arg.value))
@@ -284,12 +286,8 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
         else:
             raise Refused(Reason.UNSUPPORTED, f"torch.export input of kind {spec.kind.name} cannot be translated")
     outputs = [i for i, spec in enumerate(sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
-    mutates = [spec.kind.name for spec in sig.output_specs if spec.kind == OutputKind.USER_INPUT_MUTATION]
-    if mutates:
-        raise Refused(
-            Reason.UNSUPPORTED,
-            "the function mutates its input tensors in place; translate a function that returns its result",
-        )
+    # In-place updates of inputs and buffers (BatchNorm's running statistics in train mode) are
+    # extra outputs of the functional graph torch.export gives; they are not part of the result.
     graph = ep.graph
     nodes = list(graph.nodes)
     ops = set()
@@ -350,7 +348,10 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
 
 
 def _numpy(t) -> np.ndarray:
-    return t.detach().cpu().resolve_conj().resolve_neg().numpy().copy()
+    t = t.detach().cpu().resolve_conj().resolve_neg()
+    if t.dtype == sys.modules["torch"].bfloat16:  # NumPy has no bfloat16: via float32
+        return t.float().numpy().astype(jnp.bfloat16)
+    return t.numpy().copy()
 
 
 def _as(value, dtype):
@@ -811,7 +812,6 @@ for _name, _f in {
     "igamma": jax.scipy.special.gammainc,
     "igammac": jax.scipy.special.gammaincc,
     "special_zeta": jax.scipy.special.zeta,
-    "polygamma": None,
 }.items():
     if _f is not None:
         _op(f"aten.{_name}")(_binary(_f))
@@ -1978,6 +1978,96 @@ def _batch_norm_with_update(out, x, weight, bias, running_mean, running_var, mom
     )
     reserve = jnp.zeros(out.many[3][0], out.dt(out.many[3][1]))
     return y, mean, rstd, reserve, new_mean, new_var
+
+
+@_op("aten.polygamma.default")
+def _polygamma(out, n, x):
+    (x,) = _float_in(out, x)
+    return jax.scipy.special.polygamma(n, x) if n else jax.scipy.special.digamma(x)
+
+
+@_op("aten.angle.default")
+def _angle(out, x):
+    (x,) = _float_in(out, x)
+    # torch, for real x: π where x < 0, else 0; NaN stays NaN
+    return jnp.where(jnp.isnan(x), x, jnp.where(x < 0, jnp.asarray(math.pi, x.dtype), jnp.zeros_like(x)))
+
+
+@_op("aten.put.default")
+def _put(out, x, index, source, accumulate=False):
+    flat = jnp.ravel(x)
+    index = jnp.ravel(index)
+    source = jnp.ravel(source).astype(x.dtype)
+    flat = flat.at[index].add(source) if accumulate else flat.at[index].set(source)
+    return jnp.reshape(flat, x.shape)
+
+
+@_op("aten.index_reduce.default")
+def _index_reduce(out, x, dim, index, source, reduce, *, include_self=True):
+    axis = _axis(x, dim)
+    moved = jnp.moveaxis(x, axis, 0) if jnp.ndim(x) else x[None]
+    src = (jnp.moveaxis(source, axis, 0) if jnp.ndim(source) else source[None]).astype(x.dtype)
+    index = jnp.ravel(index)
+    identity = {"prod": 1, "mean": 0, "amax": -jnp.inf, "amin": jnp.inf}[reduce]
+    base = moved if include_self else moved.at[index].set(jnp.asarray(identity, x.dtype))
+    if reduce == "prod":
+        r = base.at[index].multiply(src)
+    elif reduce == "amax":
+        r = base.at[index].max(src)
+    elif reduce == "amin":
+        r = base.at[index].min(src)
+    else:
+        count = jnp.ones_like(moved) if include_self else jnp.ones_like(moved).at[index].set(0)
+        count = jnp.maximum(count.at[index].add(jnp.ones_like(src)), jnp.ones_like(count))
+        total = base.at[index].add(src)
+        r = total / count if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.floor_divide(total, count)
+    return jnp.moveaxis(r, 0, axis) if jnp.ndim(x) else r[0]
+
+
+# linear algebra that stays whole after decomposition: values only (no SymPy rules for these)
+@_op("aten.cholesky.default")
+def _cholesky(out, x, upper=False):
+    lower = jnp.linalg.cholesky(x)
+    return jnp.swapaxes(lower, -1, -2) if upper else lower
+
+
+@_op("aten.cholesky_solve.default")
+def _cholesky_solve(out, b, factor, upper=False):
+    lower = jnp.swapaxes(factor, -1, -2) if upper else factor
+    y = jax.scipy.linalg.solve_triangular(lower, b, lower=True)
+    return jax.scipy.linalg.solve_triangular(jnp.swapaxes(lower, -1, -2), y, lower=False)
+
+
+@_op("aten.cholesky_inverse.default")
+def _cholesky_inverse(out, factor, upper=False):
+    eye = jnp.broadcast_to(jnp.eye(factor.shape[-1], dtype=factor.dtype), factor.shape)
+    return _cholesky_solve(out, eye, factor, upper)
+
+
+@_op("aten.triangular_solve.default")
+def _triangular_solve(out, b, a, upper=True, transpose=False, unitriangular=False):
+    x = jax.scipy.linalg.solve_triangular(
+        a, b, trans=1 if transpose else 0, lower=not upper, unit_diagonal=unitriangular
+    )
+    return x, jnp.broadcast_to(a, out.many[1][0]) if out.many else a
+
+
+@_op("aten.linalg_matrix_exp.default")
+def _matrix_exp(out, x):
+    return jax.scipy.linalg.expm(x)
+
+
+@_op("aten.linalg_cholesky_ex.default")
+def _cholesky_ex(out, x, *, upper=False, check_errors=False):
+    return _cholesky(out, x, upper), jnp.zeros(out.many[1][0], out.dt(out.many[1][1]))
+
+
+@_op("with_effects")
+def _with_effects(out, token, op, *args, **kwargs):
+    # torch.export threads a token through ops with side effects; an error check has no value
+    if "_linalg_check_errors" in str(op):
+        return (None,)
+    raise Refused(Reason.UNSUPPORTED, f"an op with side effects ('{op}') cannot be translated")
 
 
 # attention, in case a graph keeps it whole

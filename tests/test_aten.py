@@ -3,6 +3,7 @@ forward in float64, gradients of the translation against torch autograd, modules
 a translation is refused."""
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,8 @@ def _translated(fn, args, kwargs=None, params=None):
 
 
 def _torch_out(fn, args, kwargs=None):
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's own: "index_reduce() is in beta", …
         out = fn(*args, **(kwargs or {}))
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return [o.detach().numpy() for o in out]
@@ -254,6 +256,34 @@ CASES = {
     "batch-norm-eval": (
         lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b, training=False, eps=1e-3),
         (img, randn(3, seed=26), randn(3, seed=27, positive=True), randn(3, seed=28), randn(3, seed=29)),
+    ),
+    "batch-norm-train-functional": (
+        lambda x, m, v: F.batch_norm(x, m.clone(), v.clone(), training=True),  # updates its inputs in place
+        (img, randn(3, seed=26), randn(3, seed=27, positive=True)),
+    ),
+    "instance-norm": (F.instance_norm, (img,)),
+    "softmax-dtype-argument": (lambda x: torch.softmax(x, -1, dtype=torch.float64), (x34,)),
+    "bfloat16-round-trip": (lambda x: (x.bfloat16() * 2).double() + x, (x34,)),
+    "polygamma-angle": (lambda x: torch.polygamma(2, x.abs() + 0.5) + torch.angle(x), (x34,)),
+    "put-index-reduce": (
+        lambda x, s: (
+            [x.put(torch.tensor([0, 7, 3]), s[0, :3])]
+            + [
+                x.index_reduce(1, torch.tensor([0, 2, 0]), s[:, :3], r, include_self=i)
+                for r in ("prod", "mean", "amax")
+                for i in (True, False)
+            ]
+        ),
+        (x34, randn(3, 4, seed=33)),
+    ),
+    "cholesky-triangular": (
+        lambda a, b: (
+            torch.linalg.cholesky(a @ a.T + 4 * torch.eye(3, dtype=a.dtype)),
+            torch.cholesky_solve(b, torch.linalg.cholesky(a @ a.T + 4 * torch.eye(3, dtype=a.dtype))),
+            torch.triangular_solve(b, a.triu() + 3 * torch.eye(3, dtype=a.dtype)).solution,
+            torch.linalg.matrix_exp(a / 4),
+        ),
+        (x34[:, :3], x34),
     ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
@@ -524,8 +554,9 @@ def test_unknown_op_is_named(monkeypatch):
 
 
 def test_non_core_op_is_named():
-    with pytest.raises(Unavailable, match=r"no exact translation for ATen op 'aten\.polygamma\.default'"):
-        _aten.to_jax(lambda x: torch.polygamma(2, x), (pos,))
+    with pytest.raises(Unavailable, match=r"no exact translation for ATen op 'aten\.mode\.default'") as info:
+        _aten.to_jax(lambda x: torch.mode(x, 1).values, (x34,))
+    assert info.value.reason == _aten.Reason.NO_RECORD and info.value.ops == ("aten.mode.default",)
 
 
 @pytest.mark.parametrize(
