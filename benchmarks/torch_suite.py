@@ -146,9 +146,14 @@ def _translation(torch, fn, args, kwargs) -> dict:
             return row
         got = list(got) if isinstance(got, tuple) else [got]
         got = [np.asarray(g) for g in got if g is not None]
-        row["value"] = _same(got, [e.detach().numpy() for e in expected])
+        row["value"] = _same(got, [_numpy(torch, e) for e in expected])
         row["sympy_missing"] = sorted(_sympy_missing(jax, program, inputs))
     return row
+
+
+def _numpy(torch, t):
+    t = t.detach()
+    return t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()  # NumPy has no bfloat16
 
 
 def _gradcheck(torch, fn, args, kwargs) -> str:
