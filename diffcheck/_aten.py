@@ -1359,6 +1359,7 @@ def _full_like(out, x, fill_value, **_):
     "aten.empty_like.default",
     "aten.new_empty.default",
     "aten.empty_strided.default",
+    "aten.empty_permuted.default",
     "aten.new_empty_strided.default",
 )
 def _zeros(out, *args, **_):
@@ -2068,6 +2069,38 @@ def _with_effects(out, token, op, *args, **kwargs):
     if "_linalg_check_errors" in str(op):
         return (None,)
     raise Refused(Reason.UNSUPPORTED, f"an op with side effects ('{op}') cannot be translated")
+
+
+@_op("aten.logcumsumexp.default")
+def _logcumsumexp(out, x, dim):
+    if jnp.ndim(x) == 0:
+        return x
+    axis = _axis(x, dim)
+    m = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    return jnp.log(jnp.cumsum(jnp.exp(x - m), axis=axis)) + m
+
+
+@_op("aten.linalg_solve_triangular.default")
+def _solve_triangular(out, a, b, *, upper, left=True, unitriangular=False):
+    if left:
+        return jax.scipy.linalg.solve_triangular(a, b, lower=not upper, unit_diagonal=unitriangular)
+    # X·A = B ⇔ Aᵀ·Xᵀ = Bᵀ
+    xt = jax.scipy.linalg.solve_triangular(
+        jnp.swapaxes(a, -1, -2), jnp.swapaxes(b, -1, -2), lower=upper, unit_diagonal=unitriangular
+    )
+    return jnp.swapaxes(xt, -1, -2)
+
+
+@_op("aten.linalg_inv_ex.default")
+def _inv_ex(out, a, *, check_errors=False):
+    return jnp.linalg.inv(a), jnp.zeros(out.many[1][0], out.dt(out.many[1][1]))
+
+
+@_op("aten._linalg_det.default")
+def _det(out, a):
+    lu, pivots = jax.scipy.linalg.lu_factor(a)
+    return jnp.linalg.det(a), lu, (pivots + 1).astype(out.dt(out.many[2][1]))
 
 
 # attention, in case a graph keeps it whole

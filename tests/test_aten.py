@@ -285,6 +285,19 @@ CASES = {
         ),
         (x34[:, :3], x34),
     ),
+    "logcumsumexp-empty-permuted": (
+        lambda x: torch.logcumsumexp(x, 1) + torch.empty_permuted((3, 4), (1, 0), dtype=x.dtype).zero_(),
+        (x34,),
+    ),
+    "solve-inv-det": (
+        lambda a, b: (
+            torch.linalg.solve_triangular(a.triu() + 3 * torch.eye(3, dtype=a.dtype), b, upper=True),
+            torch.linalg.solve_triangular(a.tril() + 3 * torch.eye(3, dtype=a.dtype), b.T, upper=False, left=False),
+            torch.linalg.inv_ex(a + 3 * torch.eye(3, dtype=a.dtype)).inverse,
+            torch.linalg.det(a),
+        ),
+        (x34[:, :3], x34),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
