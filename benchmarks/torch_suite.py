@@ -273,7 +273,7 @@ def run(limit: int | None, samples: int, timeout: float, log_path: Path) -> list
 
 def markdown(rows: list[dict], seconds: float, samples: int) -> str:
     n = len(rows)
-    captured = [r for r in rows if "ops" in r or r.get("refused") in ("no-record", "random", "record-mismatch")]
+    captured = [r for r in rows if _captured(r)]
     translated = [r for r in rows if "value" in r]
     equal = [r for r in translated if r["value"] == "equal"]
     ready = [r for r in equal if not r["sympy_missing"]]
@@ -346,6 +346,16 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
     return "\n".join(out)
 
 
+def _captured(row) -> bool:
+    """torch.export gave a graph (whatever the translation then made of it)."""
+    if "ops" in row:
+        return True
+    if "refused" not in row:
+        return False
+    message = row["message"]
+    return not message.startswith(("torch.export", "sparse tensors cannot be translated: an argument"))
+
+
 def _grad_class(result) -> str:
     if result is None:
         return "none"
@@ -368,6 +378,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=60, help="seconds per entry (default 60)")
     parser.add_argument("--md", type=Path, help="write the Markdown table here (e.g. docs/torch_suite.md)")
     parser.add_argument("--json", type=Path, help="write one JSON object per entry here")
+    parser.add_argument("--from-json", type=Path, help="rewrite the table from a --json file of an earlier run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--log", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -376,9 +387,15 @@ def main(argv=None) -> int:
         _worker(i, j, args.samples, args.limit, args.timeout, args.log)
         return 0
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl")
-    seconds = time.perf_counter() - start
+    if args.from_json:
+        rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
+        seconds = float(rows[0].get("run_seconds", 0)) if rows else 0.0
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl")
+        seconds = time.perf_counter() - start
+        if rows:
+            rows[0]["run_seconds"] = round(seconds)
     text = markdown(rows, seconds, args.samples)
     if args.json:
         args.json.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
