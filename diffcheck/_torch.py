@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 import jax
 import numpy as np
 
+from . import _aten as aten
 from . import _compare as compare
 from . import _finite as finite
 from ._autodiff import precision
@@ -33,7 +34,7 @@ from ._plan import Plan
 from ._probes import dot_product_test
 from ._problem import Problem, normalise_argnums
 from ._records import OK, Method, PointResult, unavailable
-from .errors import PointError, UsageError
+from .errors import PointError, Unavailable, UsageError
 
 DEVICES = ("cpu", "cuda")
 
@@ -78,19 +79,28 @@ def check_point(
 
     backend.on_theta = on_theta
     leaves = tuple(arrays[i].astype(np.float64) for i in argnums)
-    twin, no_reference = None, "no JAX reference given (reference=…)"
-    if reference is not None:
-        ref_args = [np.asarray(a, np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    ref_args = [np.asarray(a, np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    no_reference = ""
+    if reference is None:  # the exact program is the torch program itself, captured by torch.export
+        reference, no_reference = _captured(fn, arrays)
 
-        def twin(*values):
-            full = list(ref_args)
-            for i, v in zip(argnums, values, strict=True):
-                full[i] = v
-            return reference(*full)
+    def twin(*values):
+        full = list(ref_args)
+        for i, v in zip(argnums, values, strict=True):
+            full[i] = v
+        return reference(*full)
 
-        no_reference = ""
     name = getattr(fn, "__name__", type(fn).__name__)
-    problem = Problem(name, "args", fn, leaves, names, reference=twin, no_reference=no_reference, backend=backend)
+    problem = Problem(
+        name,
+        "args",
+        fn,
+        leaves,
+        names,
+        reference=twin if reference else None,
+        no_reference=no_reference,
+        backend=backend,
+    )
     options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
     return run_pipeline(problem, device=device, **options)
 
@@ -168,6 +178,16 @@ def check_module(
     options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
     result = run_pipeline(problem, device=device, **options)
     return Report((result,), seconds=result.seconds)
+
+
+def _captured(fn, arrays):
+    """(the torch program as a JAX function of all its arguments, "") — or (None, why not)."""
+    torch = _torch()
+    try:
+        program = aten.to_jax(fn, tuple(torch.tensor(np.asarray(a)) for a in arrays))
+    except Unavailable as exc:
+        return None, f"no exact translation of the torch program: {exc}"
+    return (lambda *values: program.fn({}, *values)), ""
 
 
 class _TorchBackend:

@@ -83,13 +83,22 @@ def test_a_wrong_torch_rule_is_the_odd_one_out():
     assert "odd one out: autodiff" in point.problems()[0]
 
 
-def test_without_a_reference_autodiff_is_checked_against_finite_differences():
+def test_without_a_reference_the_torch_program_is_its_own_exact_reference():
+    # torch.export captures the forward (the Function's forward: sin), never its backward
     x = torch.tensor([0.4, 1.3], dtype=torch.float64)
     point = _point(diffcheck.check_grad(lambda x: _WrongSin.apply(x).sum(), x))
-    assert point.methods["symbolic"].startswith("unavailable: no JAX reference")
-    assert not point.ok and all(e.verdict == compare.MISMATCH for e in point.elements)
+    assert point.methods["symbolic"] == "ok"
+    assert not point.ok and all(e.odd_one_out == "autodiff" for e in point.elements)
     good = _point(diffcheck.check_grad(lambda x: torch.sin(x).sum(), x))
-    assert good.ok
+    assert good.ok and good.methods["symbolic"] == "ok"
+
+
+def test_a_program_torch_export_cannot_capture_is_checked_against_finite_differences():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    branchy = lambda x: torch.sin(x).sum() if x.sum() > 0 else torch.cos(x).sum()  # noqa: E731
+    point = _point(diffcheck.check_grad(branchy, x))
+    assert point.methods["symbolic"].startswith("unavailable: no exact translation of the torch program")
+    assert point.ok and point.methods["finite_difference"] == "ok"
 
 
 def test_a_reference_of_other_mathematics_is_named():
