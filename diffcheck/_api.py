@@ -32,6 +32,7 @@ def check_grad(
     timeout=None,
     strict=False,
     reference=None,
+    loss=None,
 ) -> Report:
     """Checks fn's derivatives with respect to its arguments at exactly `args`.
 
@@ -52,8 +53,11 @@ def check_grad(
             (default: no limit); autodiff and finite differences still run.
         strict: when True, a point where the function has a kink fails; by default (False) a kink
             is a warning that reports the one-sided derivatives and autodiff's convention.
-        reference: for a torch function (a tensor among `args`, or an `nn.Module`): a JAX function
-            of the same arguments whose exact derivative is the symbolic method (`diffcheck.pytorch`).
+        reference: for a torch function (a tensor among `args`): a JAX function of the same
+            arguments whose exact derivative is the symbolic method; default: the torch program
+            itself, captured by torch.export.
+        loss: for an `nn.Module` `fn`: maps its output to what is differentiated; the module is
+            then differentiated in its parameters, `args` are its inputs (`diffcheck.check_module`).
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
@@ -61,6 +65,13 @@ def check_grad(
         order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout, strict=strict
     )
     start = time.perf_counter()
+    if _torch.is_module(fn):  # a module as users hold it: differentiated in its parameters
+        if argnums is not None or order != 1:
+            raise UsageError("a torch module is differentiated in its parameters at order 1: drop argnums= and order=")
+        del options["order"]
+        return _torch.check_module(fn, loss, *args, reference=reference, **options)
+    if loss is not None:
+        raise UsageError("loss= is for a torch.nn.Module; for a function, compute the loss inside it")
     if _torch.is_torch(fn, args):  # torch autograd is then the autodiff under test
         point = _torch.check_point(fn, args, argnums=argnums, reference=reference, **options)
         return Report((point,), seconds=time.perf_counter() - start)

@@ -50,14 +50,15 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
         lets = translation.definitions
         f_sym = np.array([float(v) for v in graph.evaluate(outputs, symbols, point, lets, budget=budget)])
         value = float(f_sym[0]) if f_sym.size else None
-        mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32)
+        eps = max(translation.eps, numeric.value_eps)
+        mismatch = value_mismatch(f_sym, numeric.f64, eps, numeric.f32)
         if mismatch:
             # Cancellation of large intermediates (softplus(35) − 35 = 6e-16 exactly, 0 in float64)
             # is invisible in both precisions: allow rounding of the largest value the program computes.
             nodes = graph.topological(outputs, lets)
             inner = np.abs(graph.evaluate_float(nodes, symbols, point[None, :], lets))
             magnitude = float(np.max(inner[np.isfinite(inner)], initial=0.0))
-            mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32, magnitude)
+            mismatch = value_mismatch(f_sym, numeric.f64, eps, numeric.f32, magnitude)
         if mismatch:
             return Exact(Status(State.REJECTED, mismatch), value, None, Kinks.none())
         level = derivative_expressions(outputs, symbols, numeric.plan, budget, lets)

@@ -44,6 +44,8 @@ class Numeric(NamedTuple):
     F: object  # the order-1 flat program F(θ, data), for the probes
     data: dict  # the data F takes
     floor: float  # the least rounding error of a derivative here (`_compare.rounding_floor`)
+    # The epsilon f64 is exact to: float64's, or the run's when the program only runs in its dtype.
+    value_eps: float = float(np.finfo(np.float64).eps)
 
 
 def ladder_of(run_dtype) -> np.dtype:

@@ -258,3 +258,36 @@ def test_the_torch_finite_difference_bound_has_the_absolute_floor():
     point = _point(diffcheck.check_grad(lambda x: (torch.sigmoid(x) - 1.0).sum() * 1e3, x))
     floor = compare.rounding_floor(point.value["torch"], point.elements[0].values["autodiff"])
     assert floor > 0 and point.elements[0].bounds["finite_difference"] >= floor
+
+
+# --- the tutorial's programs as written: exact from the torch code alone -----------------------
+
+
+def test_the_tutorials_neuron_as_written_is_exact_from_the_torch_code():
+    point = _point(tutorial.check_sigmoid_neuron_as_written())
+    assert point.ok and point.methods["symbolic"] == "ok" and point.dtype == "float32"
+    grads = {e.parameter: e.values["symbolic"] for e in point.elements}
+    assert round(grads["args[0]"], 4) == -0.0898 and round(grads["args[1]"], 4) == -0.0817
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_simple_net_as_written_is_exact_from_the_torch_code_and_agrees_with_the_jax_case(seed):
+    written = _point(tutorial.check_simple_net_as_written(seed))
+    assert written.ok and written.methods["symbolic"] == "ok" and written.dtype == "float32"
+    assert [e.parameter for e in written.elements[:1]] == ["fc1.weight"] and len(written.elements) == 61
+    # the two exact references — torch's program captured, and the JAX case — give one gradient
+    jax_case = _point(tutorial.check_simple_net(seed=seed, dtype="float32"))
+    torch_exact = np.array([e.values["symbolic"] for e in written.elements])
+    jax_exact = np.array([e.values["symbolic"] for e in jax_case.elements])
+    np.testing.assert_allclose(torch_exact, jax_exact, rtol=1e-12, atol=1e-15)
+
+
+def test_a_float32_module_is_checked_in_float32_and_a_float64_copy_in_float64():
+    torch.manual_seed(0)
+    net = tutorial.SimpleNet()
+    x = torch.randn(2, 10)
+    copy = tutorial.SimpleNet()
+    copy.load_state_dict(net.state_dict())
+    for module, inputs, dtype in ((net, x, "float32"), (copy.double(), x.double(), "float64")):
+        point = _point(diffcheck.check_grad(module, inputs, loss=lambda out: out.sum()))
+        assert point.ok and point.dtype == dtype and point.methods["symbolic"] == "ok", point.problems()
