@@ -192,7 +192,7 @@ def roundoff(closed) -> float:
         for eqn in jaxpr.eqns:
             for var in eqn.outvars:
                 dtype = getattr(var.aval, "dtype", None)
-                if dtype is not None and np.issubdtype(dtype, np.floating):
+                if dtype is not None and jax.dtypes.issubdtype(dtype, np.floating):  # PRNG keys too
                     eps = max(eps, float(jax.numpy.finfo(dtype).eps))
             stack += [getattr(s, "jaxpr", s) for s in jax.extend.core.jaxprs_in_params(eqn.params)]
     return eps

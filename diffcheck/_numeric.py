@@ -146,10 +146,16 @@ def laddered(F, flat64, data):
     with autodiff.precision(np.float64):
         closed = jax.make_jaxpr(F)(flat64, data)
 
+    programs = {np.dtype(np.float32): closed}
+
     def G(theta, data):
-        if np.dtype(theta.dtype) != np.float32:
+        dtype = np.dtype(theta.dtype)
+        if dtype not in (np.float32, np.complex64):
             return F(theta, data)
-        (out,) = lower.evaluate(closed, theta, *jax.tree_util.tree_leaves(data))
+        if dtype not in programs:  # the complex step's ladder: F's complex program, lowered too
+            with jax.enable_x64(True):
+                programs[dtype] = jax.make_jaxpr(F)(flat64.astype(np.complex128), data)
+        (out,) = lower.evaluate(programs[dtype], theta, *jax.tree_util.tree_leaves(data))
         return out
 
     G.roundoff = lower.roundoff(closed)
