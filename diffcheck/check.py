@@ -67,6 +67,11 @@ def check_grad(
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
+    from . import _options
+
+    _options.check_grad(
+        args, argnums=argnums, order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout
+    )
     from . import pytorch
 
     if pytorch.is_torch(fn, args):  # torch autograd is then the autodiff under test
@@ -161,6 +166,11 @@ def check_case(
     `order` (default: each of the case's `orders`) is the derivative order checked; `timeout`
     bounds the symbolic method per point, in seconds; other options as `check_grad`.
     """
+    from . import _options
+
+    _options.check_case(
+        case, dtype=dtype, device=device, points=points, seed=seed, order=order, rtol=rtol, atol=atol, timeout=timeout
+    )
     start = time.perf_counter()
     count = DEFAULT_POINTS if points is None else points
     try:
