@@ -270,8 +270,6 @@ def load_source(source: str) -> tuple[list[Case], list[str]]:
     is_module = source.startswith("diffcheck.cases.") and not source.endswith(".py")
     try:
         module = importlib.import_module(source) if is_module else _import_file(Path(source))
-    except CaseError as exc:
-        return [], [str(exc)]
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - a broken case file (even one that exits) must not stop the others
@@ -353,6 +351,8 @@ def _import_error(where: str, exc: BaseException) -> str:
     own = [f for f in frames if f.tb_frame.f_code.co_filename == where]
     last = (own or frames or [None])[-1]
     loc = f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}" if last else where
+    if isinstance(exc, CaseError):  # a malformed case: where it is defined, then what is wrong
+        return f"{loc}: {exc}"
     if isinstance(exc, SystemExit):
         return f"{loc}: cannot load {where}: it called sys.exit({exc.code!r}) on import; a case file must not exit"
     return f"{loc}: cannot load {where}: {type(exc).__name__}: {exc}"

@@ -124,27 +124,38 @@ def _cache_arguments(parser) -> None:
     cache.add_argument("--no-cache", action="store_true", help="keep no compiled programs: every run compiles afresh")
 
 
-def _option(validate, *, kind: str = "int"):
-    """An argparse type that parses the text and validates it with `diffcheck._options`; its
-    usage error becomes argparse's, which names the option."""
+def _option(kind: str):
+    """An argparse type that reads the text and validates it with `diffcheck._options`, the one
+    owner of each option; its usage error becomes argparse's, which names the option."""
 
     def parse(text: str):
         from . import _options
         from .errors import UsageError
 
         try:
-            if kind == "seconds":
-                return _options.parse_seconds(text, name="the value")
-            if kind == "gib":
-                return _options.parse_gib(text, name="the value")
-            if kind == "folder":
-                return _options.cache_dir(text, name="the folder")
-            return _options.parse_int(text, validate, name="the value")
+            if kind == "timeout":
+                return _options.parse_seconds(text, name=kind)
+            if kind == "max_memory":
+                return _options.parse_gib(text, name=kind)
+            if kind == "cache_dir":
+                return _options.cache_dir(text, name=kind)
+            if kind == "scheduler":
+                return _options.scheduler(text, name=kind)
+            return _options.parse_int(text, getattr(_options, kind), name=kind)
         except UsageError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = getattr(validate, "__name__", kind)
+    parse.__name__ = kind
     return parse
+
+
+_non_negative = _option("points")
+_positive = _option("jobs")
+_positive_seconds = _option("timeout")
+_seed = _option("seed")
+_gib = _option("max_memory")
+_folder = _option("cache_dir")
+_address = _option("scheduler")
 
 
 def _memory_argument(parser) -> None:
@@ -156,46 +167,6 @@ def _memory_argument(parser) -> None:
         help="memory budget per worker process in GiB (default: half the machine's memory, shared among "
         "the workers); a case past it is killed and reported as out of memory",
     )
-
-
-def _non_negative(text: str) -> int:
-    from . import _options
-
-    return _option(_options.points)(text)
-
-
-def _positive(text: str) -> int:
-    from . import _options
-
-    return _option(_options.jobs)(text)
-
-
-def _positive_seconds(text: str) -> float:
-    return _option(None, kind="seconds")(text)
-
-
-def _seed(text: str) -> int:
-    from . import _options
-
-    return _option(_options.seed)(text)
-
-
-def _address(text: str) -> str:
-    from . import _options
-    from .errors import UsageError
-
-    try:
-        return _options.scheduler(text, name="the address")
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _gib(text: str) -> int:
-    return _option(None, kind="gib")(text)
-
-
-def _folder(text: str) -> Path:
-    return _option(None, kind="folder")(text)
 
 
 def _output_file(text: str) -> str:

@@ -100,6 +100,9 @@ def parse(text: str) -> Formula:
         raise FormulaError("the formula is empty")
     if "\n" in text or "\r" in text:
         raise FormulaError("the formula must be one line")
+    bad = next((i for i, c in enumerate(text) if not c.isprintable()), None)
+    if bad is not None:  # a NUL, a control character, a lone surrogate: never part of a formula
+        raise FormulaError(f"the formula holds the unprintable character {ascii(text[bad])} at column {bad + 1}")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
@@ -152,6 +155,8 @@ def _check(node, text, depth, variables) -> _Size:
         a = _check(node.left, text, depth + 1, variables)
         b = _check(node.right, text, depth + 1, variables)
         power = isinstance(node.op, ast.Pow)
+        if isinstance(node.op, ast.Div) and b.value == 0:
+            raise FormulaError("division by zero in a constant", text, node.right.col_offset + 1)
         if power and b.value is not None and abs(b.value) > MAX_CONSTANT_EXPONENT:
             raise FormulaError(
                 f"the constant exponent {_number(b.value)} is over the limit of {MAX_CONSTANT_EXPONENT}", text, column

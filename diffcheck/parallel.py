@@ -143,8 +143,9 @@ def check_one(target, options: dict) -> Report:
     return report
 
 
-def _check_one(target, options: dict, loaded=None) -> tuple[Report, str | None]:
-    """(report, usage error message or None); `loaded()` is called once the case is loaded."""
+def _check_one(target, options: dict, loaded=None, in_worker: bool = False) -> tuple[Report, str | None]:
+    """(report, usage error message or None); `loaded()` is called once the case is loaded.
+    In a worker (which ignores SIGINT) a KeyboardInterrupt can only come from the case itself."""
     from ._options import raise_internal_errors
     from .check import check_case
 
@@ -154,7 +155,9 @@ def _check_one(target, options: dict, loaded=None) -> tuple[Report, str | None]:
     except UsageError as exc:  # a formula refused (its SymPy form folds to a huge constant, …)
         return Report(), str(exc)
     except KeyboardInterrupt:
-        raise
+        if not in_worker:
+            raise
+        return _case_error(name, "cannot load it: it raised KeyboardInterrupt", options), None
     except SystemExit as exc:
         return _case_error(name, f"cannot load it: {_exit_message(exc)}", options), None
     except BaseException as exc:  # noqa: BLE001
@@ -164,7 +167,9 @@ def _check_one(target, options: dict, loaded=None) -> tuple[Report, str | None]:
     try:
         return check_case(case, **options), None
     except KeyboardInterrupt:
-        raise
+        if not in_worker:
+            raise
+        return _case_error(name, "the case raised KeyboardInterrupt", options), None
     except UsageError as exc:
         return _case_error(name, f"{exc}", options), None
     except SystemExit as exc:
@@ -608,7 +613,7 @@ def _worker_main(conn, cache, stack_file) -> None:
             conn.send(("collected", [CaseInfo.of(c) for c in cases], errors))
         elif message[0] == "check":
             _, i, target, options = message
-            report, usage = _check_one(target, options, loaded=lambda: conn.send(("loaded", i)))
+            report, usage = _check_one(target, options, loaded=lambda: conn.send(("loaded", i)), in_worker=True)
             try:
                 conn.send(("done", i, report, usage))
             except Exception as exc:  # noqa: BLE001 - a report that cannot be pickled
