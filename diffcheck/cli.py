@@ -20,6 +20,7 @@ import difflib
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -369,7 +370,7 @@ def _run(args) -> int:
         interrupted = exc
     for i in sorted(done):  # case order, whatever order they ended in
         report = report + done[i]
-    out = terminal.console(sys.stderr if "-" in targets.values() else None)
+    out = terminal.console(sys.stderr if _to_stdout(targets) else None)
     terminal.show(report, out)
     if args.by_case:
         out.print("\nLargest relative error and fewest digits of agreement against the exact value, per case:")
@@ -441,9 +442,8 @@ def report_target(text: str) -> str:
         return "-"
     if not text:
         raise UsageError("a report path is empty; give a file name, or - for standard output")
-    path = Path(os.path.realpath(text))  # a symlink: its target is written, the link kept
     try:
-        mode = path.stat().st_mode
+        mode = os.stat(text).st_mode  # through symlinks, /dev/stdout's included
     except FileNotFoundError:
         mode = None
     except OSError as exc:
@@ -451,13 +451,14 @@ def report_target(text: str) -> str:
     if mode is not None:
         if stat.S_ISDIR(mode):
             raise UsageError(f"{text!r} is a folder; expected a file name")
-        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-            if not os.access(path, os.W_OK):
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or _fd_link(text):
+            if not os.access(text, os.W_OK):
                 raise UsageError(f"cannot write a report to {text!r}: permission denied")
-            return str(path)  # written through, never replaced
+            return text  # written through, never replaced
         if not stat.S_ISREG(mode):
             kind = "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
             raise UsageError(f"{text!r} is {kind}; a report is written to a file, a character device or a FIFO")
+    path = Path(os.path.realpath(text))  # a symlink: its target is written, the link kept
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"folder {str(Path(text).parent)!r} does not exist (for {text!r})")
@@ -467,6 +468,35 @@ def report_target(text: str) -> str:
     except OSError as exc:
         raise UsageError(f"cannot write the report {text!r}: folder {str(folder)!r}: {exc.strerror}") from None
     return str(path)
+
+
+def _fd_link(path) -> bool:
+    """/dev/stdout, /dev/fd/N, /proc/self/fd/N: a name for an open file of this process, written
+    through (appended to), never replaced by a new file under its target's name."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # follow the links one at a time: the last one names a file we cannot reach
+        if _FD_PATH.match(current):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return False
+
+
+_FD_PATH = re.compile(r"^/(?:proc/[^/]+|dev)/fd/\d+$")
+
+
+def _file_key(path: str):
+    path = "/dev/stdout" if path == "-" else path  # "-" is standard output
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("file", st.st_dev, st.st_ino)
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or _file_key(a) == _file_key(b)
 
 
 def _report_targets(args) -> dict:
@@ -479,11 +509,22 @@ def _report_targets(args) -> dict:
         if text is None:
             continue
         target = report_target(text)
-        if target in by_path:
-            raise UsageError(f"--{by_path[target]} and --{key} both name {text!r}: give each report its own file")
+        other = next((k for p, k in by_path.items() if _same_file(p, target)), None)
+        if other is not None and not (target != "-" and _is_null(target)):
+            raise UsageError(f"--{other} and --{key} both name {text!r}: give each report its own file")
         by_path[target] = key
         targets[key] = target
     return targets
+
+
+def _to_stdout(targets: dict) -> bool:
+    """Whether a report goes to standard output: the table then goes to standard error."""
+    return any(_same_file(t, "-") for t in targets.values())
+
+
+def _is_null(path: str) -> bool:
+    """/dev/null may take every report: nothing is kept, so nothing is overwritten."""
+    return _same_file(path, os.devnull)
 
 
 def _write_reports(targets: dict, report, interrupted: bool) -> list:
@@ -543,7 +584,7 @@ def _check(args) -> int:
         from .report import Report
 
         report = Report()
-    out = terminal.console(sys.stderr if "-" in targets.values() else None)
+    out = terminal.console(sys.stderr if _to_stdout(targets) else None)
     terminal.show(report, out)
     for element in (e for p in report.points for e in p.elements):
         rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
@@ -565,15 +606,14 @@ def write_report(path, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    real = Path(os.path.realpath(path))
     try:
-        mode = real.stat().st_mode
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         mode = None
-    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
-        flags = os.O_WRONLY | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0)
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or _fd_link(path)):
+        flags = os.O_WRONLY | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0) | (os.O_APPEND if _fd_link(path) else 0)
         try:
-            fd = os.open(real, flags)
+            fd = os.open(path, flags)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # a FIFO nobody reads: writing would block the run forever
                 raise OSError(exc.errno, "no process is reading this FIFO") from None
@@ -584,6 +624,7 @@ def write_report(path, text: str) -> None:
         return
     if mode is not None and not stat.S_ISREG(mode):
         raise OSError(errno.EINVAL, "not a regular file, a character device or a FIFO")
+    real = Path(os.path.realpath(path))  # a symlink: its target is replaced, the link kept
     write_atomic(real, text, mode=None if mode is None else stat.S_IMODE(mode))
 
 

@@ -47,7 +47,7 @@ def _points(text: str) -> int:
     from .errors import UsageError
 
     try:
-        return _options.parse_int(text, _options.points, name="the value")
+        return _options.parse_int(text, _options.points, name="points")
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -357,6 +357,10 @@ def test_report_path_problems_on_the_command_line(tmp_path, capsys):
     link.symlink_to(tmp_path / "r")
     assert cli.main(["check", "x*x", "--at", "x=1", "--json", same, "--html", str(link)]) == cli.USAGE_ERROR
     assert "--json and --html both name" in capsys.readouterr().err
+    assert cli.main(["check", "x*x", "--at", "x=1", "--json", "-", "--junit", "-"]) == cli.USAGE_ERROR
+    assert "--json and --junit both name '-'" in capsys.readouterr().err
+    assert cli.main(["check", "x*x", "--at", "x=1", "--json", "-", "--junit", "/dev/stdout"]) == cli.USAGE_ERROR
+    assert "--json and --junit both name '/dev/stdout'" in capsys.readouterr().err
     read_only = _read_only_folder(tmp_path) / "r.xml"
     assert cli.main(["run", "--case", "sigmoid_bce", "--junit", str(read_only)]) == cli.USAGE_ERROR
     err = capsys.readouterr().err
@@ -371,8 +375,12 @@ def test_a_full_disk_names_the_report_and_the_others_are_written(tmp_path):
     assert "cannot write the HTML report to '/dev/full': No space left on device" in done.stderr
     assert json.loads(json_path.read_text())["ok"] is True and xml_path.read_text().startswith("<?xml")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
-    stdout = _cli("check", "x*x", "--at", "x=1", "--json", "-")
-    assert stdout.returncode == cli.OK and json.loads(stdout.stdout)["ok"] is True  # the table went to stderr
+    stdout = _cli("check", "x*x", "--at", "x=1", "--json", "-", "--junit", "/dev/null", "--html", "/dev/null")
+    assert stdout.returncode == cli.OK, stdout.stderr
+    assert json.loads(stdout.stdout)["ok"] is True  # the table went to stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # /dev/null may take every report
+    junit = _cli("check", "x*x", "--at", "x=1", "--junit", "/dev/stdout")
+    assert junit.returncode == cli.OK and "<testsuites" in junit.stdout and os.path.islink("/dev/stdout")
 
 
 # --- hostile cases: each costs only itself, in serial and parallel runs alike -------------------
@@ -397,7 +405,7 @@ HOSTILE_CASES = """
         time.sleep(1000)
 
     def _hog(x):
-        hoard = [b"x" * 2**26 for _ in range(80)]  # touched memory: resident, unlike bytearray's zero pages
+        hoard = [b"x" * 2**28 for _ in range(20)]  # touched memory: resident, unlike bytearray's zero pages
         return x
 
     class Escape(BaseException):
@@ -474,7 +482,7 @@ def hostile_folder(tmp_path_factory):
 def _hostile_run(folder, *extra):
     out = folder / f"run{len(extra)}"
     out.mkdir()
-    argv = ["run", str(folder), "--points", "1", "--timeout", "2", "--max-memory", "1"]
+    argv = ["run", str(folder), "--points", "1", "--timeout", "3", "--max-memory", "1"]
     argv += ["--json", str(out / "r.json"), "--junit", str(out / "r.xml"), "--html", str(out / "r.html"), *extra]
     start = time.monotonic()
     done = _cli(*argv, timeout=600)
@@ -606,7 +614,8 @@ def test_hostile_cache_folders(tmp_path, monkeypatch, capsys):
 # --- pytest ----------------------------------------------------------------------------------------
 
 
-def test_pytest_broken_marker_file_is_one_error_and_an_exiting_case_file_no_internal_error(pytester):
+def test_pytest_broken_marker_file_is_one_error_and_an_exiting_case_file_no_internal_error(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's plugin, wherever pytester runs
     pytester.makepyfile(
         bad="raise RuntimeError('boom')\n",
         exits_cases="import sys\nsys.exit(0)\n",
