@@ -380,7 +380,8 @@ def _run(args) -> int:
         print("interrupted: the report above is partial", file=sys.stderr)
         raise interrupted
     if failed:
-        return REPORT_ERROR
+        return INTERNAL_ERROR if INTERNAL_ERROR in failed else REPORT_ERROR
+
     if not cases:
         print("no cases selected", file=sys.stderr)
         return LOAD_ERROR if errors else NO_CASES
@@ -529,8 +530,8 @@ def _is_null(path: str) -> bool:
 
 def _write_reports(targets: dict, report, interrupted: bool) -> list:
     """Each requested file, rendered whole before it is written (a failed rendering leaves no
-    file). A file that cannot be written is named, and the others are still written; returns the
-    messages of those that failed."""
+    file). A file that cannot be written, or a report that cannot be rendered, is named, and the
+    others are still written; returns the exit code of each failure (REPORT_ERROR, INTERNAL_ERROR)."""
     failed = []
     for key, label in _REPORTS:
         if key not in targets:
@@ -549,7 +550,19 @@ def _write_reports(targets: dict, report, interrupted: bool) -> list:
         except OSError as exc:
             message = f"diffcheck: cannot write the {label} report to {targets[key]!r}: {exc.strerror or exc}"
             print(message, file=sys.stderr)
-            failed.append(message)
+            failed.append(REPORT_ERROR)
+        except Exception as exc:  # noqa: BLE001 - a rendering bug loses that report only
+            from ._options import raise_internal_errors
+
+            if raise_internal_errors():
+                raise
+            traceback.print_exc()
+            print(
+                f"diffcheck: internal error: the {label} report could not be rendered: {type(exc).__name__}: {exc} "
+                "— this is a bug in diffcheck",
+                file=sys.stderr,
+            )
+            failed.append(INTERNAL_ERROR)
     return failed
 
 
@@ -595,7 +608,8 @@ def _check(args) -> int:
     if interrupted is not None:
         raise interrupted
     if failed:
-        return REPORT_ERROR
+        return INTERNAL_ERROR if INTERNAL_ERROR in failed else REPORT_ERROR
+
     return OK if report.ok else MISMATCH
 
 
