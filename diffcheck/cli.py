@@ -33,6 +33,8 @@ TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by 
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import _options
+
     parser = argparse.ArgumentParser(
         prog="python -m diffcheck",
         description="Is this gradient right? Checks derivatives exactly (SymPy), by autodiff (JAX) "
@@ -43,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="*", metavar="PATH", help="case files or folders (default: the built-in library)")
     run.add_argument("--case", action="append", default=[], metavar="NAME", help="only this case (repeatable)")
     run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only cases with this tag (repeatable)")
-    run.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    run.add_argument("--device", choices=("cpu", "gpu"), default=None)
+    run.add_argument("--dtype", choices=_options.DTYPES, default="float64")
+    run.add_argument("--device", choices=_options.DEVICES, default=None)
     run.add_argument("--seed", type=_seed, default=0, help="seed of the random points (default 0)")
     run.add_argument("--points", type=_non_negative, default=2, metavar="K", help="random points per case (default 2)")
     run.add_argument(
@@ -95,8 +97,10 @@ def _parser() -> argparse.ArgumentParser:
         "--at", action="append", default=[], metavar="NAME=VALUE", help="a variable's value: --at x=0.3,y=2"
     )
     check.add_argument("--wrt", action="append", default=None, metavar="NAME", help="differentiate only in NAME")
-    check.add_argument("--order", type=int, choices=(1, 2, 3, 4), default=1, help="derivative order (default 1)")
-    check.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    check.add_argument(
+        "--order", type=int, choices=range(1, _options.MAX_ORDER + 1), default=1, help="derivative order (default 1)"
+    )
+    check.add_argument("--dtype", choices=_options.DTYPES, default="float64")
     check.add_argument(
         "--timeout",
         type=_positive_seconds,

@@ -25,6 +25,8 @@ ARGUMENT = "diffcheck_case"
 
 
 def pytest_addoption(parser):
+    from . import _options
+
     group = parser.getgroup("diffcheck", "gradient checks (diffcheck)")
     group.addoption(
         "--diffcheck",
@@ -36,7 +38,7 @@ def pytest_addoption(parser):
     group.addoption(
         "--diffcheck-points", type=_points, default=None, metavar="K", help="random points per case (default 2)"
     )
-    group.addoption("--diffcheck-dtype", choices=("float64", "float32"), default=None, help="default float64")
+    group.addoption("--diffcheck-dtype", choices=_options.DTYPES, default=None, help="default float64")
 
 
 def _points(text: str) -> int:
