@@ -71,7 +71,10 @@ class Case:
         object.__setattr__(self, "wrt", _names(self.wrt, "wrt", where, "a parameter name"))
         object.__setattr__(self, "tags", _names(self.tags, "tags", where, "a tag"))
         if not isinstance(self.orders, (tuple, list)):
-            raise CaseError(f"{where}: orders must be a tuple of derivative orders from 1 to 4, e.g. (1, 2), got {_got(self.orders)}")
+            raise CaseError(
+                f"{where}: orders must be a tuple of derivative orders from 1 to 4, e.g. (1, 2), "
+                f"got {_got(self.orders)}"
+            )
         object.__setattr__(self, "orders", tuple(self.orders))
         _check_fields(self, where)
         if not self.orders or any(not isinstance(k, int) or not 1 <= k <= 4 for k in self.orders):
@@ -151,11 +154,15 @@ def _check_fields(case: Case, where: str) -> None:
         if not isinstance(point_name, str) or not point_name:
             raise CaseError(f"{where}: point names must be non-empty strings, got {_got(point_name)}")
         if not isinstance(point, Mapping):
-            raise CaseError(f"{where}, point {point_name!r}: a point must be a dict of argument -> value, got {_got(point)}")
+            raise CaseError(
+                f"{where}, point {point_name!r}: a point must be a dict of argument -> value, got {_got(point)}"
+            )
     if case.sample is not None and not callable(case.sample):
         raise CaseError(f"{where}: sample must be a function of a numpy Generator (or None), got {_got(case.sample)}")
     if not isinstance(case.expected, Mapping) or not all(isinstance(v, Mapping) for v in case.expected.values()):
-        raise CaseError(f"{where}: expected must be a dict of point name -> {{parameter: value}}, got {_got(case.expected)}")
+        raise CaseError(
+            f"{where}: expected must be a dict of point name -> {{parameter: value}}, got {_got(case.expected)}"
+        )
     if not isinstance(case.decimals, int) or isinstance(case.decimals, bool) or not 0 <= case.decimals <= 17:
         raise CaseError(f"{where}: decimals must be a whole number from 0 to 17, got {_got(case.decimals)}")
     if not isinstance(case.description, str):

@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         "running past it per point (plus 5 s) is killed and reported as timed out",
     )
     _memory_argument(run)
-    run.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON (- for standard output)")
+    run.add_argument(
+        "--json", type=_output_file, metavar="FILE", help="write the report as JSON (- for standard output)"
+    )
     run.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     run.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report with plots")
     run.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails its point")
@@ -110,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _memory_argument(check)
     check.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails the check")
-    check.add_argument("--json", type=_output_file, metavar="FILE", help="write the report as JSON (- for standard output)")
+    check.add_argument(
+        "--json", type=_output_file, metavar="FILE", help="write the report as JSON (- for standard output)"
+    )
     check.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
     _cache_arguments(check)

@@ -165,7 +165,10 @@ def _check(node, text, depth, variables) -> _Size:
             times = max(1.0, abs(b.value)) if b.value is not None else 1.0
             bits, degree = int(a.bits * times) + b.bits, int(a.degree * times) if b.value is not None else a.degree
         else:
-            bits, degree = a.bits + b.bits + 1, max(a.degree, b.degree) if type(node.op) in (ast.Add, ast.Sub) else a.degree + b.degree
+            bits, degree = (
+                a.bits + b.bits + 1,
+                max(a.degree, b.degree) if type(node.op) in (ast.Add, ast.Sub) else a.degree + b.degree,
+            )
         if bits > MAX_CONSTANT_BITS:
             segment = ast.get_source_segment(text, node) or "a constant"
             raise FormulaError(
@@ -458,7 +461,9 @@ def check_wrt(formula: Formula, wrt) -> tuple:
         raise UsageError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
     twice = sorted({w for w in wrt if wrt.count(w) > 1})
     if twice:
-        raise UsageError(f"--wrt {', '.join(twice)} given twice; give each variable once ({', '.join(formula.variables)})")
+        raise UsageError(
+            f"--wrt {', '.join(twice)} given twice; give each variable once ({', '.join(formula.variables)})"
+        )
     return wrt
 
 

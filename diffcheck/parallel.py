@@ -105,8 +105,14 @@ class CaseInfo(NamedTuple):
     @classmethod
     def of(cls, case: Case) -> CaseInfo:
         return cls(
-            case.name, case.tags, case.description, case.source, CaseId.of(case), len(case.points),
-            case.sample is not None, case.orders,
+            case.name,
+            case.tags,
+            case.description,
+            case.source,
+            CaseId.of(case),
+            len(case.points),
+            case.sample is not None,
+            case.orders,
         )
 
     def point_checks(self, points: int, order: int | None = None) -> int:
@@ -122,7 +128,11 @@ def _case_error(name: str, what: str, options: dict | None = None) -> Report:
 
     options = options or {}
     point = PointResult(
-        str(name), CASE_POINT, str(options.get("dtype") or "float64"), str(options.get("device") or "default"), {},
+        str(name),
+        CASE_POINT,
+        str(options.get("dtype") or "float64"),
+        str(options.get("device") or "default"),
+        {},
         error=what,
     )
     return Report((point,))
@@ -470,7 +480,11 @@ class Pool:
                             continue
                         except Exception as exc:  # noqa: BLE001 - a case made in code cannot be pickled
                             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                            yield Event("done", i, _case_error(_name(tasks[i]), f"the worker failed: {message}", tasks[i].options))
+                            yield Event(
+                                "done",
+                                i,
+                                _case_error(_name(tasks[i]), f"the worker failed: {message}", tasks[i].options),
+                            )
                             continue
                         worker.task, worker.started, worker.deadline = i, time.monotonic(), None
                         busy += 1
@@ -613,7 +627,7 @@ def _worker_main(conn, cache, stack_file) -> None:
             conn.send(("collected", [CaseInfo.of(c) for c in cases], errors))
         elif message[0] == "check":
             _, i, target, options = message
-            report, usage = _check_one(target, options, loaded=lambda: conn.send(("loaded", i)), in_worker=True)
+            report, usage = _check_one(target, options, loaded=lambda i=i: conn.send(("loaded", i)), in_worker=True)
             try:
                 conn.send(("done", i, report, usage))
             except Exception as exc:  # noqa: BLE001 - a report that cannot be pickled

@@ -163,7 +163,9 @@ def test_bad_check_grad_option_is_a_usage_error(options, message):
         diffcheck.check_grad(jnp.sin, 0.3, **options)
 
 
-@pytest.mark.parametrize("args, message", [((), "at least one argument"), (({},), "empty pytree"), (([],), "empty pytree")])
+@pytest.mark.parametrize(
+    "args, message", [((), "at least one argument"), (({},), "empty pytree"), (([],), "empty pytree")]
+)
 def test_nothing_to_differentiate_is_a_usage_error(args, message):
     with pytest.raises(UsageError, match=message):
         diffcheck.check_grad(lambda *a: 0.0, *args)
@@ -370,7 +372,9 @@ def test_report_path_problems_on_the_command_line(tmp_path, capsys):
 
 def test_a_full_disk_names_the_report_and_the_others_are_written(tmp_path):
     json_path, xml_path = tmp_path / "r.json", tmp_path / "r.xml"
-    done = _cli("check", "x*x", "--at", "x=1", "--json", str(json_path), "--html", "/dev/full", "--junit", str(xml_path))
+    done = _cli(
+        "check", "x*x", "--at", "x=1", "--json", str(json_path), "--html", "/dev/full", "--junit", str(xml_path)
+    )
     assert done.returncode == cli.REPORT_ERROR, done.stderr
     assert "cannot write the HTML report to '/dev/full': No space left on device" in done.stderr
     assert json.loads(json_path.read_text())["ok"] is True and xml_path.read_text().startswith("<?xml")
@@ -574,7 +578,19 @@ def test_one_signal_ends_the_workers_and_writes_the_partial_report(tmp_path, sig
     mark = uuid.uuid4().hex
     target = tmp_path / "r.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "diffcheck", "run", str(tmp_path), "--jobs", "2", "--points", "0", "--json", str(target)],
+        [
+            sys.executable,
+            "-m",
+            "diffcheck",
+            "run",
+            str(tmp_path),
+            "--jobs",
+            "2",
+            "--points",
+            "0",
+            "--json",
+            str(target),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -633,8 +649,16 @@ def test_pytest_broken_marker_file_is_one_error_and_an_exiting_case_file_no_inte
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "test_mod.py")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_unrelated PASSED*", "*bad.py:1: cannot load*RuntimeError: boom*"])
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--diffcheck", "--diffcheck-case", "sigmoid_bce",
-                                           "--diffcheck-points", "0", "--continue-on-collection-errors")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--diffcheck",
+        "--diffcheck-case",
+        "sigmoid_bce",
+        "--diffcheck-points",
+        "0",
+        "--continue-on-collection-errors",
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*exits_cases.py*it called sys.exit(0) on import*"])
     outcomes = result.parseoutcomes()

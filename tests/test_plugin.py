@@ -18,6 +18,7 @@ def this_checkout(monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", str(Path(diffcheck.__file__).resolve().parents[1]))
 
+
 WRONG_RULE = """
     import jax
     import jax.numpy as jnp
