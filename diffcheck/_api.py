@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from . import _torch
+from . import _options, _torch
 from ._exact import expression_translation
 from ._pipeline import check_point
 from ._problem import from_arguments, from_case_point
@@ -65,7 +65,13 @@ def check_grad(
         order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout, strict=strict
     )
     start = time.perf_counter()
-    if _torch.is_module(fn):  # a module as users hold it: differentiated in its parameters
+    module = _torch.is_module(fn)
+    # One owner validates every option; torch's devices ("cuda") are its front end's to check.
+    checked = {k: v for k, v in options.items() if k != "strict"}
+    if module or _torch.is_torch(fn, args):
+        checked["device"] = None
+    _options.check_grad((fn,) if module else args, argnums=None if module else argnums, **checked)
+    if module:  # a module as users hold it: differentiated in its parameters
         if argnums is not None or order != 1:
             raise UsageError("a torch module is differentiated in its parameters at order 1: drop argnums= and order=")
         del options["order"]
@@ -120,6 +126,9 @@ def check_case(
     `order` (default: each of the case's `orders`) is the derivative order checked; `timeout`
     bounds the symbolic method per point, in seconds; other options as `check_grad`.
     """
+    _options.check_case(
+        case, dtype=dtype, device=device, points=points, seed=seed, order=order, rtol=rtol, atol=atol, timeout=timeout
+    )
     start = time.perf_counter()
     count = DEFAULT_POINTS if points is None else points
     try:

@@ -119,6 +119,8 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
+    except PointError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
         raise PointError(function_failed(exc)) from None
     check_output(f64, "float64")
@@ -259,7 +261,14 @@ def flat_program(fn, shapes):
 
     def F(theta, data):
         parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
-        outs = jax.tree_util.tree_leaves(fn(*parts, **data))
+        out = fn(*parts, **data)
+        outs = jax.tree_util.tree_leaves(out)
+        if not outs or not all(isinstance(o, jax.Array | np.ndarray | float | int) for o in outs):
+            raise PointError(
+                f"the function returned {type(out).__name__}"
+                + (f" holding {type(outs[0]).__name__}" if outs and type(outs[0]) is not type(out) else "")
+                + "; it must return a float array (or a pytree of them) computed from its arguments"
+            )
         return jnp.concatenate([jnp.ravel(o) for o in outs])
 
     return F
@@ -267,6 +276,8 @@ def flat_program(fn, shapes):
 
 def check_output(f, dtype_name):
     f = np.asarray(f)
+    if f.size == 0:
+        raise PointError("the function returned an empty array: there is no derivative to check")
     if not np.issubdtype(f.dtype, np.floating):
         raise PointError(f"the function returned {f.dtype} values; a real floating-point output is needed")
     bad = np.flatnonzero(~np.isfinite(f.reshape(-1)))

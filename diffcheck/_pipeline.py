@@ -9,7 +9,6 @@ internal error that keeps its traceback (`DIFFCHECK_INTERNAL_ERRORS=raise` re-ra
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from ._diagnosis import diagnose
 from ._exact import Exact, departure, exact_method
 from ._kinks import Kinks
 from ._numeric import JAX, NonFiniteOutput
+from ._options import raise_internal_errors
 from ._plan import MAX_ORDER, labels
 from ._records import Method, PointResult, unavailable
 from .errors import PointError, UsageError
@@ -59,8 +59,10 @@ def check_point(
         return _failed(problem, run, start, f"{exc} ({why})")
     except PointError as exc:
         return _failed(problem, run, start, str(exc))
+    except SystemExit as exc:  # the user's function called sys.exit: that point's error, not the run's end
+        return _failed(problem, run, start, f"the function called sys.exit({exc.code!r})")
     except Exception as exc:  # noqa: BLE001 - one broken point must not stop the others
-        if os.environ.get("DIFFCHECK_INTERNAL_ERRORS") == "raise":
+        if raise_internal_errors():
             raise
         message = f"internal error in diffcheck (please report): {type(exc).__name__}: {exc}".splitlines()[0]
         return _failed(problem, run, start, message, traceback.format_exc())

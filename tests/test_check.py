@@ -348,3 +348,39 @@ def test_a_custom_rule_keeps_its_rounding_ladder_and_is_still_caught():
     [point] = diffcheck.check_grad(lambda x: jnp.sum(g(x)), np.linspace(-3, 3, 5)).points
     assert not point.ok and point.elements[0].odd_one_out == "autodiff"
     assert "rounding not measured" not in point.checks
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda x: None, "the function returned NoneType; it must return a float array"),
+        (lambda x: "abc", "the function returned str; it must return a float array"),
+        (lambda x: x[:0], "the function returned an empty array"),
+        (lambda x: __import__("sys").exit(0), "the function called sys.exit(0)"),
+    ],
+    ids=["None", "str", "empty", "sys.exit"],
+)
+def test_a_function_that_returns_no_derivative_is_the_points_error(fn, message):
+    [point] = diffcheck.check_grad(fn, np.ones(3)).points
+    assert point.error.startswith(message)
+
+
+def test_an_internal_error_keeps_its_traceback_and_can_be_raised(monkeypatch):
+    from diffcheck import _compare, _options
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_compare, "elements", broken)
+    [point] = diffcheck.check_grad(jnp.sin, 0.3).points
+    assert point.error == "internal error in diffcheck (please report): RuntimeError: a bug"
+    assert "Traceback" in point.traceback and "in broken" in point.traceback
+    assert "Traceback" in point.to_dict()["traceback"]
+    monkeypatch.setenv("DIFFCHECK_INTERNAL_ERRORS", "raise")
+    _options.reload_settings()
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            diffcheck.check_grad(jnp.sin, 0.3)
+    finally:
+        monkeypatch.delenv("DIFFCHECK_INTERNAL_ERRORS")
+        _options.reload_settings()
