@@ -214,14 +214,18 @@ def _translate(fn, leaves, names):
             outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
         finally:
             _POINT.reset(token)
-    eps = max([float(np.finfo(d).eps) for d in _float_casts(closed.jaxpr)] + [float(np.finfo(np.float64).eps)])
+    eps = max([*_float_casts(closed.jaxpr), float(np.finfo(np.float64).eps)])
     return symbols, tuple(as_objects(np.asarray(out)) for out in outputs), eps
 
 
 def _float_casts(jaxpr):
+    """The epsilon of every rounding to a lower precision inside the program (casts to a float,
+    reduce_precision)."""
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "convert_element_type" and jax.numpy.issubdtype(eqn.params["new_dtype"], np.floating):
-            yield eqn.params["new_dtype"]
+            yield float(np.finfo(eqn.params["new_dtype"]).eps)
+        if eqn.primitive.name == "reduce_precision":
+            yield 2.0 ** -int(eqn.params["mantissa_bits"])
         for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             yield from _float_casts(sub)
 
@@ -490,7 +494,9 @@ def _while(params, invals):
         if not bool(go):
             return [_let(attach_all(c, guards)) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
-    raise Unavailable(f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)")
+    raise Unavailable(
+        f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)"
+    )
 
 
 def _reduce_jaxpr(params, invals):
