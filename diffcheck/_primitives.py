@@ -94,8 +94,8 @@ def kink_arguments(node) -> list:
         return [node.args[0]]
     if isinstance(node, _Extremum):
         return [a - b for i, a in enumerate(node.args) for b in node.args[i + 1 :]]
-    if isinstance(node, sympy.core.relational.Relational):
-        return [node.lhs - node.rhs]
+    if isinstance(node, sympy.core.relational.Relational) and isinstance(node.lhs, sympy.Expr):
+        return [node.lhs - node.rhs]  # (a comparison of two conditions: theirs are found below it)
     return []
 
 

@@ -12,7 +12,6 @@ guards, which the kink analysis reads like the arguments of `abs`.
 from __future__ import annotations
 
 import fractions
-import functools
 import math
 
 import mpmath

@@ -26,7 +26,7 @@ import sympy
 
 from . import _graph as graph
 from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
-from ._rules import Piece, attach, attach_all
+from ._rules import Piece, attach_all
 from .errors import BudgetExceeded, Unavailable
 
 PREFIX = "p__"
@@ -135,7 +135,7 @@ class Point:
             elif isinstance(e, Piece):
                 stack.extend(g for g in e.args[1:] if isinstance(g, Piece))
                 found.extend(g for g in e.args[1:] if not isinstance(g, Piece))
-            elif isinstance(e, sympy.core.relational.Relational):
+            elif isinstance(e, sympy.core.relational.Relational) and isinstance(e.lhs, sympy.Expr):
                 found.append(e.lhs - e.rhs)
             else:
                 stack.extend(e.args)

@@ -182,6 +182,7 @@ PRIMITIVES = [
     ("rem", lambda a, b: jnp.sum(jnp.fmod(a, b)), [_any(), _any()]),
     ("rem", lambda a, b: jnp.sum(jnp.remainder(a, b) * a), [_any(), _any()]),
     ("rem", lambda a: jnp.sum(jnp.fmod(a, 0.5) ** 2), [_at([-1.2, 0.7, 3.0])]),
+    ("rem", lambda a: jnp.sum(special.gamma(a)), [_at([0.3, 2.5, -1.5])]),  # its sign: conditions compared
     ("eq", lambda a: jnp.sum(jnp.where(jnp.floor(a) == 0.0, a, 2 * a)), [_any()]),
     ("ne", lambda a, b: jnp.sum(jnp.where(a != b, a * b, a)), [_any(), _any()]),
     ("le", lambda a, b: jnp.sum(jnp.where(a <= b, a, 2 * b)), [_any(), _any()]),
@@ -405,3 +406,9 @@ def test_a_while_loop_beyond_the_bound_is_unavailable_with_the_reason(monkeypatc
 
     with pytest.raises(Unavailable, match="while: the loop runs over 5 iterations"):
         symbolic.translate(fn, [np.float64(0.5)], ["a"])
+
+
+def test_the_primitives_page_is_generated_from_the_records():
+    from benchmarks import primitives
+
+    assert primitives.PAGE.read_text() == primitives.page(), "run python -m benchmarks.primitives"
