@@ -60,6 +60,8 @@ NUMERIC = {
         sympy.sign: lambda x: mpmath.sign(x),
         sympy.re: lambda x: x,  # every value here is real
         sympy.im: lambda x: mpmath.mpf(0),
+        # mpmath's I_n of a negative argument is an mpc with a zero imaginary part: real for integer n
+        sympy.besseli: lambda n, x: mpmath.re(mpmath.besseli(n, x)),
         **r.STEPS_NUMERIC["mpmath"],
     },
     "numpy": {
@@ -92,8 +94,8 @@ def kink_arguments(node) -> list:
         return [node.args[0]]
     if isinstance(node, _Extremum):
         return [a - b for i, a in enumerate(node.args) for b in node.args[i + 1 :]]
-    if isinstance(node, sympy.core.relational.Relational):
-        return [node.lhs - node.rhs]
+    if isinstance(node, sympy.core.relational.Relational) and isinstance(node.lhs, sympy.Expr):
+        return [node.lhs - node.rhs]  # (a comparison of two conditions: theirs are found below it)
     return []
 
 
@@ -201,7 +203,7 @@ PRIMITIVES: dict[str, Primitive] = {
     # XLA's complex cbrt is the principal root (of −8: 1 + 1.73i), not the real one.
     "cbrt": _unary(r.cbrt, analytic=False),
     # a − b·trunc(a/b): the quotient is a constant on the piece around the point
-    "rem": _local(lambda point, a, b: r.rem(point, a, b)),
+    "rem": _local(r.rem),
     # exponentials and logarithms
     "exp": _unary(sympy.exp),
     "exp2": _unary(lambda x: 2**x),
@@ -228,7 +230,7 @@ PRIMITIVES: dict[str, Primitive] = {
     "erf": _unary(sympy.erf, analytic=False),
     "erfc": _unary(sympy.erfc, analytic=False),
     "erf_inv": _unary(sympy.erfinv, analytic=False),
-    "lgamma": _unary(sympy.loggamma, analytic=False),
+    "lgamma": _unary(r.lgamma, analytic=False),
     "digamma": _unary(sympy.digamma, analytic=False),
     "polygamma": _unary(sympy.polygamma, analytic=False),
     "zeta": _unary(sympy.zeta, analytic=False),  # Hurwitz ζ(s, q); SymPy has no ∂/∂s (nor has JAX)
@@ -254,7 +256,6 @@ PRIMITIVES: dict[str, Primitive] = {
     "ge": _unary(sympy.Ge, analytic=False),
     # the total order (NaN after +∞) agrees with the usual one on the real values translated here
     "lt_to": _unary(sympy.Lt, analytic=False),
-    "le_to": _unary(sympy.Le, analytic=False),
     "and": _unary(r.logical(sympy.And), analytic=False),
     "or": _unary(r.logical(sympy.Or), analytic=False),
     "not": _unary(r.logical(sympy.Not), analytic=False),

@@ -12,7 +12,6 @@ guards, which the kink analysis reads like the arguments of `abs`.
 from __future__ import annotations
 
 import fractions
-import functools
 import math
 
 import mpmath
@@ -104,6 +103,18 @@ class _Step(sympy.Function):
         return sympy.S.Zero
 
 
+class Floor(_Step):
+    """`lax.floor` (SymPy's floor leaves its derivative unevaluated)."""
+
+    exact = staticmethod(math.floor)
+
+
+class Ceil(_Step):
+    """`lax.ceil`."""
+
+    exact = staticmethod(math.ceil)
+
+
 class Trunc(_Step):
     """Rounding toward zero: `rem`'s quotient and a cast to an integer."""
 
@@ -133,12 +144,16 @@ def _mp_round_away(x):
 #: mpmath and NumPy versions of the step functions (for `_primitives.NUMERIC`).
 STEPS_NUMERIC = {
     "mpmath": {
+        Floor: _mp_step(mpmath.floor),
+        Ceil: _mp_step(mpmath.ceil),
         Trunc: _mp_step(lambda x: int(x)),
         RoundHalfEven: _mp_step(mpmath.nint),
         RoundHalfAway: _mp_step(_mp_round_away),
         Piece: lambda value, *guards: value,
     },
     "numpy": {
+        Floor: np.floor,
+        Ceil: np.ceil,
         Trunc: np.trunc,
         RoundHalfEven: np.rint,
         RoundHalfAway: lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
@@ -253,7 +268,7 @@ def floor(point, x):
     def one(a):
         v = point.value(a)
         n = sympy.Integer(int(mpmath.floor(v))) if mpmath.isfinite(v) else None
-        return attach(sympy.floor(a), _floor_guards(a, n)) if n is not None else sympy.floor(a)
+        return attach(Floor(a), _floor_guards(a, n)) if n is not None else Floor(a)
 
     return elementwise(one, x)
 
@@ -262,7 +277,7 @@ def ceil(point, x):
     def one(a):
         v = point.value(a)
         n = sympy.Integer(int(mpmath.ceil(v))) if mpmath.isfinite(v) else None
-        return attach(sympy.ceiling(a), [a - (n - 1), a - n]) if n is not None else sympy.ceiling(a)
+        return attach(Ceil(a), [a - (n - 1), a - n]) if n is not None else Ceil(a)
 
     return elementwise(one, x)
 
@@ -295,7 +310,9 @@ def rem(point, a, b):
 
 def _boolean(x) -> bool:
     # a SymPy Symbol is a Boolean too: only a condition that is not an expression counts
-    return isinstance(x, (bool, np.bool_)) or (isinstance(x, sympy.logic.boolalg.Boolean) and not isinstance(x, sympy.Expr))
+    return isinstance(x, (bool, np.bool_)) or (
+        isinstance(x, sympy.logic.boolalg.Boolean) and not isinstance(x, sympy.Expr)
+    )
 
 
 def _integer_valued(point, e, depth=8) -> bool:
@@ -440,9 +457,13 @@ def argextremum(sign):
         out = np.empty(x.shape[:-1], dtype=object)
         for index in np.ndindex(*out.shape):
             row = x[index]
-            values = [sign * v for v in point.values(row)]
+            values = [sign * v for v in point.values(row)]  # a bool counts as 0 or 1
             best = max(range(len(row)), key=lambda i: (_nan_first(values[i]), -i))
-            out[index] = attach(sympy.Integer(best), [sign * (row[best] - row[j]) for j in range(len(row)) if j != best])
+            if any(_boolean(a) for a in row):  # of conditions (jnp.select): their thresholds
+                guards = point.guards(row)
+            else:
+                guards = [sign * (row[best] - row[j]) for j in range(len(row)) if j != best]
+            out[index] = attach(sympy.Integer(best), guards)
         return out
 
     return rule
@@ -483,7 +504,9 @@ def top_k(point, x, *, k, axis=-1, **_):
     for index in np.ndindex(*x.shape[:-1]):
         row = x[index]
         v = point.values(row)
-        perm = sorted(range(n), key=lambda i: (tuple(-a for a in _order(v[i])) if not mpmath.isnan(v[i]) else (-1, 0), i))
+        perm = sorted(
+            range(n), key=lambda i: (tuple(-a for a in _order(v[i])) if not mpmath.isnan(v[i]) else (-1, 0), i)
+        )
         gaps = [row[perm[t]] - row[perm[t + 1]] for t in range(min(k, n - 1))]
         for t in range(k):
             guards = gaps[max(t - 1, 0) : t + 1]
@@ -602,6 +625,11 @@ def scatter(combine):
 
 
 # --- special functions ---------------------------------------------------------------------------
+
+
+def lgamma(x):
+    # log|Γ(x)|, as JAX's lgamma: SymPy's loggamma is complex for negative x
+    return sympy.Piecewise((sympy.loggamma(x), x > 0), (sympy.log(sympy.Abs(sympy.gamma(x))), True))
 
 
 def bessel_i0e(x):

@@ -27,7 +27,7 @@ import sympy
 
 from . import _graph as graph
 from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
-from ._rules import Piece, attach, attach_all
+from ._rules import Piece, attach_all
 from .errors import BudgetExceeded, Unavailable
 
 PREFIX = "p__"
@@ -137,7 +137,7 @@ class Point:
             elif isinstance(e, Piece):
                 stack.extend(g for g in e.args[1:] if isinstance(g, Piece))
                 found.extend(g for g in e.args[1:] if not isinstance(g, Piece))
-            elif isinstance(e, sympy.core.relational.Relational):
+            elif isinstance(e, sympy.core.relational.Relational) and isinstance(e.lhs, sympy.Expr):
                 found.append(e.lhs - e.rhs)
             else:
                 stack.extend(e.args)
@@ -220,14 +220,18 @@ def _translate(fn, leaves, names):
             outputs = evaluate_jaxpr(closed.jaxpr, closed.consts, symbols)
         finally:
             _POINT.reset(token)
-    eps = max([float(np.finfo(d).eps) for d in _float_casts(closed.jaxpr)] + [float(np.finfo(np.float64).eps)])
+    eps = max([*_float_casts(closed.jaxpr), float(np.finfo(np.float64).eps)])
     return symbols, tuple(as_objects(np.asarray(out)) for out in outputs), eps
 
 
 def _float_casts(jaxpr):
+    """The epsilon of every rounding to a lower precision inside the program (casts to a float,
+    reduce_precision)."""
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "convert_element_type" and jax.numpy.issubdtype(eqn.params["new_dtype"], np.floating):
-            yield eqn.params["new_dtype"]
+            yield float(np.finfo(eqn.params["new_dtype"]).eps)
+        if eqn.primitive.name == "reduce_precision":
+            yield 2.0 ** -int(eqn.params["mantissa_bits"])
         for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             yield from _float_casts(sub)
 
