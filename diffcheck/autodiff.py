@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import warnings
 
 import jax
@@ -158,25 +159,77 @@ def _traced(F, kind, signature):
 
     F is traced once to its own jaxpr and the transform applied to that jaxpr's evaluation: the
     same program (custom rules included, as primitives of the jaxpr), without running F's Python
-    under every transform again.
+    under every transform again. A function checked again (a new Python object, the same
+    program) finds its transforms by that jaxpr (`program_key`).
     """
     tree, leaves, _ = signature
     theta, *rest = _structs(tree, leaves)
     data_leaves, data_tree = jax.tree_util.tree_flatten(rest[-1])
-    base = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves))
+    base, key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves))
+    if key is not None and (key, kind, signature) in _BY_PROGRAM:
+        return _BY_PROGRAM[key, kind, signature]
 
     def G(t, d):
         return jax.core.eval_jaxpr(base.jaxpr, base.consts, t, *jax.tree_util.tree_leaves(d))[0]
 
     closed, shapes = jax.make_jaxpr(_transform(G, kind), return_shape=True)(theta, *rest)
-    return closed, jax.tree_util.tree_structure(shapes)
+    out = closed, jax.tree_util.tree_structure(shapes)
+    if key is not None:
+        while len(_BY_PROGRAM) >= _PROGRAMS_KEPT:  # the oldest first
+            _BY_PROGRAM.pop(next(iter(_BY_PROGRAM)))
+        _BY_PROGRAM[key, kind, signature] = out
+    return out
+
+
+#: Transformed programs by (program key, kind, argument shapes); at most _PROGRAMS_KEPT.
+_BY_PROGRAM: dict = {}
+_PROGRAMS_KEPT = 512
+
+
+def program_key(closed) -> tuple | None:
+    """What identifies the program `closed` (a ClosedJaxpr) for reuse: its text, its constants,
+    and the program of each custom JVP rule it calls (the text names a rule, not what it
+    computes). None where a part cannot be pinned down (a custom VJP rule, whose backward pass
+    is Python): such a program is traced afresh each time."""
+    rules = []
+    try:
+        for eqn in _equations(closed.jaxpr):
+            name = eqn.primitive.name
+            if name == "custom_jvp_call":
+                zeros = [False] * len(eqn.invars)
+                jvp, consts, _ = eqn.params["jvp_jaxpr_fun"].call_wrapped(*zeros)
+                rules.append((str(jvp), _fingerprint(consts)))
+            elif name.startswith("custom_vjp") or name.startswith("custom_lin") or "callback" in name:
+                return None
+    except Exception:  # noqa: BLE001 - a JAX internal that moved: no reuse, never a wrong reuse
+        return None
+    return (str(closed.jaxpr), _fingerprint(closed.consts), tuple(rules))
+
+
+def _equations(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _equations(inner)
+
+
+def _fingerprint(consts) -> tuple:
+    out = []
+    for c in consts:
+        a = np.asarray(c)
+        out.append((a.shape, a.dtype.str, hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest()))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=1024)
 def _base(F, theta_signature, data_tree, data_signature):
-    """F's own jaxpr at θ and data of these shapes (its output: one flat vector)."""
+    """F's own jaxpr at θ and data of these shapes (its output: one flat vector), and its key."""
     (theta,) = _structs(jax.tree_util.tree_structure([0]), (theta_signature,))
-    return jax.make_jaxpr(F)(theta, _structs(data_tree, data_signature))
+    closed = jax.make_jaxpr(F)(theta, _structs(data_tree, data_signature))
+    return closed, program_key(closed)
 
 
 #: Up to this many parameters a program's compilation costs more than all its runs: XLA's backend

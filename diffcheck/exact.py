@@ -13,7 +13,9 @@ graph once per distinct node:
 
 from __future__ import annotations
 
+import collections
 import functools
+import math
 
 import mpmath
 import numpy as np
@@ -57,7 +59,7 @@ def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, bud
     """Each expression at `values` (one float, or mpmath number, per symbol) in mpmath with `digits` digits."""
     with mpmath.workdps(digits):
         values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
-        env = _forward(exprs, symbols, values, _MPMATH, budget, definitions)
+        env = _values(_graph(exprs, definitions), symbols, values, budget)
         return [env[e] for e in exprs]
 
 
@@ -77,7 +79,8 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     at the point and at those rows alone: for a stencil (two rows per parameter) the cost is the
     sum over nodes of their symbols, not nodes × rows, and a node is freed after its last use.
     """
-    definitions = definitions or {}
+    graph = _graph(exprs, definitions)
+    definitions = graph.definitions
     where, to = np.asarray(where, np.int64), np.asarray(to, np.float64)
     by_symbol = {}
     for r in np.argsort(where, kind="stable"):
@@ -86,17 +89,22 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     for n, s in enumerate(symbols):
         rows = np.asarray(by_symbol.get(n, ()), np.int64)
         env[s] = (np.float64(theta[n]), rows, to[rows])
-    order = topological(exprs, definitions)
+    order = graph.order
     last = {}
     for i, node in enumerate(order):
-        for a in _children(node, definitions):
+        for a in _children(node, graph):
             last[a] = i
     keep = set(exprs)
     with np.errstate(all="ignore"):
         for i, node in enumerate(order):
             if node not in env:
-                env[node] = env[definitions[node]] if node in definitions else _moved_node(node, env)
-            for a in _children(node, definitions):
+                if node in definitions:
+                    env[node] = env[definitions[node]]
+                elif node in graph.linear or isinstance(node, sympy.Add):
+                    env[node] = _moved_sum(node, graph, env)
+                else:
+                    env[node] = _moved_node(node, env)
+            for a in _children(node, graph):
                 if last.get(a) == i and a not in keep:
                     env.pop(a, None)
     at = np.array([float(env[e][0]) for e in exprs])
@@ -107,9 +115,43 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     return at, moved
 
 
-def _children(node, definitions):
-    if node in definitions:
-        return (definitions[node],)
+def _moved_sum(node, graph, env):
+    """A sum at the point and at the rows that move any of its terms, added term by term in the
+    program's order at every row, as a dense evaluation adds them. A dot product Σ cᵢ·sᵢ of a
+    linear node takes its products here, from its symbols' values: the products are never nodes
+    of their own (a layer with a batch has batch × width × inputs of them)."""
+    linear = graph.linear.get(node)
+    if linear is not None:
+        terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
+    else:
+        terms = [(None, env[a]) for a in node.args]
+    scale = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
+    base = functools.reduce(np.add, [b for b, _ in scale])
+    rows = [t[1] for _, t in terms if t[1].size]
+    if not rows:
+        return (base, _NO_ROWS, _NO_ROWS)
+    union = rows[0]
+    if len(rows) > 1 and not all(r is union or np.array_equal(r, union) for r in rows[1:]):
+        union = np.sort(np.concatenate(rows))  # the terms of a dot product move in rows of their own
+        if (union[1:] == union[:-1]).any():
+            union = np.unique(union)
+    total = None
+    for (_, (_, r, _)), (b, v) in zip(terms, scale):
+        if r is union:
+            column = v
+        else:
+            column = np.full(union.size, b)
+            if r.size:
+                column[np.searchsorted(union, r)] = v
+        total = column if total is None else total + column
+    return (base, union, total)
+
+
+def _children(node, graph):
+    if node in graph.definitions:
+        return (graph.definitions[node],)
+    if node in graph.linear:
+        return graph.linear[node][1]
     if isinstance(node, sympy.Piecewise):  # its pairs are read through, never stored
         return tuple(x for pair in node.args for x in pair.args)
     return node.args if not isinstance(node, ExprCondPair) else ()
@@ -152,13 +194,15 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
-    definitions = definitions or {}
     index = {s: n for n, s in enumerate(symbols)}
     jac = np.zeros((len(outputs), len(symbols)))
+    graph = _graph(outputs, definitions)
     with mpmath.workdps(digits):
-        env = _forward(outputs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
-        order = topological(outputs, definitions)
-        depends = _depends(order, index, definitions)
+        env = _values(graph, symbols, [mpmath.mpf(float(v)) for v in values], budget)
+        order, kids = graph.order, graph.kids
+        depends = {}
+        for node in order:
+            depends[node] = node in index or any(depends[a] for a in kids[node])
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
             adjoint = {out: mpmath.mpf(1)}
@@ -171,8 +215,14 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                     continue
                 if budget is not None:
                     budget.check()
-                if node in definitions:
-                    arg = definitions[node]
+                linear = graph.linear.get(node)
+                if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ
+                    for c, a in zip(graph.coefficients(node), linear[1]):
+                        if depends[a]:
+                            adjoint[a] = adjoint.get(a, 0) + bar * c
+                    continue
+                if node in graph.definitions:
+                    arg = graph.definitions[node]
                     adjoint[arg] = adjoint.get(arg, 0) + bar
                     continue
                 for arg, partial in _local_derivatives(node, env, depends):
@@ -272,6 +322,167 @@ def _depends(order, index, definitions) -> dict:
         children = (definitions[node],) if node in definitions else node.args
         depends[node] = node in index or any(depends[a] for a in children)
     return depends
+
+
+# --- the graph, once per expression set ----------------------------------------------------
+
+
+class _Graph:
+    """The nodes reachable from some expressions, each after its arguments, with what the
+    evaluations need; built once per (expressions, definitions) and kept for the next call.
+
+    A sum Σ cᵢ·sᵢ of rationals times distinct symbols (a dot product of data with the program's
+    values: W @ x has width × inputs of them) is one node here whose arguments are the symbols:
+    its value is one `mpmath.fdot`, its adjoint bar·cᵢ per symbol, and the products cᵢ·sᵢ, most
+    of the graph of a layer with a batch, are never visited one by one.
+    """
+
+    def __init__(self, exprs, definitions):
+        self.definitions = definitions
+        self.linear = {}  # node → (rationals, symbols)
+        self.kids = {}
+        order, stack = [], [(e, False) for e in reversed(exprs)]
+        kids = self.kids
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if node in kids:
+                continue
+            if node in definitions:
+                children = (definitions[node],)
+            elif isinstance(node, sympy.Add) and (linear := _linear_form(node)) is not None:
+                self.linear[node] = linear
+                children = linear[1]
+            else:
+                children = node.args
+            kids[node] = children
+            stack.append((node, True))
+            stack.extend((a, False) for a in children if a not in kids)
+        self.order = order
+        self.envs = {}  # (digits, symbols) → (values, env) of the last full evaluation
+        self._coefficients, self._floats = {}, {}
+        self._parents = None
+
+    def coefficients(self, node) -> list:
+        """The linear node's rationals as mpmath numbers at the working precision (exact, and
+        then the same at every precision, for the binary fractions that float data are)."""
+        out = self._coefficients.get(node)
+        if out is None or out[0] < mpmath.mp.prec:
+            values = [_dyadic(c) for c in self.linear[node][0]]
+            if all(v is not None for v in values):
+                out = (math.inf, values)
+            else:
+                out = (mpmath.mp.prec, [_number(c) for c in self.linear[node][0]])
+            self._coefficients[node] = out
+        return out[1]
+
+    def floats(self, node) -> list:
+        """The linear node's rationals as floats."""
+        out = self._floats.get(node)
+        if out is None:
+            out = self._floats[node] = [int(c.p) / int(c.q) for c in self.linear[node][0]]  # correctly rounded
+        return out
+
+    def dependents(self, changed) -> list:
+        """The nodes that depend on any of `changed`, in evaluation order."""
+        if self._parents is None:
+            self._parents, self._position = {}, {}
+            for i, node in enumerate(self.order):
+                self._position[node] = i
+                for a in self.kids[node]:
+                    self._parents.setdefault(a, []).append(node)
+        seen, stack = set(), list(changed)
+        while stack:
+            for parent in self._parents.get(stack.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return sorted(seen, key=self._position.__getitem__)
+
+
+def _dyadic(c):
+    """The rational c = p / 2^k as an exact mpmath number when p fits in 53 bits, else None."""
+    p, q = int(c.p), int(c.q)
+    if q & (q - 1) or p.bit_length() > 53:
+        return None
+    return mpmath.mpf(p / q)  # a float, exactly
+
+
+def _linear_form(node):
+    """(rationals, symbols) when `node` is Σ cᵢ·sᵢ over distinct symbols, else None."""
+    coefficients, symbols = [], []
+    for term in node.args:
+        if term.is_Symbol:
+            c, symbol = sympy.S.One, term
+        elif term.is_Mul and len(term.args) == 2 and term.args[0].is_Rational and term.args[1].is_Symbol:
+            c, symbol = term.args
+        else:
+            return None
+        coefficients.append(c)
+        symbols.append(symbol)
+    if len(symbols) < 2 or len(set(symbols)) < len(symbols):
+        return None
+    return tuple(coefficients), tuple(symbols)
+
+
+_GRAPHS: list = []  # the last few graphs: [(expressions, definitions, graph)]
+_GRAPHS_KEPT = 4
+
+
+_NO_DEFINITIONS: dict = {}
+
+
+def _graph(exprs, definitions) -> _Graph:
+    definitions = definitions if definitions is not None else _NO_DEFINITIONS
+    exprs = tuple(exprs)
+    for e, d, graph in _GRAPHS:
+        if d is definitions and e == exprs:
+            return graph
+    graph = _Graph(exprs, definitions)
+    _GRAPHS.insert(0, (exprs, definitions, graph))
+    del _GRAPHS[_GRAPHS_KEPT:]
+    return graph
+
+
+def _values(graph, symbols, values, budget):
+    """Every node's mpmath value at `values` (working precision): from the graph's last full
+    evaluation at this precision when only a few symbols differ from it (the one-sided
+    differences at a kink move one element), else a full evaluation, kept for the next call."""
+    key = (mpmath.mp.prec, tuple(symbols))
+    cached = graph.envs.get(key)
+    if cached is not None:
+        old, env = cached
+        changed = [s for s, a, b in zip(symbols, old, values) if a != b]
+        if not changed:
+            return env
+        if len(changed) <= max(1, len(symbols) // 16):
+            moved = set(changed)
+            overlay = collections.ChainMap({s: v for s, v in zip(symbols, values) if s in moved}, env)
+            for node in graph.dependents(changed):
+                if budget is not None:
+                    budget.check()
+                overlay[node] = _mpmath_value(graph, node, overlay)
+            return overlay
+    env = dict(zip(symbols, values))
+    for node in graph.order:
+        if node in env:
+            continue
+        if budget is not None:
+            budget.check()
+        env[node] = _mpmath_value(graph, node, env)
+    graph.envs[key] = (list(values), env)
+    return env
+
+
+def _mpmath_value(graph, node, env):
+    if node in graph.definitions:
+        return env[graph.definitions[node]]
+    linear = graph.linear.get(node)
+    if linear is not None:
+        return mpmath.fdot(graph.coefficients(node), [env[a] for a in linear[1]])
+    return _mpmath_node(node, env)
 
 
 # --- forward evaluation --------------------------------------------------------------------

@@ -522,8 +522,8 @@ def _sum_of_products(lhs, rhs):
             a, b = b, a
         if not (a.is_Symbol and b.is_Rational) or a in rests:
             return sympy.Add(*[x * y for x, y in zip(lhs, rhs)])
-        if b != 0:
-            terms.append(a if b == 1 else sympy.Mul._from_args((b, a)))
+        if b.p != 0:  # the integers of the Rational: SymPy's == and != sympify their operand
+            terms.append(a if b.p == b.q else sympy.Mul._from_args((b, a)))
             rests.add(a)
     if len(terms) < 2:
         return terms[0] if terms else sympy.S.Zero
