@@ -79,9 +79,58 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     at the point and at those rows alone: for a stencil (two rows per parameter) the cost is the
     sum over nodes of their symbols, not nodes × rows, and a node is freed after its last use.
     """
+    at = np.zeros(len(exprs))
+    moved = np.zeros((len(where), len(exprs)))
+
+    def consume(k, value):
+        base, rows, vals = value
+        at[k] = base
+        moved[:, k] = base
+        moved[rows, k] = vals
+
+    _moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, moved
+
+
+def stencil_kinks(exprs, symbols, theta, steps, definitions=None) -> tuple[np.ndarray, np.ndarray]:
+    """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
+    arrays over the elements of θ.
+
+    For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
+    either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
+    and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
+    stencil crosses it). The same as comparing the signs of `evaluate_moved`'s rows, without its
+    rows × arguments matrix: each argument's rows are folded in as it is computed, and freed.
+    """
+    theta = np.asarray(theta, np.float64)
+    n = theta.size
+    where = np.concatenate([np.arange(n), np.arange(n)])
+    to = np.concatenate([theta + steps, theta - steps])
+    at, crossed = np.zeros(n, bool), np.zeros(n, bool)
+
+    def consume(k, value):
+        base, rows, vals = value
+        s0 = np.sign(base)
+        plus, minus = np.full(n, s0), np.full(n, s0)
+        signs, upper = np.sign(vals), rows >= n
+        plus[rows[~upper]] = signs[~upper]
+        minus[rows[upper] - n] = signs[upper]
+        moves = (plus != s0) | (minus != s0)
+        at[moves & (s0 == 0)] = True
+        crossed[moves & (plus != minus)] = True
+
+    _moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, crossed
+
+
+def _moved(exprs, symbols, theta, where, to, definitions, consume):
+    """Runs the sparse evaluation of `evaluate_moved`, handing each expression's (value at θ,
+    rows, values at the rows) to `consume(index, value)` as soon as it is computed."""
     graph = _graph(exprs, definitions)
     definitions = graph.definitions
     where, to = np.asarray(where, np.int64), np.asarray(to, np.float64)
+    total = len(where)
+    dense = _AllRows(total)
     by_symbol = {}
     for r in np.argsort(where, kind="stable"):
         by_symbol.setdefault(int(where[r]), []).append(int(r))
@@ -89,62 +138,136 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     for n, s in enumerate(symbols):
         rows = np.asarray(by_symbol.get(n, ()), np.int64)
         env[s] = (np.float64(theta[n]), rows, to[rows])
+    wanted = {}
+    for k, e in enumerate(exprs):
+        wanted.setdefault(e, []).append(k)
+    for e in wanted:  # an expression that is a symbol (or a number) is known before the loop
+        if e in env:
+            for k in wanted[e]:
+                consume(k, env[e])
     order = graph.order
     last = {}
     for i, node in enumerate(order):
         for a in _children(node, graph):
             last[a] = i
-    keep = set(exprs)
     with np.errstate(all="ignore"):
         for i, node in enumerate(order):
             if node not in env:
                 if node in definitions:
-                    env[node] = env[definitions[node]]
+                    value = env[definitions[node]]
                 elif node in graph.linear or isinstance(node, sympy.Add):
-                    env[node] = _moved_sum(node, graph, env)
+                    value = _moved_sum(node, graph, env, dense)
                 else:
-                    env[node] = _moved_node(node, env)
+                    value = _moved_node(node, env, dense)
+                if value is not None and value[1] is not dense and value[1].size > total // 4:
+                    # Moved in most rows: kept as all of them, so that sums need no row matching.
+                    full = np.full(total, value[0], dtype=np.result_type(value[2], np.float64))
+                    full[value[1]] = value[2]
+                    value = (value[0], dense, full)
+                env[node] = value
+                for k in wanted.get(node, ()):
+                    consume(k, value)
             for a in _children(node, graph):
-                if last.get(a) == i and a not in keep:
+                if last.get(a) == i:
                     env.pop(a, None)
-    at = np.array([float(env[e][0]) for e in exprs])
-    moved = np.repeat(at[None, :], len(where), axis=0)
-    for k, e in enumerate(exprs):
-        _, rows, vals = env[e]
-        moved[rows, k] = vals
-    return at, moved
 
 
-def _moved_sum(node, graph, env):
-    """A sum at the point and at the rows that move any of its terms, added term by term in the
-    program's order at every row, as a dense evaluation adds them. A dot product Σ cᵢ·sᵢ of a
-    linear node takes its products here, from its symbols' values: the products are never nodes
-    of their own (a layer with a batch has batch × width × inputs of them)."""
+class _AllRows(np.ndarray):
+    """Every row, 0 … R − 1: a node that moves in this many rows holds a value for each."""
+
+    def __new__(cls, total):
+        return np.arange(total, dtype=np.int64).view(cls)
+
+
+def _positions(union, rows):
+    """Where `rows` sit in the sorted `union` of rows."""
+    return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
+
+
+def _moved_sum(node, graph, env, dense):
+    """A sum at the point and at the rows that move any of its terms, in float64.
+
+    Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
+    term — a stencil row moves one parameter, so one term of each dot product — recomputes
+    the log₂(terms) partial sums on that term's path, not the whole sum. A dot product Σ cᵢ·sᵢ
+    of a linear node takes its products here, from its symbols' values: the products are never
+    nodes of their own (a layer with a batch has batch × width × inputs of them).
+    """
     linear = graph.linear.get(node)
     if linear is not None:
         terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
     else:
         terms = [(None, env[a]) for a in node.args]
-    scale = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
-    base = functools.reduce(np.add, [b for b, _ in scale])
-    rows = [t[1] for _, t in terms if t[1].size]
-    if not rows:
+    scaled = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
+    levels = _pairwise_levels(np.array([b for b, _ in scaled], dtype=np.float64))
+    base = levels[-1][0]
+    moving = [(k, t[1], v) for k, ((_, t), (_, v)) in enumerate(zip(terms, scaled)) if t[1].size]
+    if not moving:
         return (base, _NO_ROWS, _NO_ROWS)
-    union = rows[0]
-    if len(rows) > 1 and not all(r is union or np.array_equal(r, union) for r in rows[1:]):
-        union = np.sort(np.concatenate(rows))  # the terms of a dot product move in rows of their own
-        if (union[1:] == union[:-1]).any():
-            union = np.unique(union)
-    total = None
-    for (_, (_, r, _)), (b, v) in zip(terms, scale):
-        if r is union:
-            column = v
-        else:
-            column = np.full(union.size, b)
-            if r.size:
-                column[np.searchsorted(union, r)] = v
-        total = column if total is None else total + column
-    return (base, union, total)
+    first = next((r for _, r, _ in moving if r is dense), moving[0][1])
+    if len(moving) > 1 and all(r is first or np.array_equal(r, first) for _, r, _ in moving):
+        # Every moving term moves in the same rows (z_i − z_j of one softmax): add them all there.
+        values = [b for b, _ in scaled]
+        for k, _, v in moving:
+            values[k] = v
+        return (base, first, _pairwise(values))
+    if len(moving) == 1:
+        rows, term, value = first, np.full(first.size, moving[0][0]), moving[0][2]
+    else:
+        rows = np.concatenate([r for _, r, _ in moving])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        if first is dense or (rows[1:] == rows[:-1]).any():  # some row moves several terms: add them all there
+            union = dense if first is dense else _union(rows)
+            columns = []
+            for (b, v), (_, (_, r, _)) in zip(scaled, terms):
+                if r is union:
+                    columns.append(v)
+                    continue
+                column = np.full(union.size, b)
+                if r.size:
+                    column[_positions(union, r)] = v
+                columns.append(column)
+            return (base, union, _pairwise(columns))
+        term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
+        value = np.concatenate([v for _, _, v in moving])[order]
+    value = np.asarray(value, np.float64)
+    for level in levels[:-1]:  # up the tree: each partial sum with its sibling's base value
+        sibling = term ^ 1
+        has = sibling < level.size
+        value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
+        term = term >> 1
+    return (base, rows, value)
+
+
+def _union(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows, sorted (NumPy's `unique` hashes integers: 5× slower here)."""
+    rows = np.sort(rows)
+    return rows[np.concatenate([[True], rows[1:] != rows[:-1]])] if rows.size else rows
+
+
+def _pairwise_levels(terms: np.ndarray) -> list:
+    """The partial sums of a pairwise sum, level by level: terms, pair sums, …, [total]."""
+    levels = [terms]
+    while levels[-1].size > 1:
+        level = levels[-1]
+        paired = level[: level.size - 1 : 2] + level[1::2]
+        levels.append(np.concatenate([paired, level[-1:]]) if level.size % 2 else paired)
+    if not levels[-1].size:
+        levels.append(np.zeros(1))
+    return levels
+
+
+def _pairwise(values):
+    """Σ values added in pairs, then pairs of pairs (scalars or arrays): the float64 sum of every
+    `Add` in `evaluate_float` and `evaluate_moved`, which a moved row can update along one path."""
+    values = list(values)
+    while len(values) > 1:
+        paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            paired.append(values[-1])
+        values = paired
+    return values[0]
 
 
 def _children(node, graph):
@@ -157,7 +280,7 @@ def _children(node, graph):
     return node.args if not isinstance(node, ExprCondPair) else ()
 
 
-def _moved_node(node, env):
+def _moved_node(node, env, dense):
     if isinstance(node, ExprCondPair):
         return None  # read through by its Piecewise
     if node.is_Atom:
@@ -165,7 +288,10 @@ def _moved_node(node, env):
     parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
     flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
     rows = [r for _, r, _ in flat if r.size]
-    union = rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows)) if rows else _NO_ROWS
+    if any(r is dense for r in rows):
+        union = dense
+    else:
+        union = rows[0] if len(rows) == 1 else _union(np.concatenate(rows)) if rows else _NO_ROWS
 
     def local(values):
         if parts:
@@ -183,7 +309,7 @@ def _moved_node(node, env):
             continue
         column = np.full(union.size, b)
         if r.size:
-            column[np.searchsorted(union, r)] = v
+            column[_positions(union, r)] = v
         gathered.append(column)
     values = np.broadcast_to(np.asarray(_numpy_node(node, local(gathered))), union.shape)
     return (base, union, values)
@@ -571,7 +697,7 @@ def _numpy_node(node, env):
         return float(_number(node)) if not isinstance(node, sympy.logic.boolalg.BooleanAtom) else bool(node)
     args = [env[a] for a in node.args]
     if isinstance(node, sympy.Add):
-        return functools.reduce(np.add, args)
+        return _pairwise(args)
     if isinstance(node, sympy.Mul):
         return functools.reduce(np.multiply, args)
     if isinstance(node, sympy.Pow):
