@@ -331,9 +331,12 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
             depends[node] = node in index or any(depends[a] for a in kids[node])
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
-            adjoint = {out: mpmath.mpf(1)}
+            adjoint, pending = {out: mpmath.mpf(1)}, {}
             for node in order[position[out] :: -1] if out in position else ():
                 bar = adjoint.pop(node, None)
+                terms = pending.pop(node, None)
+                if terms is not None:  # the dot products' contributions, as one exact sum
+                    bar = mpmath.fdot(terms) if bar is None else bar + mpmath.fdot(terms)
                 if bar is None or not depends[node]:
                     continue
                 if node in index:
@@ -342,10 +345,10 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                 if budget is not None:
                     budget.check()
                 linear = graph.linear.get(node)
-                if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ
+                if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ, summed once
                     for c, a in zip(graph.coefficients(node), linear[1]):
                         if depends[a]:
-                            adjoint[a] = adjoint.get(a, 0) + bar * c
+                            pending.setdefault(a, []).append((bar, c))
                     continue
                 if node in graph.definitions:
                     arg = graph.definitions[node]

@@ -517,6 +517,12 @@ def _sum_of_products(lhs, rhs):
     than the rest of the translation); anything else goes through SymPy's own constructors.
     """
     terms, rests = [], set()
+    if all(a.is_Symbol for a in lhs) and all(b.is_Symbol for b in rhs):
+        # Both factors let-bound values (a layer's weights times the previous layer's outputs):
+        # products of distinct symbols, each product once, have nothing to combine either.
+        pairs = [frozenset((a, b)) for a, b in zip(lhs, rhs)]
+        if len(pairs) > 1 and all(len(p) == 2 for p in pairs) and len(set(pairs)) == len(pairs):
+            return sympy.Add._from_args([sympy.Mul._from_args(tuple(sorted((a, b), key=str))) for a, b in zip(lhs, rhs)])
     for a, b in zip(lhs, rhs):
         if a.is_Rational and b.is_Symbol:
             a, b = b, a
