@@ -50,7 +50,7 @@ def _suite(xp):
         lambda a, b: xp.sum(xp.tanh(a @ outer(a, b))),
         lambda a, b: xp.sum(xp.cos(outer(a, b)) * xp.tanh(outer(a, b))),
         lambda a, b: xp.sqrt(1 + xp.sum(xp.log1p(outer(a, b) ** 2))),
-        lambda a, b: xp.sum(xp.tanh(a) * xp.tanh(a[::-1])) + xp.sum(xp.log1p(b**4)),
+        lambda a, b: xp.sum(xp.tanh(a[1:]) * xp.tanh(a[:-1])) + xp.sum(xp.log1p(b**4)),
         lambda a, b: xp.sum(xp.tanh(xp.log1p(a**2)[:, None] - b[None, :])),
         lambda a, b: xp.sum(xp.log1p(xp.tanh(outer(a, b)) ** 2) * outer(a, b)),
     ]
