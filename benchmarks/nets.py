@@ -2,9 +2,8 @@
 
 Each is a loss of its parameters that closes over its data as `jnp` arrays (a batch of inputs and
 labels), the way a training script is written; `mlp(...)` and `gpt2(...)` return the loss, the
-parameters (NumPy float64, as `check_grad` takes them) and their names.
-
-    python -m diffcheck run benchmarks/nets.py --points 0     # the same nets as diffcheck cases
+parameters (NumPy float64, as `check_grad` takes them) and their names. `python -m
+benchmarks.scale --family mlp` and `--family gpt2` check them.
 """
 
 from __future__ import annotations
