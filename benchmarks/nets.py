@@ -45,7 +45,6 @@ def gpt2(batch=2, seed=0, **config):
     random token sequences."""
     import jax
     import jax.numpy as jnp
-
     from diffcheck.cases.normalisers import layer_norm_fn
     from diffcheck.cases.transformer import causal_attention, gelu_tanh
 

@@ -3,7 +3,7 @@ parameter) of networks of growing size, each in a fresh (spawned) process.
 
     python -m benchmarks.scale                     # tanh nets, widths 50, 100, 200: 2,601 / 10,201 / 40,401 parameters
     python -m benchmarks.scale --widths 100        # just the 10,201-parameter net
-    python -m benchmarks.scale --family mlp        # batched MLPs: 100→32→10 and 784→32→10 on 16, width and batch doubled
+    python -m benchmarks.scale --family mlp        # 100→32→10 and 784→32→10, batch 16; width, batch doubled
     python -m benchmarks.scale --family gpt2       # the 2-layer tiny GPT-2 (29,632 parameters), batch 2, then 4
     python -m benchmarks.scale --family mlp --nets 784,32,10,16   # one net: inputs,hidden,classes,batch
 
@@ -132,7 +132,14 @@ def measure_net(family: str, spec: tuple, large: int | None = None) -> dict:
 
 #: The nets of each family, and which earlier net each one doubles (width, batch or depth).
 FAMILIES = {
-    "mlp": [(100, 32, 10, 16), (100, 32, 10, 32), (100, 64, 10, 16), (784, 32, 10, 16), (784, 32, 10, 32), (784, 64, 10, 16)],
+    "mlp": [
+        (100, 32, 10, 16),
+        (100, 32, 10, 32),
+        (100, 64, 10, 16),
+        (784, 32, 10, 16),
+        (784, 32, 10, 32),
+        (784, 64, 10, 16),
+    ],
     "gpt2": [(2, 2), (4, 2), (2, 4)],
 }
 
@@ -164,7 +171,15 @@ def main_nets(args) -> int:
     records, ok = {}, True
     for spec in specs:
         start = time.perf_counter()
-        command = [sys.executable, "-m", "benchmarks.scale", "--family", args.family, "--one-net", ",".join(map(str, spec))]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.scale",
+            "--family",
+            args.family,
+            "--one-net",
+            ",".join(map(str, spec)),
+        ]
         command += [] if args.large is None else ["--large", str(args.large)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         if done.returncode != 0:
@@ -174,7 +189,10 @@ def main_nets(args) -> int:
         record["process_seconds"] = time.perf_counter() - start
         records[spec] = record
         ok &= record["ok"]
-    print("| net | parameters | process wall | check wall | check CPU | doubles | × (wall) | × (CPU) | peak RSS | verdict |")
+    print(
+        "| net | parameters | process wall | check wall | check CPU | doubles | × (wall) | × (CPU) | peak RSS "
+        "| verdict |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for spec, r in records.items():
         doubled = _doubles(args.family, spec, [s for s in records if s != spec])
@@ -187,7 +205,8 @@ def main_nets(args) -> int:
         verdict = "agree" if r["ok"] else f"FAILED {r['error'] or ''}"
         print(
             f"| {r['net']} | {r['params']:,} | {r['process_seconds']:.1f} s | {r['check_seconds']:.1f} s | "
-            f"{r['check_cpu_seconds']:.1f} s | {twice} | {ratio} | {ratio_cpu} | {r['peak_rss_mb']:.0f} MB | {verdict} |"
+            f"{r['check_cpu_seconds']:.1f} s | {twice} | {ratio} | {ratio_cpu} | "
+            f"{r['peak_rss_mb']:.0f} MB | {verdict} |"
         )
     print("\nWhat was checked:")
     for r in records.values():
@@ -215,7 +234,9 @@ def main(argv=None) -> int:
         "finite-difference noise is sampled (default: diffcheck's, 16,384); e.g. 0: the same scheme at every size",
     )
     parser.add_argument("--family", choices=("tanh", "mlp", "gpt2"), default="tanh")
-    parser.add_argument("--nets", nargs="+", help="mlp: inputs,hidden,classes,batch; gpt2: batch,layers (default: the family)")
+    parser.add_argument(
+        "--nets", nargs="+", help="mlp: inputs,hidden,classes,batch; gpt2: batch,layers (default: the family)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--one-net", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -45,7 +45,7 @@ def _suite(xp):
         lambda a, b: xp.sum(xp.tanh(a * b[:4] + b[1:])),
         lambda a, b: xp.log1p(xp.sum(xp.tanh(outer(a, b)) ** 2)),
         lambda a, b: xp.sum(xp.exp(-(a**2))) * xp.sum(xp.tanh(3 * b)),
-        lambda a, b: xp.sum(xp.log1p(xp.exp(-outer(a, b) ** 2))),
+        lambda a, b: xp.sum(xp.log1p(xp.exp(-(outer(a, b) ** 2)))),
         lambda a, b: xp.sum(xp.tanh(outer(a, b)) @ xp.log1p(b**2)),
         lambda a, b: xp.sum(xp.tanh(a @ outer(a, b))),
         lambda a, b: xp.sum(xp.cos(outer(a, b)) * xp.tanh(outer(a, b))),
@@ -146,9 +146,9 @@ def run_warm(repeats: int) -> dict:
     check for diffcheck, check_grads (fwd + rev) and gradcheck (the same net in torch)."""
     import jax
     import jax.numpy as jnp
+    from diffcheck.cases import tutorial
 
     import diffcheck
-    from diffcheck.cases import tutorial
 
     point = tutorial.simple_net.points["init"]
     wrt = tutorial.simple_net.wrt
@@ -171,7 +171,9 @@ def run_warm(repeats: int) -> dict:
     spent = _phases()
     tools = {
         "diffcheck": lambda: diffcheck.check_grad(loss, *params),
-        "check_grads": with_x64(lambda: check_grads(loss, [jnp.asarray(p) for p in jax_params], 1, modes=("fwd", "rev"))),
+        "check_grads": with_x64(
+            lambda: check_grads(loss, [jnp.asarray(p) for p in jax_params], 1, modes=("fwd", "rev"))
+        ),
     }
     try:
         import torch
@@ -230,7 +232,9 @@ def main(argv=None) -> int:
     rounds = []
     for _ in range(args.rounds):
         rounds.append({tool: _spawn("--tool", tool, "--order", str(args.order)) for tool in args.tools})
-    print(f"\n{len(_suite(np))} distinct functions of 9 parameters, order {args.order}, {args.rounds} rounds (median):\n")
+    print(
+        f"\n{len(_suite(np))} distinct functions of 9 parameters, order {args.order}, {args.rounds} rounds (median):\n"
+    )
     print("| tool | suite wall | suite CPU | per function | × check_grads (wall) | × check_grads (CPU) | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     keys = ("wall", "cpu", "per_function_median", "peak_rss_mb")
@@ -260,7 +264,10 @@ def main(argv=None) -> int:
         print("|---|---|---|")
         for name, t in m.items():
             print(f"| {name} | {t * 1e3:.1f} ms | {t / m['check_grads']:.2f} |")
-        print("\ndiffcheck's phases per warm check (ms): " + " · ".join(f"{k} {v * 1e3:.1f}" for k, v in warm["phases"].items()))
+        print(
+            "\ndiffcheck's phases per warm check (ms): "
+            + " · ".join(f"{k} {v * 1e3:.1f}" for k, v in warm["phases"].items())
+        )
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nload after: {uptime}")
     if args.json:

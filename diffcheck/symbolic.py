@@ -522,7 +522,9 @@ def _sum_of_products(lhs, rhs):
         # products of distinct symbols, each product once, have nothing to combine either.
         pairs = [frozenset((a, b)) for a, b in zip(lhs, rhs)]
         if len(pairs) > 1 and all(len(p) == 2 for p in pairs) and len(set(pairs)) == len(pairs):
-            return sympy.Add._from_args([sympy.Mul._from_args(tuple(sorted((a, b), key=str))) for a, b in zip(lhs, rhs)])
+            return sympy.Add._from_args(
+                [sympy.Mul._from_args(tuple(sorted((a, b), key=str))) for a, b in zip(lhs, rhs)]
+            )
     for a, b in zip(lhs, rhs):
         if a.is_Rational and b.is_Symbol:
             a, b = b, a
