@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
 import warnings
 
 import jax
@@ -116,9 +117,18 @@ def _transform(F, kind):
     return value_and_jacobian
 
 
+def _eager_limit() -> int:
+    text = os.environ.get("DIFFCHECK_EAGER", "4096")
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"DIFFCHECK_EAGER must be a parameter count (an integer), got {text!r}") from None
+
+
 #: Up to this many parameters, on the CPU, programs run in NumPy from their jaxprs instead of
 #: being compiled by XLA (measured: a 9-parameter check spent 90 % of its time compiling).
-EAGER = 4096
+#: `DIFFCHECK_EAGER=0` compiles every program (read once, at import).
+EAGER = _eager_limit()
 
 
 def eager(size: int) -> bool:
