@@ -120,6 +120,7 @@ def test_check_case_and_check_cases_agree_for_one_case(cases):
 def test_worker_processes_share_the_cache_folder_and_its_bound(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    monkeypatch.setenv("DIFFCHECK_EAGER", "0")  # the workers compile, as for a large problem
     path = tmp_path / "mine.py"
     path.write_text(textwrap.dedent(USER_CASES))
     assert cli.main(["run", str(path), "--points", "1", "--jobs", "2"]) == cli.OK
