@@ -65,7 +65,6 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
         raise TimeoutError(f"over {timeout:g} s")
 
     signal.signal(signal.SIGALRM, alarm)
-    count = 0
     with open(out, "a") as log:
         for i, op in enumerate(ops):
             if i < start_op:
@@ -99,7 +98,6 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
                     signal.alarm(0)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                count += 1
 
 
 def _first(iterable, n):
