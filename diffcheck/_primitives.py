@@ -166,8 +166,6 @@ UNTRANSLATED = {
     "eig": "linear algebra: complex eigenvalues are not translated",
     "lu": "linear algebra: the pivoted factorisation is not translated yet",
     "qr": "linear algebra: not yet written as implicit equations (A = Q·R)",
-    "cholesky": "linear algebra: not yet written as implicit equations (A = L·Lᵀ)",
-    "triangular_solve": "linear algebra: not translated yet",
     "householder_product": "linear algebra: not translated yet",
     "geqrf": "linear algebra: not translated yet",
     "fft": "complex values are not translated (a DFT of exact complex values would be)",
@@ -291,6 +289,9 @@ PRIMITIVES: dict[str, Primitive] = {
     "reduce_window_sum": _rule(r.reduce_window(sympy.Add, sympy.S.Zero)),
     "reduce_window_max": _rule(r.reduce_window(Maximum, -sympy.oo), analytic=False),
     "reduce_window_min": _rule(r.reduce_window(Minimum, sympy.oo), analytic=False),
+    # linear algebra, small matrices: closed forms of the defining equations
+    "cholesky": _rule(r.cholesky, analytic=False),  # JAX's complex version is Hermitian: conj(A)ᵀ
+    "triangular_solve": _rule(r.triangular_solve),
     # permutations at the point: a tie is a kink
     "sort": _local(r.sort),
     "top_k": _local(r.top_k),

@@ -103,6 +103,13 @@ def _newton_sqrt(a):
 _DUPLICATES = jnp.array([0, 2, 0, 3])
 
 
+def _triangular(a, b):
+    a = a + 3 * jnp.eye(3)
+    x = lax.linalg.triangular_solve(a, b, left_side=False, lower=False, transpose_a=True, unit_diagonal=False)
+    y = lax.linalg.triangular_solve(a, b.T, left_side=True, lower=False, transpose_a=False, unit_diagonal=True)
+    return _weighted(x) + _weighted(y)
+
+
 # (primitive that must appear in the jaxpr, function, argument samplers)
 PRIMITIVES = [
     ("dot_general", lambda a, b: jnp.sum(a @ b), [_any((2, 3)), _any((3, 4))]),
@@ -267,6 +274,13 @@ PRIMITIVES = [
         lambda a: jnp.sum(lax.reduce((a, a**2), (0.0, 1.0), lambda x, y: (x[0] + y[0], x[1] * y[1]), (1,))[1]),
         [_any((2, 3))],
     ),  # fmt: skip
+    ("cholesky", lambda a: _weighted(jnp.linalg.cholesky(a @ a.T + 2 * jnp.eye(3))), [_any((3, 3))]),
+    (
+        "triangular_solve",
+        lambda a, b: _weighted(jax.scipy.linalg.solve_triangular(a + 3 * jnp.eye(3), b, lower=True)),
+        [_any((3, 3)), _any((3, 2))],
+    ),  # fmt: skip
+    ("triangular_solve", _triangular, [_any((3, 3)), _any((2, 3))]),
     ("while", lambda a: jnp.sum(_newton_sqrt(a)), [_in(0.5, 4.0)]),
     (
         "while",
