@@ -207,7 +207,7 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
     translation has no rule for. Equations on constants only are evaluated numerically there."""
     import numpy as np
 
-    from diffcheck import symbolic
+    from diffcheck import _translate as symbolic
 
     known = set(symbolic._UNARY) | set(symbolic._BINARY) | set(symbolic._RULES) | set(symbolic._STRUCTURAL)
     known |= set(symbolic._CALLS) | {"scan", "cond", "optimization_barrier"}

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from samples import WRONG_RULE_FILE
 
-from diffcheck import autodiff, cli
+from diffcheck import _autodiff as autodiff, cli
 
 GOOD = """
     import jax.numpy as jnp
