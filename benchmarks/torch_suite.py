@@ -207,10 +207,9 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
     translation has no rule for. Equations on constants only are evaluated numerically there."""
     import numpy as np
 
-    from diffcheck import _translate as symbolic
+    from diffcheck import _primitives as records
 
-    known = set(symbolic._UNARY) | set(symbolic._BINARY) | set(symbolic._RULES) | set(symbolic._STRUCTURAL)
-    known |= set(symbolic._CALLS) | {"scan", "cond", "optimization_barrier"}
+    known = set(records.PRIMITIVES) | set(records.CALLS) | {"scan", "cond", "while", "reduce"}
     floats = [np.issubdtype(np.asarray(x).dtype, np.floating) for x in inputs]
     closed = jax.make_jaxpr(lambda *xs: program.fn({}, *xs))(*inputs)
     missing = set()
@@ -224,7 +223,7 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
             tainted.update(eqn.outvars)
             name = eqn.primitive.name
             subs = [p for p in eqn.params.values() if hasattr(p, "jaxpr") or hasattr(p, "eqns")]
-            if name in symbolic._CALLS and subs:
+            if name in records.CALLS and subs:
                 sub = subs[0].jaxpr if hasattr(subs[0], "jaxpr") else subs[0]
                 walk(sub, [not hasattr(v, "val") and v in tainted for v in eqn.invars])
             elif name not in known:
