@@ -417,14 +417,14 @@ def _compilation_cache(args):
     """JAX's persistent compilation cache for the workers, on unless --no-cache: (folder, bound) or
     None. A folder that cannot be used costs the run its speed-up, never its result: one warning,
     and the run goes on uncached."""
-    from . import parallel
+    from . import _cache
 
     if args.no_cache:
         os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # nor JAX's own folder, in the workers
         return None
-    folder, max_bytes = (args.cache_dir, None) if args.cache_dir else parallel.default_compilation_cache()
+    folder, max_bytes = (args.cache_dir, None) if args.cache_dir else _cache.default_compilation_cache()
     try:
-        max_bytes = parallel.prepare_compilation_cache(folder, max_bytes)
+        max_bytes = _cache.prepare_compilation_cache(folder, max_bytes)
     except OSError as exc:
         os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # nor JAX's own folder, which would warn once per program
         reason = exc.strerror or str(exc)
