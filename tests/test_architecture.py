@@ -75,7 +75,7 @@ TABLES = {
 
 def test_modules_stay_small():
     sizes = {m: len((PACKAGE / f"{m}.py").read_text().splitlines()) for m in MODULES if m not in TABLES}
-    assert max(sizes.values()) <= 650, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert max(sizes.values()) <= 700, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
 
 
 def test_the_pipeline_reads_as_the_data_path():
