@@ -118,7 +118,7 @@ def to_jax(fn, args: tuple, kwargs: dict | None = None, *, loss: Callable | None
 
     Args:
         fn: a function of torch tensors, or a `torch.nn.Module` (its parameters and buffers are
-            captured too; `train()`/`eval()` as it is).
+            captured too; `.train()`/`.eval()` as it is).
         args, kwargs: the example call. Tensors become the inputs of `AtenProgram.fn`, in order;
             ints, floats, bools and lists of them are baked into the capture as constants, and so
             are tensors `fn` closes over.
@@ -225,7 +225,7 @@ def _refuse_random(graph):
         if node.op == "call_function":
             packet = _packet(node.target)
             if packet in _RANDOM or packet.endswith("_functional") and packet[: -len("_functional")] in _RANDOM:
-                raise Refused(Reason.RANDOM, f"random op '{node.target}': seed it or put the module in eval()")
+                raise Refused(Reason.RANDOM, f"random op '{node.target}': seed it or call module.eval()")
 
 
 def _packet(target) -> str:
@@ -1586,7 +1586,7 @@ def _batch_norm_inplace(out, x, weight, bias, running_mean, running_var, trainin
         raise Refused(
             Reason.UNSUPPORTED,
             "BatchNorm in train mode updates its running statistics in place and torch.export gave no functional "
-            "form; put the module in eval()",
+            "form; call module.eval()",
         )
     y = _batch_norm(x, weight, bias, running_mean, running_var, eps)
     return (y, *(jnp.zeros(m[0], out.dt(m[1])) for m in out.many[1:]))
@@ -2109,7 +2109,7 @@ def _sdpa(out, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale
     if dropout_p:
         raise Refused(
             Reason.RANDOM,
-            "random op 'scaled_dot_product_attention' with dropout_p > 0: seed it or put the module in eval()",
+            "random op 'scaled_dot_product_attention' with dropout_p > 0: seed it or call module.eval()",
         )
     s = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = _mm(q, jnp.swapaxes(k, -1, -2)) * s

@@ -131,7 +131,7 @@ def check_module(
 
     Args:
         module: a `torch.nn.Module`; its parameters' current values are the point, its buffers
-            (BatchNorm's running statistics) and inputs are data, `train()`/`eval()` as it is.
+            (BatchNorm's running statistics) and inputs are data, `.train()`/`.eval()` as it is.
         loss: maps the module's output to what is differentiated (e.g. `lambda out:
             nn.BCELoss()(out, labels)`); None: the output itself (a Jacobian).
         *inputs: the module's inputs.

@@ -583,7 +583,7 @@ def test_non_core_op_is_named():
     ids=["Dropout-train", "F.dropout", "bernoulli", "rrelu"],
 )
 def test_random_op_is_refused(fn):
-    with pytest.raises(Unavailable, match=r"random op 'aten\.\w+\.\w+': seed it or put the module in eval\(\)"):
+    with pytest.raises(Unavailable, match=r"random op 'aten\.\w+\.\w+': seed it or call module\.eval\(\)"):
         _aten.to_jax(fn, (x34,))
 
 
