@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+from traceback import format_exc
 from typing import NamedTuple
 
 import numpy as np
@@ -14,6 +15,7 @@ import sympy
 from . import _graph as graph
 from . import _translate as translate
 from ._kinks import Kinks
+from ._options import raise_internal_errors
 from ._primitives import StopGradient, to_sympy
 from ._records import OK, State, Status, unavailable
 from .errors import BudgetExceeded, Unavailable
@@ -30,6 +32,7 @@ class Exact(NamedTuple):
     # ("" when they can): a stop_gradient on a differentiated path is a constant to autodiff and
     # the exact method, by design, but not to the function's values that the estimates difference.
     estimates_blind: str = ""
+    traceback: str | None = None  # an internal error's, kept for the report
 
 
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) -> Exact:
@@ -76,6 +79,11 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
     except Unavailable as exc:
         return Exact(unavailable(str(exc)), None, None, Kinks.none())
+    except Exception as exc:  # noqa: BLE001 - a bug in the exact method costs its vote, not the point
+        if raise_internal_errors():
+            raise
+        message = f"internal error in diffcheck's exact method (please report): {type(exc).__name__}: {exc}"
+        return Exact(unavailable(message.splitlines()[0]), None, None, Kinks.none(), traceback=format_exc())
 
 
 def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:

@@ -146,6 +146,7 @@ def _record(problem, run, numeric, exact, compared, start) -> PointResult:
         tolerance=f"rtol={run.rtol or 0:g}, atol={run.atol or 0:g}" if explicit else "error model",
         strict=run.strict,
         diagnosis=diagnose(compared.elements),
+        traceback=exact.traceback,
     )
 
 
