@@ -325,15 +325,15 @@ def _apply(eqn, invals):
     if name == "reduce":
         return _reduce_jaxpr(params, invals)
     record = PRIMITIVES.get(name)
+    if record is None and (name in UNTRANSLATED or not _integer_valued(eqn)):
+        reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
+        raise Unavailable(f"no SymPy translation for primitive '{name}': {reason}")
     if record is not None and record.form is Form.MOVE:
         return _moved(eqn, invals, record.data_operands)
     if record is not None and record.form is Form.LOCAL:
         out = record.translate(_point(), *invals, **params)
-    elif _integer_valued(eqn):
+    elif _integer_valued(eqn):  # any integer result, with or without a record: a constant there
         return _integer_at_point(eqn, invals)
-    elif record is None:
-        reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
-        raise Unavailable(f"no SymPy translation for primitive '{name}': {reason}")
     elif record.form is Form.ELEMENTWISE:
         return _let(elementwise(record.translate, *invals))
     else:
@@ -353,8 +353,8 @@ def _integer_at_point(eqn, invals):
     guards = point.guards([e for x in invals if is_symbolic(x) for e in x.reshape(-1)])
     out = _bind(eqn, concrete)
     if eqn.primitive.multiple_results:
-        return [_let(attach_all(o, guards)) for o in out]
-    return _let(attach_all(out, guards))
+        return [_let(attach_all(o, guards, point)) for o in out]
+    return _let(attach_all(out, guards, point))
 
 
 def _let(value):
@@ -443,7 +443,7 @@ def _moved(eqn, invals, n_data):
 
     def pick(indices):
         outside = (indices < 0) | (indices >= offset)  # gather's fill value in its "drop" modes
-        return attach_all(pool[np.where(outside, offset, indices)], guards)
+        return attach_all(pool[np.where(outside, offset, indices)], guards, _POINT.get())
 
     return [pick(np.asarray(p)) for p in picked] if eqn.primitive.multiple_results else pick(np.asarray(picked))
 
@@ -475,7 +475,7 @@ def _cond(params, invals):
         index = point.concrete(index, np.int64)
     branch = params["branches"][int(np.clip(index, 0, len(params["branches"]) - 1))]
     outs = evaluate_jaxpr(branch.jaxpr, branch.consts, operands)
-    return [_let(attach_all(o, guards)) if guards and is_symbolic(o) else o for o in outs]
+    return [_let(attach_all(o, guards, _POINT.get())) if guards and is_symbolic(o) else o for o in outs]
 
 
 def _while(params, invals):
@@ -492,7 +492,7 @@ def _while(params, invals):
             guards += point.guards(go.reshape(-1))
             go = point.concrete(go, np.bool_)
         if not bool(go):
-            return [_let(attach_all(c, guards)) if guards and is_symbolic(c) else c for c in carry]
+            return [_let(attach_all(c, guards, _POINT.get())) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
     raise Unavailable(
         f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)"
