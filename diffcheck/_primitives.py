@@ -179,7 +179,6 @@ UNTRANSLATED = {
     "igamma_grad_a": "JAX's own derivative of igamma: diffcheck differentiates igamma itself",
     "custom_linear_solve": "a linear solve whose primal is a user callback: not translated",
     "nextafter": "a step to the neighbouring float: not a real function of its arguments",
-    "bitcast_convert_type": "reinterprets the bits of a float: not a real function",
     "random_gamma_grad": "JAX's own derivative of a random draw",
 }
 
