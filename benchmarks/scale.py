@@ -1,12 +1,15 @@
 """The scale target: a full three-way check (symbolic, autodiff and finite differences for every
-parameter) of tanh nets of growing size, each in a fresh process.
+parameter) of networks of growing size, each in a fresh (spawned) process.
 
-    python -m benchmarks.scale                     # widths 50, 100, 200: 2,601 / 10,201 / 40,401 parameters
+    python -m benchmarks.scale                     # tanh nets, widths 50, 100, 200: 2,601 / 10,201 / 40,401 parameters
     python -m benchmarks.scale --widths 100        # just the 10,201-parameter net
+    python -m benchmarks.scale --family mlp        # 100→32→10 and 784→32→10, batch 16; width, batch doubled
+    python -m benchmarks.scale --family gpt2       # the 2-layer tiny GPT-2 (29,632 parameters), batch 2, then 4
+    python -m benchmarks.scale --family mlp --nets 784,32,10,16   # one net: inputs,hidden,classes,batch
 
 Per net: the whole process's wall time (start, imports, the check, exit), the check's own wall
 and CPU time, the process's peak memory (RSS), where the check's time went, and the ratio of each
-time to the previous net's.
+time to the net it doubles (its width, its batch, its depth).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .functions import net_point, tanh_net, tanh_net_params
 
 PHASES = {
     "translate": ("diffcheck._translate", "translate"),
     "exact value": ("diffcheck._graph", "evaluate"),
     "exact gradient": ("diffcheck._graph", "jacobian"),
-    "kinks": ("diffcheck._graph", "evaluate_moved"),
+    "kinks": ("diffcheck._graph", "stencil_kinks"),
     "reverse mode (with the value)": ("diffcheck._autodiff", "value_and_jacobian"),
     "forward mode": ("diffcheck._autodiff", "forward_jacobian"),
     "finite differences": ("diffcheck._finite", "jacobian"),
@@ -47,11 +52,21 @@ def _timed(spent, phase, fn):
     return wrapper
 
 
+def install_timers(phases) -> dict:
+    """Wraps each phase's function in diffcheck with a timer; returns the dict they add to."""
+    import importlib
+
+    spent = {}
+    for phase, (module, name) in phases.items():
+        module = importlib.import_module(module)
+        if hasattr(module, name):  # an older diffcheck may lack a phase
+            setattr(module, name, _timed(spent, phase, getattr(module, name)))
+    return spent
+
+
 def measure(width: int, large: int | None = None) -> dict:
     """One check in this process (fresh): times, CPU, peak memory, time per phase. `large`: the
     parameter count above which the complex step goes directional (diffcheck._plan.LARGE)."""
-    import importlib
-
     import jax.numpy as jnp
 
     from diffcheck import Case, _numeric, check_case
@@ -59,10 +74,7 @@ def measure(width: int, large: int | None = None) -> dict:
     if large is not None:
         _numeric.LARGE = large
 
-    spent = {}
-    for phase, (module, name) in PHASES.items():
-        module = importlib.import_module(module)
-        setattr(module, name, _timed(spent, phase, getattr(module, name)))
+    spent = install_timers(PHASES)
     case = Case(
         name=f"tanh_net_{tanh_net_params(width)}",
         fn=functools.partial(tanh_net, jnp),
@@ -85,6 +97,132 @@ def measure(width: int, large: int | None = None) -> dict:
     }
 
 
+def measure_net(family: str, spec: tuple, large: int | None = None) -> dict:
+    """One check of a batched net (`benchmarks.nets`) by `check_grad`, in this process."""
+    from diffcheck import _numeric, check_grad
+
+    from . import nets
+
+    if large is not None:
+        _numeric.LARGE = large
+    spent = install_timers(PHASES)
+    if family == "mlp":
+        inputs, hidden, classes, batch = spec
+        loss, params, _ = nets.mlp(inputs, hidden, classes, batch)
+    else:
+        (batch, layers) = spec
+        loss, params, _ = nets.gpt2(batch=batch, layers=layers)
+    cpu, start = time.process_time(), time.perf_counter()
+    report = check_grad(loss, *params)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    (point,) = report.points
+    return {
+        "params": int(sum(np.size(p) for p in params)),
+        "net": _label(family, spec),
+        "ok": report.ok,
+        "error": point.error,
+        "methods": point.methods,
+        "checks": point.checks,
+        "check_seconds": seconds,
+        "check_cpu_seconds": cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "phases": spent,
+    }
+
+
+#: The nets of each family, and which earlier net each one doubles (width, batch or depth).
+FAMILIES = {
+    "mlp": [
+        (100, 32, 10, 16),
+        (100, 32, 10, 32),
+        (100, 64, 10, 16),
+        (784, 32, 10, 16),
+        (784, 32, 10, 32),
+        (784, 64, 10, 16),
+    ],
+    "gpt2": [(2, 2), (4, 2), (2, 4)],
+}
+
+
+def _label(family, spec) -> str:
+    if family == "mlp":
+        inputs, hidden, classes, batch = spec
+        return f"{inputs}→{hidden}→{classes}, batch {batch}"
+    if family == "gpt2":
+        batch, layers = spec
+        return f"GPT-2 {layers} layers, batch {batch}"
+    return f"tanh net, width {spec[0]}"
+
+
+def _doubles(family, spec, done) -> tuple | None:
+    """The measured net that `spec` doubles in one dimension (and which), or None."""
+    for other in done:
+        diff = [i for i, (a, b) in enumerate(zip(spec, other)) if a != b]
+        if len(diff) == 1 and spec[diff[0]] == 2 * other[diff[0]]:
+            names = {"mlp": ("inputs", "width", "classes", "batch"), "gpt2": ("batch", "depth")}.get(family, ("width",))
+            return other, names[diff[0]]
+    return None
+
+
+def main_nets(args) -> int:
+    specs = FAMILIES[args.family] if not args.nets else [tuple(int(x) for x in n.split(",")) for n in args.nets]
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"load before: {uptime}")
+    records, ok = {}, True
+    for spec in specs:
+        start = time.perf_counter()
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.scale",
+            "--family",
+            args.family,
+            "--one-net",
+            ",".join(map(str, spec)),
+        ]
+        command += [] if args.large is None else ["--large", str(args.large)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return 1
+        record = json.loads(done.stdout.strip().splitlines()[-1])
+        record["process_seconds"] = time.perf_counter() - start
+        records[spec] = record
+        ok &= record["ok"]
+    print(
+        "| net | parameters | process wall | check wall | check CPU | doubles | × (wall) | × (CPU) | peak RSS "
+        "| verdict |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for spec, r in records.items():
+        doubled = _doubles(args.family, spec, [s for s in records if s != spec])
+        twice, ratio, ratio_cpu = "", "", ""
+        if doubled:
+            other, what = doubled
+            twice = what
+            ratio = f"{r['check_seconds'] / records[other]['check_seconds']:.2f}"
+            ratio_cpu = f"{r['check_cpu_seconds'] / records[other]['check_cpu_seconds']:.2f}"
+        verdict = "agree" if r["ok"] else f"FAILED {r['error'] or ''}"
+        print(
+            f"| {r['net']} | {r['params']:,} | {r['process_seconds']:.1f} s | {r['check_seconds']:.1f} s | "
+            f"{r['check_cpu_seconds']:.1f} s | {twice} | {ratio} | {ratio_cpu} | "
+            f"{r['peak_rss_mb']:.0f} MB | {verdict} |"
+        )
+    print("\nWhat was checked:")
+    for r in records.values():
+        print(f"- {r['net']}: {r['checks']}; methods {r['methods']}")
+    print("\nWall time per phase (s):")
+    print("| net | " + " | ".join(PHASES) + " |")
+    print("|---|" + "---|" * len(PHASES))
+    for r in records.values():
+        print(f"| {r['net']} | " + " | ".join(f"{r['phases'].get(p, 0.0):.2f}" for p in PHASES) + " |")
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\nload after: {uptime}")
+    if args.json:
+        args.json.write_text(json.dumps(list(records.values()), indent=1))
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[50, 100, 200])
@@ -95,11 +233,21 @@ def main(argv=None) -> int:
         help="parameter count above which the complex step runs along random directions and the "
         "finite-difference noise is sampled (default: diffcheck's, 16,384); e.g. 0: the same scheme at every size",
     )
+    parser.add_argument("--family", choices=("tanh", "mlp", "gpt2"), default="tanh")
+    parser.add_argument(
+        "--nets", nargs="+", help="mlp: inputs,hidden,classes,batch; gpt2: batch,layers (default: the family)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-net", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one, args.large)))
         return 0
+    if args.one_net:
+        print(json.dumps(measure_net(args.family, tuple(int(x) for x in args.one_net.split(",")), args.large)))
+        return 0
+    if args.family != "tanh":
+        return main_nets(args)
     records, ok = [], True
     for width in args.widths:
         start = time.perf_counter()

@@ -1,7 +1,8 @@
 """The tutorial's two PyTorch programs (../shared/reference/basic-llm-concepts.md), as PyTorch.
 
-Checked by `diffcheck.pytorch` against the exact derivatives of the JAX cases in tutorial.py (the
-same mathematics, written once in JAX) and against finite differences. The library loader skips
+Checked exactly two ways: from the torch code alone (torch.export captures the program, whose
+translation is the exact reference), and against the JAX cases in tutorial.py; the two exact
+references agree (tests/test_torch.py). The library loader skips
 this module (its name starts with "_"): it holds torch programs, not JAX cases, and imports torch.
 """
 
@@ -84,8 +85,26 @@ def check_simple_net(seed=0, dtype=None):
     )
 
 
+def check_simple_net_as_written(seed=0):
+    """SimpleNet as the tutorial holds it — float32, nn.BCELoss, the torch code alone: the exact
+    reference is the module's own program (captured by torch.export), no JAX twin."""
+    torch.manual_seed(seed)
+    net = SimpleNet()
+    inputs = torch.randn(1, 10)
+    labels = torch.tensor([[1.0]])
+    criterion = nn.BCELoss()
+    return diffcheck.check_grad(net, inputs, loss=lambda outputs: criterion(outputs, labels.to(outputs.dtype)))
+
+
+def check_sigmoid_neuron_as_written():
+    """The tutorial's neuron, its own tensors (float32 as printed), exact from the torch code alone."""
+    x, y = torch.tensor([1.1]), torch.tensor([1.0])
+    w, b = torch.tensor([2.2]), torch.tensor([0.0])
+    return diffcheck.check_grad(sigmoid_neuron, w, b, x, y, argnums=(0, 1), dtype="float32")
+
+
 if __name__ == "__main__":  # python -m diffcheck.cases._torch_tutorial
-    reports = [check_sigmoid_neuron(), check_simple_net()]
+    reports = [check_sigmoid_neuron(), check_simple_net(), check_sigmoid_neuron_as_written(), check_simple_net_as_written()]
     for report in reports:
         print(report, end="\n\n")
     raise SystemExit(0 if all(r.ok for r in reports) else 1)

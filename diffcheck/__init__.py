@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from .case import Case, as_case, collect_cases, load_cases
     from .html import to_html
     from .junit import to_junit
-    from .parallel import check_cases, enable_compilation_cache
+    from ._cache import enable_compilation_cache
+    from .parallel import check_cases
 
 __version__ = "0.1.0"
 
@@ -37,7 +38,7 @@ _LAZY = {
     "check_grad": "_api",
     "check_module": "_torch",
     "check_cases": "parallel",
-    "enable_compilation_cache": "parallel",
+    "enable_compilation_cache": "_cache",
     "DirectionalTest": "_records",
     "DotProductTest": "_records",
     "Element": "_records",

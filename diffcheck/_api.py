@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from . import _torch
+from . import _options, _torch
 from ._exact import expression_translation
 from ._pipeline import check_point
 from ._problem import from_arguments, from_case_point
@@ -32,6 +32,7 @@ def check_grad(
     timeout=None,
     strict=False,
     reference=None,
+    loss=None,
 ) -> Report:
     """Checks fn's derivatives with respect to its arguments at exactly `args`.
 
@@ -52,8 +53,11 @@ def check_grad(
             (default: no limit); autodiff and finite differences still run.
         strict: when True, a point where the function has a kink fails; by default (False) a kink
             is a warning that reports the one-sided derivatives and autodiff's convention.
-        reference: for a torch function (a tensor among `args`, or an `nn.Module`): a JAX function
-            of the same arguments whose exact derivative is the symbolic method (`diffcheck.pytorch`).
+        reference: for a torch function (a tensor among `args`): a JAX function of the same
+            arguments whose exact derivative is the symbolic method; default: the torch program
+            itself, captured by torch.export.
+        loss: for an `nn.Module` `fn`: maps its output to what is differentiated; the module is
+            then differentiated in its parameters, `args` are its inputs (`diffcheck.check_module`).
 
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
@@ -61,6 +65,19 @@ def check_grad(
         order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout, strict=strict
     )
     start = time.perf_counter()
+    module = _torch.is_module(fn)
+    # One owner validates every option; torch's devices ("cuda") are its front end's to check.
+    checked = {k: v for k, v in options.items() if k != "strict"}
+    if module or _torch.is_torch(fn, args):
+        checked["device"] = None
+    _options.check_grad((fn,) if module else args, argnums=None if module else argnums, **checked)
+    if module:  # a module as users hold it: differentiated in its parameters
+        if argnums is not None or order != 1:
+            raise UsageError("a torch module is differentiated in its parameters at order 1: drop argnums= and order=")
+        del options["order"]
+        return _torch.check_module(fn, loss, *args, reference=reference, **options)
+    if loss is not None:
+        raise UsageError("loss= is for a torch.nn.Module; for a function, compute the loss inside it")
     if _torch.is_torch(fn, args):  # torch autograd is then the autodiff under test
         point = _torch.check_point(fn, args, argnums=argnums, reference=reference, **options)
         return Report((point,), seconds=time.perf_counter() - start)
@@ -78,7 +95,7 @@ def assert_grad(fn, *args, **options) -> Report:
     __tracebackhide__ = True  # pytest shows the test's line, not diffcheck's frames
     report = check_grad(fn, *args, **options)
     if not report.ok:
-        raise AssertionError(f"diffcheck: derivatives disagree\n{report}")
+        raise AssertionError(f"diffcheck: {_heading(report)}\n{report}")
     return report
 
 
@@ -87,7 +104,7 @@ def assert_case(case: Case, **options) -> Report:
     __tracebackhide__ = True
     report = check_case(case, **options)
     if not report.ok:
-        raise AssertionError(f"diffcheck: case {case.name!r}: derivatives disagree\n{report}")
+        raise AssertionError(f"diffcheck: case {case.name!r}: {_heading(report)}\n{report}")
     return report
 
 
@@ -109,6 +126,9 @@ def check_case(
     `order` (default: each of the case's `orders`) is the derivative order checked; `timeout`
     bounds the symbolic method per point, in seconds; other options as `check_grad`.
     """
+    _options.check_case(
+        case, dtype=dtype, device=device, points=points, seed=seed, order=order, rtol=rtol, atol=atol, timeout=timeout
+    )
     start = time.perf_counter()
     count = DEFAULT_POINTS if points is None else points
     try:
@@ -133,6 +153,14 @@ def _check_case_point(case, point_name, point, programs, *, dtype, device, **opt
     except PointError as exc:
         return _failed(case.name, point_name, dtype, device, str(exc))
     return check_point(problem, dtype=dtype, device=device, **options)
+
+
+def _heading(report: Report) -> str:
+    """What went wrong, in a few words: an error is never reported as a disagreement."""
+    if any(p.error for p in report.points) or report.errors:
+        internal = any(p.error and "internal error in diffcheck" in p.error for p in report.points)
+        return "internal error in diffcheck (please report)" if internal else "the check could not run"
+    return "derivatives disagree"
 
 
 def _failed(case, point, dtype, device, message) -> PointResult:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import os
 import warnings
 
 import jax
 import numpy as np
 
+from . import _jaxpr_numpy as jaxpr_numpy
 from .errors import Unavailable, UsageError
 
 DTYPES = ("float64", "float32")
@@ -59,9 +62,27 @@ def precision(dtype):
 
 @functools.lru_cache(maxsize=256)
 def compiled(F, kind: str):
-    """One jit-compiled transform of `F(theta, data)` per F: compiled once, reused at every point."""
+    """One transform of `F(theta, data)` per F, reused at every point: jit-compiled, or for a
+    small problem on the CPU traced to its jaxpr and run by NumPy (`jaxpr_numpy`), which costs
+    microseconds where compiling costs 0.1–0.3 s a program."""
+    program = _transform(F, kind)
+    jitted = _jit(program)
+
+    def call(theta, *rest):
+        if not eager(np.size(theta)):
+            return jitted(theta, *rest)
+        if kind == "perturbed_chunks":  # the loop over chunks, in Python: each chunk one run
+            where, to, data = rest
+            return np.stack([call_eager(F, "perturbed", theta, w, t, data) for w, t in zip(where, to)])
+        return call_eager(F, kind, theta, *rest)
+
+    return call
+
+
+def _transform(F, kind):
+    """The transform `kind` of F as a Python function of (theta, *rest)."""
     if kind == "value":
-        return _jit(F)
+        return F
     if kind in ("perturbed", "perturbed_chunks"):  # θ with element where[i] set to to[i], for each i
 
         def row(theta, j, v, data):
@@ -70,10 +91,10 @@ def compiled(F, kind: str):
 
         rows = jax.vmap(row, in_axes=(None, 0, 0, None))
         if kind == "perturbed":
-            return _jit(rows)
+            return rows
         # Many chunks in one call, a chunk per loop step: the loop runs inside the program, so a
         # large stencil pays one dispatch per group of chunks rather than one per chunk.
-        return _jit(lambda theta, where, to, data: jax.lax.map(lambda c: rows(theta, *c, data), (where, to)))
+        return lambda theta, where, to, data: jax.lax.map(lambda c: rows(theta, *c, data), (where, to))
     if kind == "forward":  # the columns J e_j for the elements j in `cols`: one jvp each, vmapped
 
         def columns(theta, cols, data):
@@ -83,7 +104,7 @@ def compiled(F, kind: str):
 
             return jax.vmap(column)(cols)
 
-        return _jit(columns)
+        return columns
 
     def value_and_jacobian(theta, data):  # the value comes with the reverse pass: no program of its own
         def twice(t):
@@ -93,7 +114,132 @@ def compiled(F, kind: str):
         jac, out = jax.jacrev(twice, has_aux=True)(theta)
         return out, jac
 
-    return _jit(value_and_jacobian)
+    return value_and_jacobian
+
+
+def _eager_limit() -> int:
+    text = os.environ.get("DIFFCHECK_EAGER", "4096")
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"DIFFCHECK_EAGER must be a parameter count (an integer), got {text!r}") from None
+
+
+#: Up to this many parameters, on the CPU, programs run in NumPy from their jaxprs instead of
+#: being compiled by XLA (measured: a 9-parameter check spent 90 % of its time compiling).
+#: `DIFFCHECK_EAGER=0` compiles every program (read once, at import).
+EAGER = _eager_limit()
+
+
+def eager(size: int) -> bool:
+    """Whether a problem of `size` parameters runs its programs in NumPy (see `compiled`)."""
+    if size > EAGER:
+        return False
+    device = jax.config.jax_default_device
+    platform = jax.default_backend() if device is None else getattr(device, "platform", device)
+    return platform == "cpu"
+
+
+def call_eager(F, kind, theta, *rest):
+    """Transform `kind` of F at (theta, *rest), traced once per argument shape and run by NumPy."""
+    leaves, tree = jax.tree_util.tree_flatten((theta, *rest))
+    signature = (tree, _signature(leaves), bool(jax.config.jax_enable_x64))
+    closed, out_tree = _traced(F, kind, signature)
+    # Each argument in the dtype the program was traced for (a Python float is float32 in a float32 run).
+    leaves = [np.asarray(x, aval.dtype) for x, aval in zip(leaves, closed.in_avals)]
+    return jax.tree_util.tree_unflatten(out_tree, jaxpr_numpy.run(closed, *leaves))
+
+
+def _signature(leaves) -> tuple:
+    """(shape, dtype, weak type) of each leaf: a Python scalar is weakly typed, as jit sees it."""
+    out = []
+    for x in leaves:
+        weak = isinstance(x, (int, float, complex)) or bool(getattr(x, "weak_type", False))
+        out.append((tuple(np.shape(x)), np.dtype(getattr(x, "dtype", None) or np.result_type(x)), weak))
+    return tuple(out)
+
+
+def _structs(tree, signature):
+    return jax.tree_util.tree_unflatten(tree, [jax.ShapeDtypeStruct(s, d, weak_type=w) for s, d, w in signature])
+
+
+@functools.lru_cache(maxsize=1024)
+def _traced(F, kind, signature):
+    """(ClosedJaxpr, output tree) of transform `kind` of F at the argument shapes `signature`.
+
+    F is traced once to its own jaxpr and the transform applied to that jaxpr's evaluation: the
+    same program (custom rules included, as primitives of the jaxpr), without running F's Python
+    under every transform again. A function checked again (a new Python object, the same
+    program) finds its transforms by that jaxpr (`program_key`).
+    """
+    tree, leaves, _ = signature
+    theta, *rest = _structs(tree, leaves)
+    data_leaves, data_tree = jax.tree_util.tree_flatten(rest[-1])
+    base, key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves))
+    if key is not None and (key, kind, signature) in _BY_PROGRAM:
+        return _BY_PROGRAM[key, kind, signature]
+
+    def G(t, d):
+        return jax.core.eval_jaxpr(base.jaxpr, base.consts, t, *jax.tree_util.tree_leaves(d))[0]
+
+    closed, shapes = jax.make_jaxpr(_transform(G, kind), return_shape=True)(theta, *rest)
+    out = closed, jax.tree_util.tree_structure(shapes)
+    if key is not None:
+        while len(_BY_PROGRAM) >= _PROGRAMS_KEPT:  # the oldest first
+            _BY_PROGRAM.pop(next(iter(_BY_PROGRAM)))
+        _BY_PROGRAM[key, kind, signature] = out
+    return out
+
+
+#: Transformed programs by (program key, kind, argument shapes); at most _PROGRAMS_KEPT.
+_BY_PROGRAM: dict = {}
+_PROGRAMS_KEPT = 512
+
+
+def program_key(closed) -> tuple | None:
+    """What identifies the program `closed` (a ClosedJaxpr) for reuse: its text, its constants,
+    and the program of each custom JVP rule it calls (the text names a rule, not what it
+    computes). None where a part cannot be pinned down (a custom VJP rule, whose backward pass
+    is Python): such a program is traced afresh each time."""
+    rules = []
+    try:
+        for eqn in _equations(closed.jaxpr):
+            name = eqn.primitive.name
+            if name == "custom_jvp_call":
+                zeros = [False] * len(eqn.invars)
+                jvp, consts, _ = eqn.params["jvp_jaxpr_fun"].call_wrapped(*zeros)
+                rules.append((str(jvp), _fingerprint(consts)))
+            elif name.startswith("custom_vjp") or name.startswith("custom_lin") or "callback" in name:
+                return None
+    except Exception:  # noqa: BLE001 - a JAX internal that moved: no reuse, never a wrong reuse
+        return None
+    return (str(closed.jaxpr), _fingerprint(closed.consts), tuple(rules))
+
+
+def _equations(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _equations(inner)
+
+
+def _fingerprint(consts) -> tuple:
+    out = []
+    for c in consts:
+        a = np.asarray(c)
+        out.append((a.shape, a.dtype.str, hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest()))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _base(F, theta_signature, data_tree, data_signature):
+    """F's own jaxpr at θ and data of these shapes (its output: one flat vector), and its key."""
+    (theta,) = _structs(jax.tree_util.tree_structure([0]), (theta_signature,))
+    closed = jax.make_jaxpr(F)(theta, _structs(data_tree, data_signature))
+    return closed, program_key(closed)
 
 
 #: Up to this many parameters a program's compilation costs more than all its runs: XLA's backend

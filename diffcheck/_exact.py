@@ -14,7 +14,7 @@ import sympy
 from . import _graph as graph
 from . import _translate as translate
 from ._kinks import Kinks
-from ._primitives import to_sympy
+from ._primitives import StopGradient, to_sympy
 from ._records import OK, State, Status, unavailable
 from .errors import BudgetExceeded, Unavailable
 
@@ -26,6 +26,10 @@ class Exact(NamedTuple):
     value: float | None  # the function's first output, exactly (None when it did not run)
     jacobian: np.ndarray | None  # the exact derivative checked (rows × parameters), or None
     kinks: Kinks
+    # Why finite differences and the complex step cannot be compared with autodiff anywhere here
+    # ("" when they can): a stop_gradient on a differentiated path is a constant to autodiff and
+    # the exact method, by design, but not to the function's values that the estimates difference.
+    estimates_blind: str = ""
 
 
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) -> Exact:
@@ -46,18 +50,20 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
         lets = translation.definitions
         f_sym = np.array([float(v) for v in graph.evaluate(outputs, symbols, point, lets, budget=budget)])
         value = float(f_sym[0]) if f_sym.size else None
-        mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32)
+        eps = max(translation.eps, numeric.value_eps)
+        mismatch = value_mismatch(f_sym, numeric.f64, eps, numeric.f32)
         if mismatch:
             # Cancellation of large intermediates (softplus(35) − 35 = 6e-16 exactly, 0 in float64)
             # is invisible in both precisions: allow rounding of the largest value the program computes.
             nodes = graph.topological(outputs, lets)
             inner = np.abs(graph.evaluate_float(nodes, symbols, point[None, :], lets))
             magnitude = float(np.max(inner[np.isfinite(inner)], initial=0.0))
-            mismatch = value_mismatch(f_sym, numeric.f64, translation.eps, numeric.f32, magnitude)
+            mismatch = value_mismatch(f_sym, numeric.f64, eps, numeric.f32, magnitude)
         if mismatch:
             return Exact(Status(State.REJECTED, mismatch), value, None, Kinks.none())
-        kinks = Kinks.find(outputs, symbols, point, numeric.steps, lets, one_sided=numeric.plan.order == 1)
         level = derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
+        # Kinks of what is differentiated: the outputs at order 1, their derivatives above it.
+        kinks = Kinks.find(level, symbols, point, numeric.steps, lets)
         if route == "graph":
             jac = graph.jacobian(level, symbols, point, lets, budget=budget)
         else:
@@ -65,7 +71,7 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
             jac_exprs = translate.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
-        return Exact(OK, value, jac, kinks)
+        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets))
     except BudgetExceeded as exc:
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
     except Unavailable as exc:
@@ -82,6 +88,15 @@ def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
         budget.check()
         level = [g for expr in level for g in graph.gradient_expressions(expr, symbols, lets)]
     return level
+
+
+def _stopped(outputs, symbols, lets) -> str:
+    """Why the estimates are blind here: a stop_gradient whose argument depends on the parameters."""
+    symbols = set(symbols)
+    for node in graph.topological(outputs, lets):
+        if isinstance(node, StopGradient) and any(n in symbols for n in graph.topological(node.args, lets)):
+            return "finite differences not compared: a stop_gradient on the path is a constant to autodiff only"
+    return ""
 
 
 def value_mismatch(f_sym, f_jax, eps, f32=None, magnitude=0.0) -> str:
@@ -128,3 +143,38 @@ def expression_translation(case, data) -> translate.Translation:
         elif s.name in symbols:
             subs[s] = symbols[s.name]
     return translate.from_expression(case.expr.xreplace(subs), list(symbols.values()))
+
+
+def departure(fn, leaves, names, data, output: int, timeout=None) -> str:
+    """Why the float program is not finite where the mathematics is: the output's exact value, and
+    the first value the program computes that is not finite in float64 while its exact value is,
+    with its primitive and source line. "" when the exact program is not finite there either, or
+    cannot say."""
+    try:
+        budget = translate.Budget(timeout)
+        tr = translate.translate(functools.partial(fn, **data), leaves, symbol_names(names), budget)
+        symbols = [s for sym in tr.symbols for s in sym.reshape(-1)]
+        point = np.concatenate([np.ravel(leaf) for leaf in leaves])
+        outputs = [e for out in tr.outputs for e in out.reshape(-1)]
+        exact = _real(graph.evaluate([outputs[output]], symbols, point, tr.definitions, budget=budget)[0])
+        if not np.isfinite(exact):
+            return ""
+        nodes = list(tr.definitions)
+        floats = graph.evaluate_float(nodes, symbols, point[None, :], tr.definitions)[0]
+        for k in np.flatnonzero(~np.isfinite(floats)):
+            truth = _real(graph.evaluate([nodes[k]], symbols, point, tr.definitions, budget=budget)[0])
+            if np.isfinite(truth):
+                primitive, where = tr.origins.get(nodes[k], ("?", ""))
+                at = f" ({where})" if where else ""
+                return (
+                    f"its exact value is {exact:.17g}: the float program departs at {primitive}{at}, "
+                    f"{floats[k]} in float64 where its exact value is {truth:.17g}"
+                )
+        return f"its exact value is {exact:.17g}"
+    except Exception:  # noqa: BLE001 - the diagnosis is a courtesy: the point's error stands without it
+        return ""
+
+
+def _real(value) -> float:
+    value = complex(value)
+    return value.real if value.imag == 0 else float("nan")

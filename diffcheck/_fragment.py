@@ -40,6 +40,15 @@ def summary_html(report) -> str:
     return f'<p class="summary {verdict}">{escape(report.summary())}</p>'
 
 
+def not_run_html(report) -> str:
+    """The methods that did not run, with their reasons (the table's "-")."""
+    lines = report.not_run(limit=1000)[1:]
+    if not lines:
+        return ""
+    return '<ul class="not-run">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+
+
 def report_html_fragment(report, limit: int = 20) -> str:
-    """Summary, table and failures: a report as a notebook shows it."""
-    return "\n".join([summary_html(report), table_html(report), failures_html(report, limit)])
+    """Summary, table, the methods that did not run, and failures: a report as a notebook shows it."""
+    parts = [summary_html(report), table_html(report), not_run_html(report), failures_html(report, limit)]
+    return "\n".join(p for p in parts if p)

@@ -13,7 +13,8 @@ graph once per distinct node:
 
 from __future__ import annotations
 
-import functools
+import collections
+import math
 
 import mpmath
 import numpy as np
@@ -21,8 +22,16 @@ import sympy
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from ._primitives import NUMERIC, STEP_DERIVATIVES
-from .errors import Unavailable
+from ._nodes import (
+    _NUMPY,
+    _local_derivatives,
+    _mpmath_node,
+    _number,
+    _numpy_node,
+    _pairwise,
+    _pairwise_levels,
+    _partial_expression,
+)
 
 #: Significant decimal digits of the high-precision evaluation of the exact values.
 DIGITS = 30
@@ -58,7 +67,7 @@ def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, bud
     """Each expression at `values` (one float, or mpmath number, per symbol) in mpmath with `digits` digits."""
     with mpmath.workdps(digits):
         values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
-        env = _forward(exprs, symbols, values, _MPMATH, budget, definitions)
+        env = _values(_graph(exprs, definitions), symbols, values, budget)
         return [env[e] for e in exprs]
 
 
@@ -78,8 +87,58 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     at the point and at those rows alone: for a stencil (two rows per parameter) the cost is the
     sum over nodes of their symbols, not nodes × rows, and a node is freed after its last use.
     """
-    definitions = definitions or {}
+    at = np.zeros(len(exprs))
+    moved = np.zeros((len(where), len(exprs)))
+
+    def consume(k, value):
+        base, rows, vals = value
+        at[k] = base
+        moved[:, k] = base
+        moved[rows, k] = vals
+
+    _moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, moved
+
+
+def stencil_kinks(exprs, symbols, theta, steps, definitions=None) -> tuple[np.ndarray, np.ndarray]:
+    """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
+    arrays over the elements of θ.
+
+    For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
+    either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
+    and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
+    stencil crosses it). The same as comparing the signs of `evaluate_moved`'s rows, without its
+    rows × arguments matrix: each argument's rows are folded in as it is computed, and freed.
+    """
+    theta = np.asarray(theta, np.float64)
+    n = theta.size
+    where = np.concatenate([np.arange(n), np.arange(n)])
+    to = np.concatenate([theta + steps, theta - steps])
+    at, crossed = np.zeros(n, bool), np.zeros(n, bool)
+
+    def consume(k, value):
+        base, rows, vals = value
+        s0 = np.sign(base)
+        plus, minus = np.full(n, s0), np.full(n, s0)
+        signs, upper = np.sign(vals), rows >= n
+        plus[rows[~upper]] = signs[~upper]
+        minus[rows[upper] - n] = signs[upper]
+        moves = (plus != s0) | (minus != s0)
+        at[moves & (s0 == 0)] = True
+        crossed[moves & (plus != minus)] = True
+
+    _moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, crossed
+
+
+def _moved(exprs, symbols, theta, where, to, definitions, consume):
+    """Runs the sparse evaluation of `evaluate_moved`, handing each expression's (value at θ,
+    rows, values at the rows) to `consume(index, value)` as soon as it is computed."""
+    graph = _graph(exprs, definitions)
+    definitions = graph.definitions
     where, to = np.asarray(where, np.int64), np.asarray(to, np.float64)
+    total = len(where)
+    dense = _AllRows(total)
     by_symbol = {}
     for r in np.argsort(where, kind="stable"):
         by_symbol.setdefault(int(where[r]), []).append(int(r))
@@ -87,36 +146,125 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     for n, s in enumerate(symbols):
         rows = np.asarray(by_symbol.get(n, ()), np.int64)
         env[s] = (np.float64(theta[n]), rows, to[rows])
-    order = topological(exprs, definitions)
+    wanted = {}
+    for k, e in enumerate(exprs):
+        wanted.setdefault(e, []).append(k)
+    for e in wanted:  # an expression that is a symbol (or a number) is known before the loop
+        if e in env:
+            for k in wanted[e]:
+                consume(k, env[e])
+    order = graph.order
     last = {}
     for i, node in enumerate(order):
-        for a in _children(node, definitions):
+        for a in _children(node, graph):
             last[a] = i
-    keep = set(exprs)
     with np.errstate(all="ignore"):
         for i, node in enumerate(order):
             if node not in env:
-                env[node] = env[definitions[node]] if node in definitions else _moved_node(node, env)
-            for a in _children(node, definitions):
-                if last.get(a) == i and a not in keep:
+                if node in definitions:
+                    value = env[definitions[node]]
+                elif node in graph.linear or isinstance(node, sympy.Add):
+                    value = _moved_sum(node, graph, env, dense)
+                else:
+                    value = _moved_node(node, env, dense)
+                if value is not None and value[1] is not dense and value[1].size > total // 4:
+                    # Moved in most rows: kept as all of them, so that sums need no row matching.
+                    full = np.full(total, value[0], dtype=np.result_type(value[2], np.float64))
+                    full[value[1]] = value[2]
+                    value = (value[0], dense, full)
+                env[node] = value
+                for k in wanted.get(node, ()):
+                    consume(k, value)
+            for a in _children(node, graph):
+                if last.get(a) == i:
                     env.pop(a, None)
-    at = np.array([float(env[e][0]) for e in exprs])
-    moved = np.repeat(at[None, :], len(where), axis=0)
-    for k, e in enumerate(exprs):
-        _, rows, vals = env[e]
-        moved[rows, k] = vals
-    return at, moved
 
 
-def _children(node, definitions):
-    if node in definitions:
-        return (definitions[node],)
+class _AllRows(np.ndarray):
+    """Every row, 0 … R − 1: a node that moves in this many rows holds a value for each."""
+
+    def __new__(cls, total):
+        return np.arange(total, dtype=np.int64).view(cls)
+
+
+def _positions(union, rows):
+    """Where `rows` sit in the sorted `union` of rows."""
+    return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
+
+
+def _moved_sum(node, graph, env, dense):
+    """A sum at the point and at the rows that move any of its terms, in float64.
+
+    Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
+    term — a stencil row moves one parameter, so one term of each dot product — recomputes
+    the log₂(terms) partial sums on that term's path, not the whole sum. A dot product Σ cᵢ·sᵢ
+    of a linear node takes its products here, from its symbols' values: the products are never
+    nodes of their own (a layer with a batch has batch × width × inputs of them).
+    """
+    linear = graph.linear.get(node)
+    if linear is not None:
+        terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
+    else:
+        terms = [(None, env[a]) for a in node.args]
+    scaled = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
+    levels = _pairwise_levels(np.array([b for b, _ in scaled], dtype=np.float64))
+    base = levels[-1][0]
+    moving = [(k, t[1], v) for k, ((_, t), (_, v)) in enumerate(zip(terms, scaled)) if t[1].size]
+    if not moving:
+        return (base, _NO_ROWS, _NO_ROWS)
+    first = next((r for _, r, _ in moving if r is dense), moving[0][1])
+    if len(moving) > 1 and all(r is first or np.array_equal(r, first) for _, r, _ in moving):
+        # Every moving term moves in the same rows (z_i − z_j of one softmax): add them all there.
+        values = [b for b, _ in scaled]
+        for k, _, v in moving:
+            values[k] = v
+        return (base, first, _pairwise(values))
+    if len(moving) == 1:
+        rows, term, value = first, np.full(first.size, moving[0][0]), moving[0][2]
+    else:
+        rows = np.concatenate([r for _, r, _ in moving])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        if first is dense or (rows[1:] == rows[:-1]).any():  # some row moves several terms: add them all there
+            union = dense if first is dense else _union(rows)
+            columns = []
+            for (b, v), (_, (_, r, _)) in zip(scaled, terms):
+                if r is union:
+                    columns.append(v)
+                    continue
+                column = np.full(union.size, b)
+                if r.size:
+                    column[_positions(union, r)] = v
+                columns.append(column)
+            return (base, union, _pairwise(columns))
+        term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
+        value = np.concatenate([v for _, _, v in moving])[order]
+    value = np.asarray(value, np.float64)
+    for level in levels[:-1]:  # up the tree: each partial sum with its sibling's base value
+        sibling = term ^ 1
+        has = sibling < level.size
+        value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
+        term = term >> 1
+    return (base, rows, value)
+
+
+def _union(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows, sorted (NumPy's `unique` hashes integers: 5× slower here)."""
+    rows = np.sort(rows)
+    return rows[np.concatenate([[True], rows[1:] != rows[:-1]])] if rows.size else rows
+
+
+def _children(node, graph):
+    if node in graph.definitions:
+        return (graph.definitions[node],)
+    if node in graph.linear:
+        return graph.linear[node][1]
     if isinstance(node, sympy.Piecewise):  # its pairs are read through, never stored
         return tuple(x for pair in node.args for x in pair.args)
     return node.args if not isinstance(node, ExprCondPair) else ()
 
 
-def _moved_node(node, env):
+def _moved_node(node, env, dense):
     if isinstance(node, ExprCondPair):
         return None  # read through by its Piecewise
     if node.is_Atom:
@@ -124,7 +272,10 @@ def _moved_node(node, env):
     parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
     flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
     rows = [r for _, r, _ in flat if r.size]
-    union = rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows)) if rows else _NO_ROWS
+    if any(r is dense for r in rows):
+        union = dense
+    else:
+        union = rows[0] if len(rows) == 1 else _union(np.concatenate(rows)) if rows else _NO_ROWS
 
     def local(values):
         if parts:
@@ -142,7 +293,7 @@ def _moved_node(node, env):
             continue
         column = np.full(union.size, b)
         if r.size:
-            column[np.searchsorted(union, r)] = v
+            column[_positions(union, r)] = v
         gathered.append(column)
     values = np.broadcast_to(np.asarray(_numpy_node(node, local(gathered))), union.shape)
     return (base, union, values)
@@ -153,18 +304,23 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
-    definitions = definitions or {}
     index = {s: n for n, s in enumerate(symbols)}
     jac = np.zeros((len(outputs), len(symbols)))
+    graph = _graph(outputs, definitions)
     with mpmath.workdps(digits):
-        env = _forward(outputs, symbols, [mpmath.mpf(float(v)) for v in values], _MPMATH, budget, definitions)
-        order = topological(outputs, definitions)
-        depends = _depends(order, index, definitions)
+        env = _values(graph, symbols, [mpmath.mpf(float(v)) for v in values], budget)
+        order, kids = graph.order, graph.kids
+        depends = {}
+        for node in order:
+            depends[node] = node in index or any(depends[a] for a in kids[node])
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
-            adjoint = {out: mpmath.mpf(1)}
+            adjoint, pending = {out: mpmath.mpf(1)}, {}
             for node in order[position[out] :: -1] if out in position else ():
                 bar = adjoint.pop(node, None)
+                terms = pending.pop(node, None)
+                if terms is not None:  # the dot products' contributions, as one exact sum
+                    bar = mpmath.fdot(terms) if bar is None else bar + mpmath.fdot(terms)
                 if bar is None or not depends[node]:
                     continue
                 if node in index:
@@ -172,8 +328,14 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                     continue
                 if budget is not None:
                     budget.check()
-                if node in definitions:
-                    arg = definitions[node]
+                linear = graph.linear.get(node)
+                if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ, summed once
+                    for c, a in zip(graph.coefficients(node), linear[1]):
+                        if depends[a]:
+                            pending.setdefault(a, []).append((bar, c))
+                    continue
+                if node in graph.definitions:
+                    arg = graph.definitions[node]
                     adjoint[arg] = adjoint.get(arg, 0) + bar
                     continue
                 for arg, partial in _local_derivatives(node, env, depends):
@@ -244,28 +406,173 @@ def _local_derivative_expressions(node, depends):
     return out
 
 
-@functools.cache
-def _partial_expression(func, nargs: int, i: int):
-    dummies = sympy.symbols(f"a0:{nargs}", real=True)
-    if func in STEP_DERIVATIVES:  # SymPy leaves these unevaluated: zero away from the jump
-        return dummies, STEP_DERIVATIVES[func](dummies[0])
-    try:
-        derivative = func(*dummies).fdiff(i + 1)
-    except sympy.core.function.ArgumentIndexError:
-        derivative = sympy.S.Zero
-    except Exception as exc:  # noqa: BLE001
-        raise Unavailable(f"SymPy has no derivative of {func.__name__}: {exc}") from None
-    if derivative.has(sympy.Derivative, sympy.Subs):
-        raise Unavailable(f"SymPy has no closed-form derivative of {func.__name__}")
-    return dummies, derivative
-
-
 def _depends(order, index, definitions) -> dict:
     depends = {}
     for node in order:
         children = (definitions[node],) if node in definitions else node.args
         depends[node] = node in index or any(depends[a] for a in children)
     return depends
+
+
+# --- the graph, once per expression set ----------------------------------------------------
+
+
+class _Graph:
+    """The nodes reachable from some expressions, each after its arguments, with what the
+    evaluations need; built once per (expressions, definitions) and kept for the next call.
+
+    A sum Σ cᵢ·sᵢ of rationals times distinct symbols (a dot product of data with the program's
+    values: W @ x has width × inputs of them) is one node here whose arguments are the symbols:
+    its value is one `mpmath.fdot`, its adjoint bar·cᵢ per symbol, and the products cᵢ·sᵢ, most
+    of the graph of a layer with a batch, are never visited one by one.
+    """
+
+    def __init__(self, exprs, definitions):
+        self.definitions = definitions
+        self.linear = {}  # node → (rationals, symbols)
+        self.kids = {}
+        order, stack = [], [(e, False) for e in reversed(exprs)]
+        kids = self.kids
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if node in kids:
+                continue
+            if node in definitions:
+                children = (definitions[node],)
+            elif isinstance(node, sympy.Add) and (linear := _linear_form(node)) is not None:
+                self.linear[node] = linear
+                children = linear[1]
+            else:
+                children = node.args
+            kids[node] = children
+            stack.append((node, True))
+            stack.extend((a, False) for a in children if a not in kids)
+        self.order = order
+        self.envs = {}  # (digits, symbols) → (values, env) of the last full evaluation
+        self._coefficients, self._floats = {}, {}
+        self._parents = None
+
+    def coefficients(self, node) -> list:
+        """The linear node's rationals as mpmath numbers at the working precision (exact, and
+        then the same at every precision, for the binary fractions that float data are)."""
+        out = self._coefficients.get(node)
+        if out is None or out[0] < mpmath.mp.prec:
+            values = [_dyadic(c) for c in self.linear[node][0]]
+            if all(v is not None for v in values):
+                out = (math.inf, values)
+            else:
+                out = (mpmath.mp.prec, [_number(c) for c in self.linear[node][0]])
+            self._coefficients[node] = out
+        return out[1]
+
+    def floats(self, node) -> list:
+        """The linear node's rationals as floats."""
+        out = self._floats.get(node)
+        if out is None:
+            out = self._floats[node] = [int(c.p) / int(c.q) for c in self.linear[node][0]]  # correctly rounded
+        return out
+
+    def dependents(self, changed) -> list:
+        """The nodes that depend on any of `changed`, in evaluation order."""
+        if self._parents is None:
+            self._parents, self._position = {}, {}
+            for i, node in enumerate(self.order):
+                self._position[node] = i
+                for a in self.kids[node]:
+                    self._parents.setdefault(a, []).append(node)
+        seen, stack = set(), list(changed)
+        while stack:
+            for parent in self._parents.get(stack.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return sorted(seen, key=self._position.__getitem__)
+
+
+def _dyadic(c):
+    """The rational c = p / 2^k as an exact mpmath number when p fits in 53 bits, else None."""
+    p, q = int(c.p), int(c.q)
+    if q & (q - 1) or p.bit_length() > 53:
+        return None
+    return mpmath.mpf(p / q)  # a float, exactly
+
+
+def _linear_form(node):
+    """(rationals, symbols) when `node` is Σ cᵢ·sᵢ over distinct symbols, else None."""
+    coefficients, symbols = [], []
+    for term in node.args:
+        if term.is_Symbol:
+            c, symbol = sympy.S.One, term
+        elif term.is_Mul and len(term.args) == 2 and term.args[0].is_Rational and term.args[1].is_Symbol:
+            c, symbol = term.args
+        else:
+            return None
+        coefficients.append(c)
+        symbols.append(symbol)
+    if len(symbols) < 2 or len(set(symbols)) < len(symbols):
+        return None
+    return tuple(coefficients), tuple(symbols)
+
+
+_GRAPHS: list = []  # the last few graphs: [(expressions, definitions, graph)]
+_GRAPHS_KEPT = 4
+
+
+_NO_DEFINITIONS: dict = {}
+
+
+def _graph(exprs, definitions) -> _Graph:
+    definitions = definitions if definitions is not None else _NO_DEFINITIONS
+    exprs = tuple(exprs)
+    for e, d, graph in _GRAPHS:
+        if d is definitions and e == exprs:
+            return graph
+    graph = _Graph(exprs, definitions)
+    _GRAPHS.insert(0, (exprs, definitions, graph))
+    del _GRAPHS[_GRAPHS_KEPT:]
+    return graph
+
+
+def _values(graph, symbols, values, budget):
+    """Every node's mpmath value at `values` (working precision): from the graph's last full
+    evaluation at this precision when only a few symbols differ from it (the one-sided
+    differences at a kink move one element), else a full evaluation, kept for the next call."""
+    key = (mpmath.mp.prec, tuple(symbols))
+    cached = graph.envs.get(key)
+    if cached is not None:
+        old, env = cached
+        changed = [s for s, a, b in zip(symbols, old, values) if a != b]
+        if not changed:
+            return env
+        if len(changed) <= max(1, len(symbols) // 16):
+            moved = set(changed)
+            overlay = collections.ChainMap({s: v for s, v in zip(symbols, values) if s in moved}, env)
+            for node in graph.dependents(changed):
+                if budget is not None:
+                    budget.check()
+                overlay[node] = _mpmath_value(graph, node, overlay)
+            return overlay
+    env = dict(zip(symbols, values))
+    for node in graph.order:
+        if node in env:
+            continue
+        if budget is not None:
+            budget.check()
+        env[node] = _mpmath_value(graph, node, env)
+    graph.envs[key] = (list(values), env)
+    return env
+
+
+def _mpmath_value(graph, node, env):
+    if node in graph.definitions:
+        return env[graph.definitions[node]]
+    linear = graph.linear.get(node)
+    if linear is not None:
+        return mpmath.fdot(graph.coefficients(node), [env[a] for a in linear[1]])
+    return _mpmath_node(node, env)
 
 
 # --- forward evaluation --------------------------------------------------------------------
@@ -281,186 +588,3 @@ def _forward(exprs, symbols, values, backend, budget, definitions=None) -> dict:
             budget.check()
         env[node] = env[definitions[node]] if node in definitions else backend(node, env)
     return env
-
-
-def _number(node):
-    if node is sympy.true or node is sympy.false:
-        return bool(node)
-    if isinstance(node, sympy.Integer):
-        return mpmath.mpf(int(node))
-    if isinstance(node, sympy.Rational):
-        return mpmath.mpf(int(node.p)) / int(node.q)
-    if node is sympy.oo:
-        return mpmath.inf
-    if node is -sympy.oo:
-        return -mpmath.inf
-    if node is sympy.nan:
-        return mpmath.nan
-    return mpmath.mpf(sympy.N(node, mpmath.mp.dps + 5)._mpf_)
-
-
-def _piecewise(node, env, select):
-    # The first pair whose condition holds gives the value (SymPy's semantics).
-    pairs = [env[pair] for pair in node.args]
-    return select(pairs)
-
-
-def _mpmath_select(pairs):
-    for value, condition in pairs:
-        if condition:
-            return value
-    return mpmath.nan
-
-
-def _numpy_select(pairs):
-    conditions = [np.asarray(c, bool) for _, c in pairs]
-    return np.select(conditions, [v for v, _ in pairs], default=np.nan)
-
-
-def _mpmath_node(node, env):
-    if node.is_Atom:
-        if node.is_Symbol:
-            raise Unavailable(f"no value for symbol {node}")
-        return _number(node)
-    args = [env[a] for a in node.args]
-    if isinstance(node, sympy.Add):
-        return mpmath.fsum(args)
-    if isinstance(node, sympy.Mul):
-        return mpmath.fprod(args)
-    if isinstance(node, sympy.Pow):
-        return _power(*args)
-    if isinstance(node, sympy.Piecewise):
-        return _piecewise(node, env, _mpmath_select)
-    if isinstance(node, ExprCondPair):
-        return tuple(args)
-    if type(node) in _LOGIC:
-        return _LOGIC[type(node)](args)
-    try:
-        return _function(type(node), len(args), "mpmath")(*args)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return mpmath.nan
-
-
-def _power(base, exponent):
-    if base < 0 and not mpmath.isint(exponent):
-        return mpmath.nan  # outside the real domain
-    if base == 0 and exponent < 0:
-        return mpmath.inf
-    return mpmath.power(base, exponent)
-
-
-def _numpy_node(node, env):
-    if node.is_Atom:
-        return float(_number(node)) if not isinstance(node, sympy.logic.boolalg.BooleanAtom) else bool(node)
-    args = [env[a] for a in node.args]
-    if isinstance(node, sympy.Add):
-        return functools.reduce(np.add, args)
-    if isinstance(node, sympy.Mul):
-        return functools.reduce(np.multiply, args)
-    if isinstance(node, sympy.Pow):
-        return np.power(np.asarray(args[0], np.float64), args[1])
-    if isinstance(node, sympy.Piecewise):
-        return _piecewise(node, env, _numpy_select)
-    if isinstance(node, ExprCondPair):
-        return tuple(args)
-    if type(node) in _LOGIC:
-        return _NUMPY_LOGIC[type(node)](args)
-    return _function(type(node), len(args), "numpy")(*args)
-
-
-_MPMATH, _NUMPY = _mpmath_node, _numpy_node
-
-_LOGIC = {sympy.And: all, sympy.Or: any, sympy.Not: lambda a: not a[0]}
-_NUMPY_LOGIC = {
-    sympy.And: lambda a: np.logical_and.reduce([np.asarray(x, bool) for x in a]),
-    sympy.Or: lambda a: np.logical_or.reduce([np.asarray(x, bool) for x in a]),
-    sympy.Not: lambda a: np.logical_not(a[0]),
-}
-
-
-@functools.cache
-def mpmath_namespace() -> dict:
-    """Names lambdify needs beyond mpmath's own: our functions, Heaviside, DiracDelta, …"""
-    return {f.__name__: fn for f, fn in NUMERIC["mpmath"].items()}
-
-
-@functools.cache
-def _function(func, nargs: int, module: str):
-    """A numeric version of one SymPy function class (exp, tanh, erf, Lt, And, …)."""
-    special = NUMERIC[module].get(func)
-    if special is not None:
-        return special
-    dummies = sympy.symbols(f"a0:{nargs}", real=True)
-    try:
-        expr = func(*dummies)
-    except Exception as exc:  # noqa: BLE001
-        raise Unavailable(f"cannot evaluate {func.__name__}: {exc}") from None
-    if module == "mpmath":
-        return sympy.lambdify(dummies, expr, modules="mpmath")
-    fn = sympy.lambdify(dummies, expr, modules=_numpy_modules(expr))
-    vectorised = np.vectorize(fn, otypes=[np.float64])
-
-    def call(*args):
-        try:
-            return fn(*args)
-        except TypeError:  # a scalar-only function (math.*): one point at a time
-            return vectorised(*args)
-
-    return call
-
-
-def _numpy_modules(expr) -> list:
-    """NumPy alone where it has the function; scipy.special (vectorised erf, gamma, …) only where
-    it is needed: importing it takes about 0.3 s of a cold start."""
-    from sympy.printing.numpy import NumPyPrinter
-
-    try:
-        plain = "math." not in NumPyPrinter().doprint(expr)  # math.erf: scalars only
-    except Exception:  # noqa: BLE001 - NumPy has no such function
-        plain = False
-    return ["numpy"] if plain else ["scipy", "numpy"]
-
-
-# --- local derivatives ---------------------------------------------------------------------
-
-
-def _local_derivatives(node, env, depends):
-    """(argument, ∂node/∂argument at the point) for each argument that carries a derivative."""
-    args = node.args
-    if isinstance(node, sympy.Add):
-        return [(a, 1) for a in args]
-    if isinstance(node, sympy.Mul):
-        values = [env[a] for a in args]
-        out = []
-        for i, a in enumerate(args):
-            out.append((a, mpmath.fprod(values[:i] + values[i + 1 :])))
-        return out
-    if isinstance(node, sympy.Pow):
-        base, exponent = args
-        b, e = env[base], env[exponent]
-        out = [(base, e * _power(b, e - 1) if e != 0 else 0)]
-        if exponent.free_symbols:
-            out.append((exponent, env[node] * mpmath.log(b) if b > 0 else mpmath.nan))
-        return out
-    if isinstance(node, sympy.Piecewise):
-        for pair in args:
-            if env[pair][1]:
-                return [(pair.args[0], 1)]
-        return []
-    if isinstance(node, (Relational, sympy.logic.boolalg.Boolean, ExprCondPair)):
-        return []  # conditions select branches; they carry no derivative
-    if isinstance(node, sympy.re):
-        return [(args[0], 1)]  # of a real argument: the identity
-    if isinstance(node, sympy.DiracDelta):  # zero off the jump, undefined on it
-        return [(args[0], mpmath.mpf(0) if env[args[0]] != 0 else mpmath.nan)]
-    if isinstance(node, sympy.im):
-        return []
-    values = [env[a] for a in args]
-    return [(a, _partial(type(node), len(args), i)(*values)) for i, a in enumerate(args) if depends[a]]
-
-
-@functools.cache
-def _partial(func, nargs: int, i: int):
-    """∂func/∂(argument i) as a numeric function, from SymPy's own derivative of `func`."""
-    dummies, derivative = _partial_expression(func, nargs, i)
-    return sympy.lambdify(dummies, derivative, modules=[mpmath_namespace(), "mpmath"])

@@ -8,6 +8,7 @@ versa), which a wrong rule cannot widen because both runs use the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import numpy as np
 from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
+from . import _lower as lower
 from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan
 from ._probes import dot_product_test
 from ._records import OK, DotProductTest, Method, State, Status, offsets_of, unavailable
@@ -41,6 +43,9 @@ class Numeric(NamedTuple):
     checks: str  # what was checked, as the report states it
     F: object  # the order-1 flat program F(θ, data), for the probes
     data: dict  # the data F takes
+    floor: float  # the least rounding error of a derivative here (`_compare.rounding_floor`)
+    # The epsilon f64 is exact to: float64's, or the run's when the program only runs in its dtype.
+    value_eps: float = float(np.finfo(np.float64).eps)
 
 
 def ladder_of(run_dtype) -> np.dtype:
@@ -53,12 +58,15 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     `fn(*leaves, **data)`, with bounds."""
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
-    f64, f32, out_shape, reverse64, reverse32 = _values(F1, fn, leaves, flat64, data, run_dtype)
+    f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype)
     plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
     F, args, f_run, jac, ladder = _derivative(F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32)
-    ladder_dtype = ladder_of(run_dtype)
+    ladder_dtype = ladder_of(run_dtype) if ladder is not None else None
     methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
-    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype)
+    # A cast to float32 inside a float64 program rounds to float32 from there on.
+    roundoff = getattr(F1, "roundoff", 0.0)
+    floor = compare.rounding_floor(f_run, jac)
+    bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         try:
@@ -66,35 +74,39 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         except Unavailable as exc:
             methods[Method.FORWARD] = unavailable(str(exc))
         else:
-            bounds[Method.FORWARD] = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype)
+            bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff, floor)
+            bounds[Method.FORWARD] = bound
             methods[Method.FORWARD] = OK
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
-        floor = compare.ABSOLUTE_FLOOR if order > 1 else 0.0
+        noise = floor if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
         fd = finite.jacobian(
-            F, theta, args, run_dtype, ladder_dtype, noise_floor=floor, ladder_sample=sample, f0=f_run.astype(run_dtype)
+            F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample, f0=f_run.astype(run_dtype)
         )
     # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
     # rounding of 1e-16 in F that neither precision shows.
-    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
     methods[Method.FINITE] = OK
-    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed)
-    checks, along = [plan.describe()], None
+    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
+    checks = [plan.describe(), *checks]
+    along = None
     if large and flat64.size > LADDER_SAMPLE:
         checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
-        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks)
+        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks, floor)
     return Numeric(
-        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data
-    )
+        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data,
+        floor,
+    )  # fmt: skip
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype):
-    """F(θ) in float64 and float32, the output's shape, and the reverse-mode Jacobians that come
-    with them (or why F has none); a failure of the user's function is the point's error."""
+    """F(θ) in float64 and float32, the output's shape, the reverse-mode Jacobians that come with
+    them (or why F has none), F itself (for a float64 run, its float32 calls run the float64
+    program lowered: `laddered`) and notes; a failure of the user's function is the point's error."""
 
-    def value(dtype):
+    def value(F, dtype):
         with autodiff.precision(dtype):
             theta = flat64.astype(dtype)
             try:
@@ -103,22 +115,58 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
                 return autodiff.value(F, theta, data), exc
 
     try:
-        f64, reverse64 = value(np.dtype(np.float64))
+        f64, reverse64 = value(F, np.dtype(np.float64))
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
         out_shape = out_leaves[0].shape if len(out_leaves) == 1 else f64.shape
+    except PointError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
         raise PointError(function_failed(exc)) from None
     check_output(f64, "float64")
-    f32, reverse32 = value(np.dtype(np.float32))
-    if run_dtype != np.float64:  # the float64 output is checked above
+    if run_dtype != np.float64:  # a float32 run: the user's function in float32, as asked
+        f32, reverse32 = value(F, run_dtype)
         check_output(f32, run_dtype.name)
-    return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32
+        return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32, F, []
+    try:
+        F = laddered(F, flat64, data)
+        f32, reverse32 = value(F, np.dtype(np.float32))
+        f32 = f32.astype(np.float64)
+        if isinstance(reverse32, Unavailable) and not isinstance(reverse64, Unavailable):
+            raise reverse32
+    except Exception as exc:  # noqa: BLE001 - no ladder: the bounds say rounding was not measured
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        return f64.astype(np.float64), None, out_shape, reverse64, None, F, [f"rounding not measured ({why})"]
+    return f64.astype(np.float64), f32, out_shape, reverse64, reverse32, F, []
+
+
+def laddered(F, flat64, data):
+    """F, whose float32 calls run F's float64 program lowered to 32 bits (`_lower`) instead of the
+    user's code again: closed-over float64 constants, int64 indices and PRNG keys are the
+    program's constants, lowered with it. Other dtypes call F itself. `G.roundoff` is the epsilon
+    of the least precise float the program computes in."""
+    with autodiff.precision(np.float64):
+        closed = jax.make_jaxpr(F)(flat64, data)
+
+    programs = {np.dtype(np.float32): closed}
+
+    def G(theta, data):
+        dtype = np.dtype(theta.dtype)
+        if dtype not in (np.float32, np.complex64):
+            return F(theta, data)
+        if dtype not in programs:  # the complex step's ladder: F's complex program, lowered too
+            with jax.enable_x64(True):
+                programs[dtype] = jax.make_jaxpr(F)(flat64.astype(np.complex128), data)
+        (out,) = lower.evaluate(programs[dtype], theta, *jax.tree_util.tree_leaves(data))
+        return out
+
+    G.roundoff = lower.roundoff(closed)
+    return G
 
 
 def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32):
-    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision) for the function
-    whose Jacobian is the derivative checked: F itself at order 1, a derivative of it above."""
+    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision or None) for the
+    function whose Jacobian is the derivative checked: F itself at order 1, a derivative above."""
     f_run, jac, ladder = (f64, reverse64, reverse32) if run_dtype == np.float64 else (f32, reverse32, reverse64)
     ladder_dtype = ladder_of(run_dtype)
     try:
@@ -127,8 +175,12 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
                 F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
             else:
                 F = autodiff.derivative(F, plan.order)
-            with autodiff.precision(ladder_dtype):
-                _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+            if ladder is not None:
+                try:
+                    with autodiff.precision(ladder_dtype):
+                        _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)
+                except Exception:  # noqa: BLE001 - the derivative does not lower: rounding unmeasured
+                    ladder = None
             with autodiff.precision(run_dtype):
                 f_run, jac = autodiff.value_and_jacobian(F, flat64.astype(run_dtype), data)
         for result in (jac, ladder):
@@ -139,7 +191,7 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
     return F, data, f_run, jac, ladder
 
 
-def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks):
+def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks, floor):
     """The complex step, where every primitive on the path is complex-analytic in JAX: per element,
     or along random directions for large N (returned for the directional test)."""
     ladder_dtype = ladder_of(run_dtype)
@@ -154,7 +206,8 @@ def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, boun
         else:
             with autodiff.precision(run_dtype):
                 cs = finite.complex_step(F, flat64.astype(run_dtype), data, run_dtype)
-            with autodiff.precision(ladder_dtype):
+            cs_ladder = None
+            with contextlib.suppress(Exception), autodiff.precision(ladder_dtype):  # no ladder: unmeasured
                 cs_ladder = finite.complex_step(F, flat64.astype(ladder_dtype), data, ladder_dtype)
     except Exception as exc:  # noqa: BLE001 - e.g. a primitive without complex support
         methods[Method.COMPLEX] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
@@ -164,7 +217,7 @@ def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, boun
         checks.append(f"complex step along {DIRECTIONS} random directions ({flat64.size:,} parameters)")
     else:
         values[Method.COMPLEX] = cs
-        bounds[Method.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype)
+        bounds[Method.COMPLEX] = compare.autodiff_bound(cs, run_dtype, cs_ladder, ladder_dtype, floor=floor)
         methods[Method.COMPLEX] = OK
     return along
 
@@ -182,9 +235,15 @@ def _complex_step_along(F, flat64, data, run_dtype, ladder_dtype, seed) -> tuple
 
 
 def function_failed(exc: Exception) -> str:
+    """The point's error when the user's function fails: what it raised, and the likely cause."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0]
     name = type(exc).__name__
-    if "Concretization" in name or "TracerBool" in name or "TracerInteger" in name or "TracerArray" in name:
+    if "TracerArrayConversion" in name:
+        return (
+            f"the function is not traceable by JAX ({message}): a NumPy function (np.tanh, np.asarray, …) "
+            "was given a traced JAX value; use jax.numpy (jnp.tanh) inside the function"
+        )
+    if "Concretization" in name or "TracerBool" in name or "TracerInteger" in name:
         return (
             f"the function is not traceable by JAX ({message}): Python control flow on a traced value; "
             "use jnp.where or lax.cond instead of if/while on array values"
@@ -202,7 +261,14 @@ def flat_program(fn, shapes):
 
     def F(theta, data):
         parts = [theta[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
-        outs = jax.tree_util.tree_leaves(fn(*parts, **data))
+        out = fn(*parts, **data)
+        outs = jax.tree_util.tree_leaves(out)
+        if not outs or not all(isinstance(o, jax.Array | np.ndarray | float | int) for o in outs):
+            raise PointError(
+                f"the function returned {type(out).__name__}"
+                + (f" holding {type(outs[0]).__name__}" if outs and type(outs[0]) is not type(out) else "")
+                + "; it must return a float array (or a pytree of them) computed from its arguments"
+            )
         return jnp.concatenate([jnp.ravel(o) for o in outs])
 
     return F
@@ -210,14 +276,25 @@ def flat_program(fn, shapes):
 
 def check_output(f, dtype_name):
     f = np.asarray(f)
+    if f.size == 0:
+        raise PointError("the function returned an empty array: there is no derivative to check")
     if not np.issubdtype(f.dtype, np.floating):
         raise PointError(f"the function returned {f.dtype} values; a real floating-point output is needed")
     bad = np.flatnonzero(~np.isfinite(f.reshape(-1)))
     if bad.size:
-        raise PointError(
-            f"output element {int(bad[0])} is {f.reshape(-1)[bad[0]]} in {dtype_name} at this point "
-            "(outside the function's domain, or an overflow)"
+        raise NonFiniteOutput(
+            f"output element {int(bad[0])} is {f.reshape(-1)[bad[0]]} in {dtype_name} at this point",
+            int(bad[0]),
         )
+
+
+class NonFiniteOutput(PointError):
+    """The program's output is not finite at the point: outside its domain, an overflow, or a float
+    program that fails where the mathematics does not (the pipeline asks the exact method which)."""
+
+    def __init__(self, message: str, output: int):
+        super().__init__(message)
+        self.output = output
 
 
 class _JaxBackend:

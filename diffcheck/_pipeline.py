@@ -9,18 +9,20 @@ internal error that keeps its traceback (`DIFFCHECK_INTERNAL_ERRORS=raise` re-ra
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _compare as compare
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
-from ._exact import Exact, exact_method
+from ._diagnosis import diagnose
+from ._exact import Exact, departure, exact_method
 from ._kinks import Kinks
-from ._numeric import JAX
+from ._numeric import JAX, NonFiniteOutput
+from ._options import raise_internal_errors
 from ._plan import MAX_ORDER, labels
 from ._records import Method, PointResult, unavailable
 from .errors import PointError, UsageError
@@ -36,69 +38,114 @@ def check_point(
     `timeout` bounds the exact method (seconds). Other options as `diffcheck.check_grad`.
     """
     start = time.perf_counter()
-    run_dtype = dtype_of(dtype)
-    backend = problem.backend or JAX
-    on_device, platform = backend.device(device)
-    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
-        raise UsageError(f"order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
-    failed = _failure(problem, run_dtype.name, platform, start)
+    run = _Run.of(problem, dtype, device, order, rtol, atol, timeout, seed, strict)
     try:
-        problem.check_finite()
-        # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
-        leaves = [np.asarray(leaf, run_dtype).astype(np.float64) for leaf in problem.leaves]
-        with on_device:
-            numeric = backend.methods(problem, leaves, run_dtype, order, seed)
-        exact = _exact(problem, leaves, numeric, timeout)
-        methods, values, bounds = (
-            {**numeric.methods, Method.SYMBOLIC: exact.status},
-            dict(numeric.values),
-            dict(numeric.bounds),
-        )
-        if exact.jacobian is not None:
-            values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
-        shapes = [leaf.shape for leaf in leaves]
-        rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
-        elements = compare.elements(
-            values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, rtol, atol, order == 1
-        )
-        expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
-        directional = (
-            () if numeric.along is None else (probes.directional_test(numeric.along, values, bounds, run_dtype),)
-        )
-        sweeps = ()
-        if exact.jacobian is not None and order == 1:
-            with on_device:
-                sweeps = probes.sweeps(
-                    numeric.F, leaves, numeric.data, run_dtype, exact.jacobian, numeric.steps, elements, exact.kinks
-                )
+        # NumPy's floating-point warnings from diffcheck's own arithmetic (a NaN derivative cast,
+        # an overflow in a bound) are results here, never warnings for the user.
+        with np.errstate(all="ignore"):
+            problem.check_finite()
+            # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
+            leaves = [np.asarray(leaf, run.dtype).astype(np.float64) for leaf in problem.leaves]
+            with run.on_device:
+                numeric = run.backend.methods(problem, leaves, run.dtype, order, seed)
+            exact = _exact(problem, leaves, numeric, timeout)
+            compared = _compare(problem, leaves, numeric, exact, run)
+    except NonFiniteOutput as exc:
+        why = ""
+        if problem.translation is None and not problem.no_reference:
+            program = problem.reference or problem.fn
+            why = departure(program, leaves, problem.names, problem.data, exc.output, timeout)
+        why = why or "outside the function's domain, or an overflow"
+        return _failed(problem, run, start, f"{exc} ({why})")
     except PointError as exc:
-        return failed(str(exc))
+        return _failed(problem, run, start, str(exc))
+    except SystemExit as exc:  # the user's function called sys.exit: that point's error, not the run's end
+        return _failed(problem, run, start, f"the function called sys.exit({exc.code!r})")
     except Exception as exc:  # noqa: BLE001 - one broken point must not stop the others
-        if os.environ.get("DIFFCHECK_INTERNAL_ERRORS") == "raise":
+        if raise_internal_errors():
             raise
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return failed(f"internal error in diffcheck (please report): {message}", traceback.format_exc())
-    value = {backend_value_name(backend): float(numeric.f64[0]) if numeric.f64.size else float("nan")}
+        message = f"internal error in diffcheck (please report): {type(exc).__name__}: {exc}".splitlines()[0]
+        return _failed(problem, run, start, message, traceback.format_exc())
+    return _record(problem, run, numeric, exact, compared, start)
+
+
+class _Run(NamedTuple):
+    """The options of one check, resolved: the dtype, the device, the backend of the numeric methods."""
+
+    dtype: np.dtype
+    platform: str
+    on_device: object  # a context that runs the numeric methods on the device
+    backend: object
+    order: int
+    rtol: float | None
+    atol: float | None
+    strict: bool
+
+    @classmethod
+    def of(cls, problem, dtype, device, order, rtol, atol, timeout, seed, strict):
+        backend = problem.backend or JAX
+        on_device, platform = backend.device(device)
+        if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+            raise UsageError(f"order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
+        return cls(dtype_of(dtype), platform, on_device, backend, order, rtol, atol, strict)
+
+
+class _Compared(NamedTuple):
+    methods: dict
+    elements: list
+    expectations: list
+    directional: tuple
+    sweeps: tuple
+
+
+def _compare(problem, leaves, numeric, exact, run) -> _Compared:
+    """Every element's verdict, the case's recorded values, and the probes that need the exact value."""
+    methods = {**numeric.methods, Method.SYMBOLIC: exact.status}
+    values, bounds = dict(numeric.values), dict(numeric.bounds)
+    if exact.jacobian is not None:
+        values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
+    shapes = [leaf.shape for leaf in leaves]
+    rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
+    elements = compare.elements(
+        values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, run.rtol, run.atol,
+        run.order == 1, exact.estimates_blind,
+    )  # fmt: skip
+    expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
+    directional = ()
+    if numeric.along is not None:
+        directional = (probes.directional_test(numeric.along, values, bounds, run.dtype, numeric.floor),)
+    sweeps = ()
+    if exact.jacobian is not None and run.order == 1:
+        with run.on_device:
+            sweeps = probes.sweeps(
+                numeric.F, leaves, numeric.data, run.dtype, exact.jacobian, numeric.steps, elements, exact.kinks
+            )
+    return _Compared(methods, elements, expectations, directional, sweeps)
+
+
+def _record(problem, run, numeric, exact, compared, start) -> PointResult:
+    value = {backend_value_name(run.backend): float(numeric.f64[0]) if numeric.f64.size else float("nan")}
     if exact.value is not None:
         value["symbolic"] = exact.value
-    tolerance = "error model" if rtol is None and atol is None else f"rtol={rtol or 0:g}, atol={atol or 0:g}"
+    explicit = run.rtol is not None or run.atol is not None
     return PointResult(
         problem.case,
         problem.point,
-        run_dtype.name,
-        platform,
-        {m: methods[m] for m in (*compare.METHODS, Method.FORWARD) if m in methods},
+        run.dtype.name,
+        run.platform,
+        {m: compared.methods[m] for m in (*compare.METHODS, Method.FORWARD) if m in compared.methods},
         value,
-        tuple(elements),
-        tuple(expectations) if order == 1 else (),
+        tuple(compared.elements),
+        tuple(compared.expectations) if run.order == 1 else (),
         seconds=time.perf_counter() - start,
-        order=order,
+        order=run.order,
         checks=numeric.checks,
         dot_product=numeric.dot_product,
-        directional=directional,
-        sweeps=sweeps,
-        tolerance=tolerance,
-        strict=strict,
+        directional=compared.directional,
+        sweeps=compared.sweeps,
+        tolerance=f"rtol={run.rtol or 0:g}, atol={run.atol or 0:g}" if explicit else "error model",
+        strict=run.strict,
+        diagnosis=diagnose(compared.elements),
     )
 
 
@@ -117,17 +164,14 @@ def _exact(problem, leaves, numeric, timeout):
     )
 
 
-def _failure(problem, dtype_name, platform, start):
-    def failed(message, trace=None) -> PointResult:
-        return PointResult(
-            problem.case,
-            problem.point,
-            dtype_name,
-            platform,
-            {},
-            error=message,
-            traceback=trace,
-            seconds=time.perf_counter() - start,
-        )
-
-    return failed
+def _failed(problem, run, start, message, trace=None) -> PointResult:
+    return PointResult(
+        problem.case,
+        problem.point,
+        run.dtype.name,
+        run.platform,
+        {},
+        error=message,
+        traceback=trace,
+        seconds=time.perf_counter() - start,
+    )

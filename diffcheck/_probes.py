@@ -18,7 +18,7 @@ from ._records import OK, DirectionalTest, DotProductTest, Method, State, Status
 DOT_DIRECTIONS = 3
 
 
-def dot_product_test(values, methods, bound, dtype, seed) -> DotProductTest:
+def dot_product_test(values, methods, bound, dtype, seed, floor) -> DotProductTest:
     """uᵀ(J v) by forward mode against (Jᵀu)ᵀ v by reverse mode for seeded random u, v.
 
     The forward-mode Jacobian is jvp along each basis vector, the reverse-mode one vjp along each:
@@ -38,7 +38,8 @@ def dot_product_test(values, methods, bound, dtype, seed) -> DotProductTest:
         return DotProductTest(unavailable("a derivative is not finite here"))
     # Each of J's entries may be off by its own bound in either mode; the sums round too.
     bounds = tuple(
-        2 * float(np.abs(u) @ bound @ np.abs(v)) + compare.dot_product_bound(u, J_rev, v, dtype) for u, v in zip(U, V)
+        2 * float(np.abs(u) @ bound @ np.abs(v)) + compare.dot_product_bound(u, J_rev, v, dtype, floor)
+        for u, v in zip(U, V)
     )
     ok = all(abs(f - r) <= b for f, r, b in zip(forward, reverse, bounds))
     return DotProductTest(
@@ -46,7 +47,7 @@ def dot_product_test(values, methods, bound, dtype, seed) -> DotProductTest:
     )
 
 
-def directional_test(along, values, bounds, dtype) -> DirectionalTest:
+def directional_test(along, values, bounds, dtype, floor) -> DirectionalTest:
     """The complex step's J v against the exact J v (else reverse-mode autodiff's), each direction.
 
     The bound: the complex step's own (its spread across precisions, rounding of the sum's terms,
@@ -59,10 +60,7 @@ def directional_test(along, values, bounds, dtype) -> DirectionalTest:
     size = np.abs(V) @ np.abs(J).T
     eps = np.finfo(dtype).eps
     bound = (
-        4 * spread
-        + 128 * eps * size
-        + compare.ABSOLUTE_FLOOR * np.abs(V).sum(axis=1, keepdims=True)
-        + np.abs(V) @ bounds[reference].T
+        4 * spread + 128 * eps * size + floor * np.abs(V).sum(axis=1, keepdims=True) + np.abs(V) @ bounds[reference].T
     )
     if not (np.all(np.isfinite(cs)) and np.all(np.isfinite(expected)) and np.all(np.isfinite(bound))):
         return DirectionalTest(Method.COMPLEX, unavailable("a derivative is not finite here"), reference, len(V))

@@ -180,8 +180,9 @@ class Element:
         broken = [
             f"|{k[0]} - {k[1]}| = {e:.3g} > {self.tolerances[k]:.3g}"
             for k, e in self.errors.items()
-            if e > self.tolerances[k] or math.isnan(e)
+            if e > self.tolerances[k] and math.isfinite(e)
         ]
+        broken += [f"{m} is {v}" for m, v in self.values.items() if not math.isfinite(v)]
         note = f" ({self.note})" if self.note else ""
         return f"{self.name}: {values}{odd}" + (f" [{'; '.join(broken)}]" if broken else "") + note
 
@@ -358,6 +359,7 @@ class PointResult:
     tolerance: str = "error model"  # the bound used: each method's own error model, or "rtol=…, atol=…"
     strict: bool = False  # a kink fails the point (check_grad(strict=True), --strict)
     directional: tuple = ()  # DirectionalTest records: methods checked along random directions (large N)
+    diagnosis: tuple = ()  # what a wrong autodiff looks like, per parameter (a factor, a transpose, …)
 
     @property
     def mismatches(self) -> tuple:
@@ -403,6 +405,7 @@ class PointResult:
         out = [f"error: {self.error}"] if self.error else []
         out += [f"{m} {s}" for m, s in self.methods.items() if not _status(s).ok]
         out += [e.describe() for e in self.mismatches]
+        out += [f"pattern: {line}" for line in self.diagnosis]
         out += [x.describe() for x in self.expectations if not x.ok]
         if self.dot_product is not None and not self.dot_product.ok:
             out.append(self.dot_product.describe())
@@ -432,6 +435,7 @@ class PointResult:
             "strict": self.strict,
             "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
             "directional": [d.to_dict() for d in self.directional],
+            "diagnosis": list(self.diagnosis),
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
             "sweeps": [s.to_dict() for s in self.sweeps],
@@ -525,7 +529,25 @@ class Report:
         kinks = self.kink_warnings()
         if kinks:
             lines += ["", *kinks]
+        missing = self.not_run()
+        if missing:
+            lines += ["", *missing]
         return "\n".join(lines + ["", self.summary()])
+
+    def not_run(self, limit: int = 10) -> list[str]:
+        """Why a "-" in the table: the exact method or forward mode that did not run at a point,
+        with its reason, under a heading; [] when both ran everywhere."""
+        lines = []
+        for p in self.points:
+            for method in (Method.SYMBOLIC, Method.FORWARD):
+                status = p.methods.get(method)
+                if status is not None and _status(status).state is State.UNAVAILABLE:
+                    lines.append(f"{p.case} @ {p.point}: {method} {status}")
+        lines = list(dict.fromkeys(lines))
+        if not lines:
+            return []
+        more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
+        return ["Not run (the others still decide):", *lines[:limit], *more]
 
     def kink_warnings(self, limit: int = 10) -> list[str]:
         """The kinks of non-strict points, one line each (one-sided derivatives, autodiff's

@@ -436,13 +436,21 @@ def _sum_of_products(lhs, rhs):
     than the rest of the translation); anything else goes through SymPy's own constructors.
     """
     terms, rests = [], set()
+    if all(a.is_Symbol for a in lhs) and all(b.is_Symbol for b in rhs):
+        # Both factors let-bound values (a layer's weights times the previous layer's outputs):
+        # products of distinct symbols, each product once, have nothing to combine either.
+        pairs = [frozenset((a, b)) for a, b in zip(lhs, rhs, strict=True)]
+        if len(pairs) > 1 and all(len(p) == 2 for p in pairs) and len(set(pairs)) == len(pairs):
+            return sympy.Add._from_args(
+                [sympy.Mul._from_args(tuple(sorted((a, b), key=str))) for a, b in zip(lhs, rhs, strict=True)]
+            )
     for a, b in zip(lhs, rhs, strict=True):
         if a.is_Rational and b.is_Symbol:
             a, b = b, a
         if not (a.is_Symbol and b.is_Rational) or a in rests:
             return sympy.Add(*[x * y for x, y in zip(lhs, rhs, strict=True)])
-        if b != 0:
-            terms.append(a if b == 1 else sympy.Mul._from_args((b, a)))
+        if b.p != 0:  # the integers of the Rational: SymPy's == and != sympify their operand
+            terms.append(a if b.p == b.q else sympy.Mul._from_args((b, a)))
             rests.add(a)
     if len(terms) < 2:
         return terms[0] if terms else sympy.S.Zero

@@ -24,15 +24,17 @@ from collections.abc import Callable, Mapping
 import jax
 import numpy as np
 
+from . import _aten as aten
 from . import _compare as compare
 from . import _finite as finite
 from ._autodiff import precision
 from ._numeric import Numeric, ladder_of
 from ._pipeline import check_point as run_pipeline
 from ._plan import Plan
+from ._probes import dot_product_test
 from ._problem import Problem, normalise_argnums
 from ._records import OK, Method, PointResult, unavailable
-from .errors import PointError, UsageError
+from .errors import PointError, Unavailable, UsageError
 
 DEVICES = ("cpu", "cuda")
 
@@ -43,6 +45,12 @@ def is_torch(fn, args=()) -> bool:
     if torch is None:
         return False
     return isinstance(fn, torch.nn.Module) or any(isinstance(a, torch.Tensor) for a in args)
+
+
+def is_module(fn) -> bool:
+    """Whether `fn` is a torch.nn.Module (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(fn, torch.nn.Module)
 
 
 def check_point(
@@ -77,30 +85,39 @@ def check_point(
 
     backend.on_theta = on_theta
     leaves = tuple(arrays[i].astype(np.float64) for i in argnums)
-    twin, no_reference = None, "no JAX reference given (reference=…)"
-    if reference is not None:
-        ref_args = [np.asarray(a, np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    ref_args = [np.asarray(a, np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    no_reference = ""
+    if reference is None:  # the exact program is the torch program itself, captured by torch.export
+        reference, no_reference = _captured(fn, arrays)
 
-        def twin(*values):
-            full = list(ref_args)
-            for i, v in zip(argnums, values, strict=True):
-                full[i] = v
-            return reference(*full)
+    def twin(*values):
+        full = list(ref_args)
+        for i, v in zip(argnums, values, strict=True):
+            full[i] = v
+        return reference(*full)
 
-        no_reference = ""
     name = getattr(fn, "__name__", type(fn).__name__)
-    problem = Problem(name, "args", fn, leaves, names, reference=twin, no_reference=no_reference, backend=backend)
+    problem = Problem(
+        name,
+        "args",
+        fn,
+        leaves,
+        names,
+        reference=twin if reference else None,
+        no_reference=no_reference,
+        backend=backend,
+    )
     options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
     return run_pipeline(problem, device=device, **options)
 
 
 def check_module(
     module,
-    loss: Callable,
+    loss: Callable | None,
     *inputs,
-    reference,
-    parameters: Mapping[str, str],
-    data: Mapping[str, object],
+    reference=None,
+    parameters: Mapping[str, str] | None = None,
+    data: Mapping[str, object] | None = None,
     point: str = "torch",
     dtype=None,
     rtol=None,
@@ -110,40 +127,42 @@ def check_module(
     device=None,
     strict=False,
 ):
-    """Checks the gradient of `loss(module(*inputs))` in the module's parameters at their values,
-    against the exact gradient of the JAX `reference` case at the same parameters.
+    """Checks the gradient of `loss(module(*inputs))` in the module's parameters at their values.
 
     Args:
-        module: a `torch.nn.Module`; its parameters' current values are the point.
-        loss: maps the module's output to a scalar tensor (e.g. `lambda out: nn.BCELoss()(out, labels)`).
+        module: a `torch.nn.Module`; its parameters' current values are the point, its buffers
+            (BatchNorm's running statistics) and inputs are data, `train()`/`eval()` as it is.
+        loss: maps the module's output to what is differentiated (e.g. `lambda out:
+            nn.BCELoss()(out, labels)`); None: the output itself (a Jacobian).
         *inputs: the module's inputs.
-        reference: the case (`diffcheck.Case`) computing the same mathematics in JAX.
-        parameters: torch parameter name → the reference's parameter name, e.g.
-            `{"fc1.weight": "W1", ...}`; shapes must match. Every parameter in the case's `wrt` is
-            mapped; module parameters left out are held fixed.
-        data: the reference's other arguments (its data) at this point, e.g. `{"x": …, "y": 1.0}`.
+        reference: None (default): the exact reference is the module's own program, captured by
+            torch.export. Or a `diffcheck.Case` computing the same mathematics in JAX, with
+            `parameters` (torch parameter name → the case's, e.g. `{"fc1.weight": "W1"}`; module
+            parameters left out are held fixed) and `data` (the case's other arguments).
         point: the point's name in the report.
+        dtype: "float32" or "float64"; default: the dtype of the module's parameters.
 
-    Returns a `Report` with one point.
+    Returns a `Report` with one point; its elements are named after the module's parameters.
     """
     from ._records import Report
 
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"check_module checks a torch.nn.Module, got {type(module).__name__}")
+    loss = loss if loss is not None else (lambda out: out)
     named = dict(module.named_parameters())
-    unknown = [p for p in parameters if p not in named]
-    if unknown:
-        raise UsageError(f"no parameter {', '.join(unknown)} in the module; it has {', '.join(named)}")
-    by_case = {case_name: torch_name for torch_name, case_name in parameters.items()}
-    missing = [p for p in reference.wrt if p not in by_case]
-    if missing:
-        raise UsageError(f"case {reference.name!r} parameter(s) {', '.join(missing)} mapped to no module parameter")
-    order = [by_case[p] for p in reference.wrt]  # θ in the reference's order, so elements line up
-    values = {p: named[t].detach().cpu().numpy().astype(np.float64) for p, t in zip(reference.wrt, order, strict=True)}
-    for p, t in zip(reference.wrt, order, strict=True):
-        if values[p].shape != tuple(named[t].shape):
-            raise UsageError(f"{t} has shape {tuple(named[t].shape)}, the case's {p} {values[p].shape}")
+    if dtype is None:
+        dtypes = {str(p.dtype).removeprefix("torch.") for p in named.values()}
+        dtype = "float32" if dtypes == {"float32"} else None
+    if reference is None:
+        order = [n for n, p in named.items() if p.requires_grad]
+        twin, no_reference = _captured_module(module, loss, inputs, order)
+    else:
+        order, twin = _case_reference(reference, parameters or {}, data or {}, named)
+        no_reference = ""
+    if not order:
+        raise UsageError(f"{type(module).__name__} has no parameter that requires grad: nothing to differentiate")
+    leaves = tuple(named[n].detach().cpu().numpy().astype(np.float64) for n in order)
     fixed = {n: p.detach() for n, p in named.items() if n not in order}
     fixed.update(module.named_buffers())
     arrays = [_as_array(x) for x in inputs]  # once: inside torch.func's transforms .numpy() fails
@@ -156,17 +175,54 @@ def check_module(
         return loss(torch.func.functional_call(module, state, tuple(cast)))
 
     backend.on_theta = on_theta
+    name = f"{type(module).__name__} (torch)"
+    problem = Problem(
+        name, point, module, leaves, tuple(order), reference=twin, no_reference=no_reference, backend=backend
+    )
+    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
+    result = run_pipeline(problem, device=device, **options)
+    return Report((result,), seconds=result.seconds)
+
+
+def _case_reference(reference, parameters, data, named):
+    """(the parameters in the case's order, the case as a JAX function of them) for a JAX twin."""
+    unknown = [p for p in parameters if p not in named]
+    if unknown:
+        raise UsageError(f"no parameter {', '.join(unknown)} in the module; it has {', '.join(named)}")
+    by_case = {case_name: torch_name for torch_name, case_name in parameters.items()}
+    missing = [p for p in reference.wrt if p not in by_case]
+    if missing:
+        raise UsageError(f"case {reference.name!r} parameter(s) {', '.join(missing)} mapped to no module parameter")
+    order = [by_case[p] for p in reference.wrt]  # θ in the reference's order, so elements line up
     at = {k: np.asarray(v, np.float64) if _is_float(v) else v for k, v in data.items()}
 
     def twin(*leaves):
         return reference.fn(**at, **dict(zip(reference.wrt, leaves, strict=True)))
 
-    leaves = tuple(values[p] for p in reference.wrt)
-    name = f"{type(module).__name__} (torch)"
-    problem = Problem(name, point, module, leaves, tuple(order), reference=twin, backend=backend)
-    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
-    result = run_pipeline(problem, device=device, **options)
-    return Report((result,), seconds=result.seconds)
+    return order, twin
+
+
+def _captured_module(module, loss, inputs, order):
+    """(the module's program as a JAX function of its parameters, "") — or (None, why not)."""
+    torch = _torch()
+    tensors = tuple(x if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x)) for x in inputs)
+    try:
+        program = aten.to_jax(module, tensors, loss=loss)
+    except Unavailable as exc:
+        return None, f"no exact translation of the torch module: {exc}"
+    arrays = [np.asarray(t.detach().cpu().numpy()) for t in tensors]
+    arrays = [a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    return (lambda *leaves: program.fn(dict(zip(order, leaves, strict=True)), *arrays)), ""
+
+
+def _captured(fn, arrays):
+    """(the torch program as a JAX function of all its arguments, "") — or (None, why not)."""
+    torch = _torch()
+    try:
+        program = aten.to_jax(fn, tuple(torch.tensor(np.asarray(a)) for a in arrays))
+    except Unavailable as exc:
+        return None, f"no exact translation of the torch program: {exc}"
+    return (lambda *values: program.fn({}, *values)), ""
 
 
 class _TorchBackend:
@@ -193,9 +249,16 @@ class _TorchBackend:
         shapes = tuple(leaf.shape for leaf in leaves)
         theta = np.concatenate([leaf.reshape(-1) for leaf in leaves])
         flat = _flat(self.on_theta, shapes, self.torch_device)
+        value_eps = float(np.finfo(np.float64).eps)
         try:
-            f64 = flat(theta, np.dtype(np.float64)).astype(np.float64)
-            f_run = f64 if run_dtype == np.float64 else flat(theta, run_dtype).astype(np.float64)
+            if run_dtype == np.float64:
+                f64 = f_run = flat(theta, run_dtype).astype(np.float64)
+            else:  # the program as it runs; in float64 too where it can (float32 data it closes over)
+                f_run = flat(theta, run_dtype).astype(np.float64)
+                try:
+                    f64 = flat(theta, np.dtype(np.float64)).astype(np.float64)
+                except Exception:  # noqa: BLE001 - it runs in float32 only: its value is float32's
+                    f64, value_eps = f_run, float(np.finfo(run_dtype).eps)
         except UsageError as exc:
             raise PointError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
@@ -216,20 +279,21 @@ class _TorchBackend:
                     raise PointError(f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
                 methods[method] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
-            same = values[method] if ladder is None else ladder
-            bounds[method] = compare.autodiff_bound(values[method], run_dtype, same, ladder_dtype)
+            floor = compare.rounding_floor(f_run, values[Method.AUTODIFF])
+            bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype, floor=floor)
             methods[method] = OK
         F = _on_host(flat, f_run.size)
         with precision(run_dtype):
             fd = finite.jacobian(
                 F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None
             )
-        values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + compare.ABSOLUTE_FLOOR
+        values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
         methods[Method.FINITE] = OK
+        dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
         plan = Plan(1, None)
         return Numeric(
             f64, f64, (f_run.size,) if f_run.size > 1 else (), methods, values, bounds, fd.steps, fd.notes, plan,
-            None, None, "; ".join(checks), F, {},
+            dot, None, "; ".join(checks), F, {}, floor, value_eps,
         )  # fmt: skip
 
     def _ladder(self, shapes, theta, ladder_dtype):

@@ -15,6 +15,7 @@ change it ride along as `Piece` guards, which the kink analysis reports like the
 from __future__ import annotations
 
 import contextvars
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class Budget:
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("budget", default=None)
 _LETS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lets", default=None)
+_ORIGINS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("origins", default=None)
 _POINT: contextvars.ContextVar[Point | None] = contextvars.ContextVar("point", default=None)
 
 
@@ -183,20 +185,24 @@ class Translation:
     # The epsilon of the least precise float the program rounds to: a cast to float32 inside a
     # float64 program is the identity here, so values agree with JAX's only to that precision.
     eps: float = float(np.finfo(np.float64).eps)
+    # Let-bound symbol → (the primitive that computed it, where in the user's source), for naming
+    # the operation where the float program departs from the exact one.
+    origins: dict = field(default_factory=dict)
 
 
 def translate(fn, leaves, names, budget: Budget | None = None) -> Translation:
     """Traces `fn(*leaves)` and rewrites its jaxpr in SymPy. Raises `Unavailable` when it cannot."""
     leaves = [np.asarray(leaf, dtype=np.float64) for leaf in leaves]
     budget = budget or Budget()
-    definitions = {}
-    tokens = _BUDGET.set(budget), _LETS.set(definitions)
+    definitions, origins = {}, {}
+    tokens = _BUDGET.set(budget), _LETS.set(definitions), _ORIGINS.set(origins)
     try:
         symbols, outputs, eps = _translate(fn, leaves, names)
     finally:
         _BUDGET.reset(tokens[0])
         _LETS.reset(tokens[1])
-    translation = Translation(symbols, outputs, definitions=definitions, eps=eps)
+        _ORIGINS.reset(tokens[2])
+    translation = Translation(symbols, outputs, definitions=definitions, eps=eps, origins=origins)
     budget.check_size([e for out in outputs for e in out.reshape(-1)], definitions)
     return translation
 
@@ -288,14 +294,20 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
         return env[var]
 
     for var, val in zip(jaxpr.constvars, consts):
-        env[var] = np.asarray(val)
+        env[var] = _constant(val)
     for var, val in zip(jaxpr.invars, args):
         env[var] = _array(val)
     budget = _BUDGET.get() or Budget()
+    lets, origins = _LETS.get(), _ORIGINS.get()
     for eqn in jaxpr.eqns:
         budget.check()
         invals = [read(v) for v in eqn.invars]
+        before = len(lets) if lets is not None else 0
         outvals = _apply(eqn, invals)
+        if origins is not None and lets is not None and len(lets) > before:
+            origin = (eqn.primitive.name, _where(eqn))
+            for symbol in itertools.islice(reversed(lets), len(lets) - before):
+                origins.setdefault(symbol, origin)
         if not eqn.primitive.multiple_results:
             outvals = [outvals]
         for var, val in zip(eqn.outvars, outvals):
@@ -303,17 +315,27 @@ def evaluate_jaxpr(jaxpr, consts, args) -> list:
     return [read(v) for v in jaxpr.outvars]
 
 
+def _where(eqn) -> str:
+    """The user's source line of an equation, as JAX records it ("" when it has none)."""
+    try:
+        from jax._src import source_info_util
+
+        return source_info_util.summarize(eqn.source_info)
+    except Exception:  # noqa: BLE001 - JAX's private helper moved: no line, the primitive is named
+        return ""
+
+
 def _array(x) -> np.ndarray:
     # Indexing a 0-d object array yields the bare expression: keep every value an array.
-    return np.asarray(x, dtype=object) if isinstance(x, sympy.Basic) else np.asarray(x)
+    return np.asarray(x, dtype=object) if isinstance(x, sympy.Basic) else _constant(x)
 
 
 def _apply(eqn, invals):
     name = eqn.primitive.name
     params = eqn.params
     if name in CALLS:
-        sub = _subjaxpr(params)
-        return evaluate_jaxpr(sub.jaxpr, getattr(sub, "consts", ()), invals)
+        sub = _subjaxpr(params)  # a closed jaxpr, or an open one (remat's, checkpoint's)
+        return evaluate_jaxpr(getattr(sub, "jaxpr", sub), getattr(sub, "consts", ()), invals)
     if name == "scan":
         return _scan(params, invals)
     if name == "cond":
@@ -385,8 +407,15 @@ def _bind(eqn, invals, **changed):
     subfuns, params = params if isinstance(params, tuple) else ((), params)  # JAX < 0.7 form
     out = eqn.primitive.bind(*subfuns, *invals, **params)
     if eqn.primitive.multiple_results:
-        return [np.asarray(o) for o in out]
-    return np.asarray(out)
+        return [_constant(o) for o in out]
+    return _constant(out)
+
+
+def _constant(x):
+    """A value computed from data alone: a NumPy array, except a PRNG key (it has no NumPy form)."""
+    if jax.dtypes.issubdtype(getattr(x, "dtype", np.float64), jax.dtypes.extended):
+        return x
+    return np.asarray(x)
 
 
 # The ones that only reshape or reorder, done in NumPy on the index array: run by JAX, each would

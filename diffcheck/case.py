@@ -68,11 +68,15 @@ class Case:
             object.__setattr__(self, "fn", _lambdify(self.expr))
         if not callable(self.fn):
             raise CaseError(f"{where}: fn must be callable, got {type(self.fn).__name__}")
-        if isinstance(self.wrt, str):
-            object.__setattr__(self, "wrt", (self.wrt,))
-        object.__setattr__(self, "wrt", tuple(self.wrt))
-        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "wrt", _names(self.wrt, "wrt", where, "a parameter name"))
+        object.__setattr__(self, "tags", _names(self.tags, "tags", where, "a tag"))
+        if not isinstance(self.orders, (tuple, list)):
+            raise CaseError(
+                f"{where}: orders must be a tuple of derivative orders from 1 to 4, e.g. (1, 2), "
+                f"got {_got(self.orders)}"
+            )
         object.__setattr__(self, "orders", tuple(self.orders))
+        _check_fields(self, where)
         if not self.orders or any(not isinstance(k, int) or not 1 <= k <= 4 for k in self.orders):
             raise CaseError(f"{where}: orders must be integers from 1 to 4, got {self.orders}")
         if not self.wrt:
@@ -100,6 +104,11 @@ class Case:
                         f"{where}, expected d/d{param} at {point_name!r} has shape {want}, the parameter {have}"
                     )
 
+    def point_checks(self, points: int, order: int | None = None) -> int:
+        """How many point checks `check_case(self, points=points, order=order)` makes."""
+        count = len(self.points) + (points if self.sample is not None else 0)
+        return count * (1 if order is not None else len(self.orders))
+
     def __repr__(self) -> str:  # short: pytest prints it for every test parametrized over cases
         return f"Case({self.name!r}, wrt={self.wrt!r}" + (f", source={self.source!r})" if self.source else ")")
 
@@ -122,6 +131,42 @@ class Case:
             for i in range(count):
                 points[f"random-{i}"] = self.sample(rng)
         return points
+
+
+def _got(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _names(value, field_name: str, where: str, one: str) -> tuple:
+    """A name, or a tuple (list, set) of names, as a tuple; a string is one name, never its letters."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (tuple, list, set, frozenset)) or not all(isinstance(v, str) for v in value):
+        raise CaseError(f"{where}: {field_name} must be {one} or a tuple of them (strings), got {_got(value)}")
+    return tuple(value)
+
+
+def _check_fields(case: Case, where: str) -> None:
+    """The types of a case's fields, so that a malformed case is refused where it is defined."""
+    if not isinstance(case.points, Mapping):
+        raise CaseError(f"{where}: points must be a dict of point name -> {{argument: value}}, got {_got(case.points)}")
+    for point_name, point in case.points.items():
+        if not isinstance(point_name, str) or not point_name:
+            raise CaseError(f"{where}: point names must be non-empty strings, got {_got(point_name)}")
+        if not isinstance(point, Mapping):
+            raise CaseError(
+                f"{where}, point {point_name!r}: a point must be a dict of argument -> value, got {_got(point)}"
+            )
+    if case.sample is not None and not callable(case.sample):
+        raise CaseError(f"{where}: sample must be a function of a numpy Generator (or None), got {_got(case.sample)}")
+    if not isinstance(case.expected, Mapping) or not all(isinstance(v, Mapping) for v in case.expected.values()):
+        raise CaseError(
+            f"{where}: expected must be a dict of point name -> {{parameter: value}}, got {_got(case.expected)}"
+        )
+    if not isinstance(case.decimals, int) or isinstance(case.decimals, bool) or not 0 <= case.decimals <= 17:
+        raise CaseError(f"{where}: decimals must be a whole number from 0 to 17, got {_got(case.decimals)}")
+    if not isinstance(case.description, str):
+        raise CaseError(f"{where}: description must be a string, got {_got(case.description)}")
 
 
 def as_case(
@@ -206,39 +251,56 @@ def load_cases(*paths) -> list[Case]:
 def collect_cases(*paths) -> tuple[list[Case], list[str]]:
     """Cases from files and folders (no paths: the built-in library), and one message per failure.
 
-    A file that fails to import is reported with its file and line; the other files still load.
+    A file that fails to import (or exits, `sys.exit`) is reported with its file and line; the
+    other files still load.
     """
+    cases, errors = [], []
+    for source in sources(*paths):
+        more, failed = load_source(source)
+        cases += more
+        errors += failed
+    return cases, errors + duplicate_names(cases)
+
+
+def sources(*paths) -> list[str]:
+    """What `collect_cases` imports, in order: the library's module names (no paths), else case files."""
     if not paths:
         import diffcheck.cases as library
 
         modules = sorted(m.name for m in pkgutil.iter_modules(library.__path__) if not m.name.startswith("_"))
-        sources = [(f"diffcheck.cases.{m}", None) for m in modules]
-    else:
-        sources = [(None, f) for f in _case_files(paths)]
-    cases, errors = [], []
-    for module_name, path in sources:
-        try:
-            module = importlib.import_module(module_name) if module_name else _import_file(path)
-        except CaseError as exc:
-            errors.append(str(exc))
-            continue
-        except Exception as exc:  # a broken case file must not stop the others
-            errors.append(_import_error(str(path) if path else module_name, exc))
-            continue
-        where = getattr(module, "__file__", module_name)
-        for value in vars(module).values():
-            if not isinstance(value, Case):
-                # a decorated function, where it is defined (not where it is imported)
-                own = getattr(value, "__module__", None) == module.__name__
-                value = getattr(value, "__diffcheck_case__", None) if own else None
-            if isinstance(value, Case):
-                cases.append(value if value.source else _with_source(value, where))
-    seen = {}
+        return [f"diffcheck.cases.{m}" for m in modules]
+    return [str(f) for f in _case_files(paths)]
+
+
+def load_source(source: str) -> tuple[list[Case], list[str]]:
+    """The cases of one module name ("diffcheck.cases.…") or case file, and its load error if any."""
+    is_module = source.startswith("diffcheck.cases.") and not source.endswith(".py")
+    try:
+        module = importlib.import_module(source) if is_module else _import_file(Path(source))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a broken case file (even one that exits) must not stop the others
+        return [], [_import_error(source, exc)]
+    where = getattr(module, "__file__", source)
+    cases = []
+    for value in vars(module).values():
+        if not isinstance(value, Case):
+            # a decorated function, where it is defined (not where it is imported)
+            own = getattr(value, "__module__", None) == module.__name__
+            value = getattr(value, "__diffcheck_case__", None) if own else None
+        if isinstance(value, Case):
+            cases.append(value if value.source else _with_source(value, where))
+    return cases, []
+
+
+def duplicate_names(cases) -> list[str]:
+    """One message per case name defined twice (each has `name` and `source`)."""
+    seen, errors = {}, []
     for case in cases:
         if case.name in seen:
             errors.append(f"case name {case.name!r} defined twice: {seen[case.name]} and {case.source}")
         seen.setdefault(case.name, case.source)
-    return cases, errors
+    return errors
 
 
 def _with_source(case: Case, source) -> Case:
@@ -284,7 +346,7 @@ def _import_file(path: Path):
     return module
 
 
-def _import_error(where: str, exc: Exception) -> str:
+def _import_error(where: str, exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"{exc.filename}:{exc.lineno}: syntax error: {exc.msg}"
     tb = exc.__traceback__
@@ -296,4 +358,8 @@ def _import_error(where: str, exc: Exception) -> str:
     own = [f for f in frames if f.tb_frame.f_code.co_filename == where]
     last = (own or frames or [None])[-1]
     loc = f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}" if last else where
+    if isinstance(exc, CaseError):  # a malformed case: where it is defined, then what is wrong
+        return f"{loc}: {exc}"
+    if isinstance(exc, SystemExit):
+        return f"{loc}: cannot load {where}: it called sys.exit({exc.code!r}) on import; a case file must not exit"
     return f"{loc}: cannot load {where}: {type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ import ast
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import FormulaError, UsageError
 
@@ -19,9 +20,15 @@ from .errors import FormulaError, UsageError
 MAX_LENGTH = 1000
 #: Deepest nesting of operations and calls accepted.
 MAX_DEPTH = 32
-#: Largest |exponent| of a power whose base and exponent are both numbers: SymPy computes such
-#: powers exactly, and 9**9**9 has 370 million digits.
+#: Largest |exponent| of a power with a constant exponent, by its value (9**9 is 387,420,489):
+#: SymPy computes powers of numbers exactly, and `(x - x + 9)**(9**9)` folds to one.
 MAX_CONSTANT_EXPONENT = 1024
+#: Largest exact size, in bits, of a constant (about 39,000 digits): SymPy computes constants as
+#: exact rationals, and ((1.0000001**1024)**1024)**1024 has some 33 billion digits.
+MAX_CONSTANT_BITS = 2**17
+#: Largest total power the variables are raised to ((x**1024)**1024 is x**1048576): SymPy folds
+#: nested powers, and evaluates them exactly at the point.
+MAX_DEGREE = 4096
 
 _OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 _UNARY = {ast.USub: "neg", ast.UAdd: "pos"}
@@ -93,6 +100,9 @@ def parse(text: str) -> Formula:
         raise FormulaError("the formula is empty")
     if "\n" in text or "\r" in text:
         raise FormulaError("the formula must be one line")
+    bad = next((i for i, c in enumerate(text) if not c.isprintable()), None)
+    if bad is not None:  # a NUL, a control character, a lone surrogate: never part of a formula
+        raise FormulaError(f"the formula holds the unprintable character {ascii(text[bad])} at column {bad + 1}")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
@@ -106,47 +116,84 @@ def parse(text: str) -> Formula:
     return Formula(text, tree, tuple(variables))
 
 
-def _check(node, text, depth, variables) -> float | None:
-    """Refuses every node outside the allowlist. Returns the node's value in floats when it is a
-    constant (no variables), so that a constant too large for float64 is refused before SymPy
-    computes it exactly."""
+class _Size(NamedTuple):
+    """What `_check` knows of a checked subexpression: its value in floats when it is a constant
+    (None otherwise), the size in bits of its exact value (SymPy computes constants as exact
+    rationals), and the total power its variables are raised to (0 for a constant)."""
+
+    value: float | None
+    bits: int
+    degree: int
+
+
+def _check(node, text, depth, variables) -> _Size:
+    """Refuses every node outside the allowlist, and every constant whose exact value would be
+    too large for SymPy to compute quickly (bounded by value, not by the text)."""
     column = getattr(node, "col_offset", 0) + 1
     if depth > MAX_DEPTH:
         raise FormulaError(f"the formula nests deeper than {MAX_DEPTH} levels", text, column)
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise FormulaError(f"{type(node.value).__name__} literals are not allowed; only numbers", text, column)
-        return _finite(float(node.value), text, column) if isinstance(node.value, float) else _int(node, text)
+        value = _finite(float(node.value), text, column) if isinstance(node.value, float) else _int(node, text)
+        return _Size(value, _exact_bits(node.value), 0)
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise FormulaError(f"{node.id} is a function: call it, as {node.id}(x)", text, column)
         if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
+            return _Size(CONSTANTS[node.id], _exact_bits(CONSTANTS[node.id]), 0)
         if node.id.startswith("_"):
             raise FormulaError(f"variable names may not start with '_': {node.id}", text, column)
         variables.setdefault(node.id, None)
-        return None
+        return _Size(None, 0, 1)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        value = _check(node.operand, text, depth + 1, variables)
-        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+        size = _check(node.operand, text, depth + 1, variables)
+        if size.value is None or isinstance(node.op, ast.UAdd):
+            return size
+        return size._replace(value=-size.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
         a = _check(node.left, text, depth + 1, variables)
         b = _check(node.right, text, depth + 1, variables)
-        if a is None or b is None:
-            return None
-        if isinstance(node.op, ast.Pow) and abs(b) > MAX_CONSTANT_EXPONENT:
+        power = isinstance(node.op, ast.Pow)
+        if isinstance(node.op, ast.Div) and b.value == 0:
+            raise FormulaError("division by zero in a constant", text, node.right.col_offset + 1)
+        if power and b.value is not None and abs(b.value) > MAX_CONSTANT_EXPONENT:
             raise FormulaError(
-                f"the constant exponent {b:g} is over the limit of {MAX_CONSTANT_EXPONENT}", text, column
+                f"the constant exponent {_number(b.value)} is over the limit of {MAX_CONSTANT_EXPONENT}", text, column
             )
+        if power:
+            times = max(1.0, abs(b.value)) if b.value is not None else 1.0
+            bits, degree = int(a.bits * times) + b.bits, int(a.degree * times) if b.value is not None else a.degree
+        else:
+            bits, degree = (
+                a.bits + b.bits + 1,
+                max(a.degree, b.degree) if type(node.op) in (ast.Add, ast.Sub) else a.degree + b.degree,
+            )
+        if bits > MAX_CONSTANT_BITS:
+            segment = ast.get_source_segment(text, node) or "a constant"
+            raise FormulaError(
+                f"{segment} has an exact value of about {bits * 0.30103:,.0f} digits, which SymPy would "
+                f"compute exactly; the limit is {MAX_CONSTANT_BITS * 0.30103:,.0f} digits",
+                text,
+                column,
+            )
+        if degree > MAX_DEGREE:
+            raise FormulaError(
+                f"the formula raises its variables to a total power of {degree:,}, over the limit of {MAX_DEGREE:,}",
+                text,
+                column,
+            )
+        if a.value is None or b.value is None:
+            return _Size(None, bits if a.value is not None and b.value is not None else max(a.bits, b.bits), degree)
         try:
-            value = _FLOAT_OPERATORS[type(node.op)](a, b)
+            value = _FLOAT_OPERATORS[type(node.op)](a.value, b.value)
         except ZeroDivisionError:
             raise FormulaError("division by zero in a constant", text, column) from None
         except OverflowError:
             value = math.inf
         if isinstance(value, complex):
             raise FormulaError("a negative number to a fractional power is not real", text, column)
-        return _finite(value, text, column)
+        return _Size(_finite(value, text, column), bits, 0)
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             _check(node.func, text, depth + 1, variables)  # refuses what is called, where it is
@@ -161,13 +208,25 @@ def _check(node, text, depth, variables) -> float | None:
         arity = FUNCTIONS[name][0]
         if len(node.args) != arity:
             raise FormulaError(f"{name}() takes {arity} argument(s), got {len(node.args)}", text, column)
-        for arg in node.args:
-            _check(arg, text, depth + 1, variables)
-        return None  # a function of constants is left to the backends
+        sizes = [_check(arg, text, depth + 1, variables) for arg in node.args]
+        # A function of constants is left to the backends; sqrt and abs stay powers for SymPy.
+        return _Size(None, max(s.bits for s in sizes), max(max(s.degree for s in sizes), 1))
     if isinstance(node, ast.Attribute):  # point at the attribute's name, not at what holds it
         column = node.end_col_offset - len(node.attr) + 1
         raise FormulaError(f"attribute access (.{node.attr}) is not allowed in a formula", text, column)
     raise FormulaError(f"{_describe(node)} is not allowed in a formula", text, column)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value.is_integer() and abs(value) < 1e18 else f"{value:g}"
+
+
+def _exact_bits(value) -> int:
+    """The size of a number as SymPy holds it exactly: an int's bits, a float's binary fraction's."""
+    if isinstance(value, int):
+        return max(value.bit_length(), 1)
+    numerator, denominator = float(value).as_integer_ratio()
+    return max(abs(numerator).bit_length(), 1) + denominator.bit_length()
 
 
 _FLOAT_OPERATORS = {
@@ -312,6 +371,20 @@ def _sympy_backend() -> dict:
     def softplus(x):
         return sympy.log(1 + sympy.exp(x))
 
+    exact_pow = shared["pow"]
+
+    def power(a, b):
+        # SymPy folds what the text cannot show ((x - x + 3)**1000 is 3**1000): bound it here too.
+        if isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational):
+            bits = (abs(a.p).bit_length() + a.q.bit_length()) * max(1, abs(b))
+            if bits > MAX_CONSTANT_BITS:
+                raise FormulaError(
+                    f"a power folds to the constant ({a})**({b}), whose exact value has about "
+                    f"{float(bits) * 0.30103:,.0f} digits; the limit is {MAX_CONSTANT_BITS * 0.30103:,.0f} digits"
+                )
+        return exact_pow(a, b)
+
+    shared["pow"] = power
     return {
         "number": to_sympy,  # floats as the binary rationals JAX computes with
         **shared,
@@ -378,6 +451,22 @@ def parse_point(assignments, variables) -> dict:
     return point
 
 
+def check_wrt(formula: Formula, wrt) -> tuple:
+    """The variables differentiated in (default: all of them), each a variable of the formula, once."""
+    if not formula.variables:
+        raise FormulaError("the formula has no variable to differentiate in")
+    wrt = tuple(formula.variables if wrt is None else wrt)
+    stray = [w for w in wrt if w not in formula.variables]
+    if stray:
+        raise UsageError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
+    twice = sorted({w for w in wrt if wrt.count(w) > 1})
+    if twice:
+        raise UsageError(
+            f"--wrt {', '.join(twice)} given twice; give each variable once ({', '.join(formula.variables)})"
+        )
+    return wrt
+
+
 def case(text: str, at: Mapping[str, float], wrt=None, order: int = 1):
     """The `Case` that checks formula `text` at the point `at`, in `wrt` (default: every variable).
 
@@ -386,12 +475,7 @@ def case(text: str, at: Mapping[str, float], wrt=None, order: int = 1):
     from .case import Case
 
     formula = parse(text)
-    if not formula.variables:
-        raise FormulaError("the formula has no variable to differentiate in")
-    wrt = tuple(formula.variables if wrt is None else wrt)
-    stray = [w for w in wrt if w not in formula.variables]
-    if stray:
-        raise UsageError(f"--wrt {', '.join(stray)}: not a variable of the formula ({', '.join(formula.variables)})")
+    wrt = check_wrt(formula, wrt)
     return Case.from_sympy(
         "formula",
         formula.sympy(),

@@ -15,7 +15,7 @@ import math
 from html import escape
 
 from ._compare import FINITE, MISMATCH, SYMBOLIC, relative_digits
-from ._fragment import failures_html, summary_html, table_html
+from ._fragment import failures_html, not_run_html, summary_html, table_html
 from ._records import TABLE_PAIRS, PointResult, Report, pair_label
 from .errors import UsageError
 
@@ -233,6 +233,7 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
         parts.append('<p class="failed">Interrupted: this report is partial.</p>')
     parts.append(f'<p class="meta">diffcheck {escape(__version__)}, {escape(when)}</p>')
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
+    parts += [not_run_html(report)]
     parts += ["<h2>Failures</h2>", failures_html(report, limit=1000)]
     kinks = report.kink_warnings(limit=1000)
     if kinks:

@@ -10,20 +10,25 @@ does (timings aside).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import importlib
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import re
+import signal
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ._records import Report
 from .case import Case, collect_cases
 from .errors import CaseError, UsageError
+from ._cache import disable_compilation_cache, enable_compilation_cache
+from ._records import Report
 
 
 class CaseId(NamedTuple):
@@ -71,16 +76,120 @@ def _file_cases(path: str) -> dict:
     return {c.name: c for c in cases}
 
 
+class FormulaId(NamedTuple):
+    """A formula checked in a worker (`python -m diffcheck check`): rebuilt there from its text."""
+
+    text: str
+    at: tuple  # ((name, value), …)
+    wrt: tuple | None = None
+    order: int = 1
+    name: str = "formula"
+
+    def load(self) -> Case:
+        from . import formula
+
+        return formula.case(self.text, dict(self.at), wrt=self.wrt, order=self.order)
+
+
+class CaseInfo(NamedTuple):
+    """What the command line needs to know of a case loaded in a worker: to select, list and bound it."""
+
+    name: str
+    tags: tuple
+    description: str
+    source: str
+    id: CaseId | None
+    named: int  # named points
+    sampled: bool  # has a sampler (random points)
+    orders: tuple
+
+    @classmethod
+    def of(cls, case: Case) -> CaseInfo:
+        return cls(
+            case.name,
+            case.tags,
+            case.description,
+            case.source,
+            CaseId.of(case),
+            len(case.points),
+            case.sample is not None,
+            case.orders,
+        )
+
+    def point_checks(self, points: int, order: int | None = None) -> int:
+        count = self.named + (points if self.sampled else 0)
+        return count * (1 if order is not None else len(self.orders))
+
+
+def _case_error(name: str, what: str, options: dict | None = None) -> Report:
+    """A case that could not be checked at all (it crashed, exited, timed out, …): one point
+    named `CASE_POINT`, with the error, so that it shows in the table, the JSON and JUnit like any
+    point that could not be checked."""
+    from ._records import PointResult
+
+    options = options or {}
+    point = PointResult(
+        str(name),
+        CASE_POINT,
+        str(options.get("dtype") or "float64"),
+        str(options.get("device") or "default"),
+        {},
+        error=what,
+    )
+    return Report((point,))
+
+
+#: The point name of a case's error when the case could not be checked at all.
+CASE_POINT = "(case)"
+
+
+def _exit_message(exc: SystemExit) -> str:
+    return f"the case called sys.exit({exc.code!r}) while being checked; a case must not exit"
+
+
 def check_one(target, options: dict) -> Report:
-    """Loads (from a `CaseId`) and checks one case; runs in the worker. A case that cannot be
-    loaded becomes the report's error, never an exception: one broken case must not stop the rest."""
+    """Loads (from a `CaseId`) and checks one case. A case that cannot be loaded, raises, or exits
+    becomes the report's error, never an exception: one broken case must not stop the rest."""
+    report, _ = _check_one(target, options)
+    return report
+
+
+def _check_one(target, options: dict, loaded=None, in_worker: bool = False) -> tuple[Report, str | None]:
+    """(report, usage error message or None); `loaded()` is called once the case is loaded.
+    In a worker (which ignores SIGINT) a KeyboardInterrupt can only come from the case itself."""
+    from ._options import raise_internal_errors
     from ._api import check_case
 
+    name = getattr(target, "name", "?")
     try:
-        case = target.load() if isinstance(target, CaseId) else target
-    except Exception as exc:  # noqa: BLE001
-        return Report(errors=(f"case {target.name!r}: cannot load it on the worker: {type(exc).__name__}: {exc}",))
-    return check_case(case, **options)
+        case = target.load() if isinstance(target, (CaseId, FormulaId)) else target
+    except UsageError as exc:  # a formula refused (its SymPy form folds to a huge constant, …)
+        return Report(), str(exc)
+    except KeyboardInterrupt:
+        if not in_worker:
+            raise
+        return _case_error(name, "cannot load it: it raised KeyboardInterrupt", options), None
+    except SystemExit as exc:
+        return _case_error(name, f"cannot load it: {_exit_message(exc)}", options), None
+    except BaseException as exc:  # noqa: BLE001
+        return _case_error(name, f"cannot load it on the worker: {type(exc).__name__}: {exc}", options), None
+    if loaded is not None:
+        loaded()
+    try:
+        return check_case(case, **options), None
+    except KeyboardInterrupt:
+        if not in_worker:
+            raise
+        return _case_error(name, "the case raised KeyboardInterrupt", options), None
+    except UsageError as exc:
+        return _case_error(name, f"{exc}", options), None
+    except SystemExit as exc:
+        return _case_error(name, _exit_message(exc), options), None
+    except BaseException as exc:  # noqa: BLE001 - a malformed case, a bug: this case's error
+        if raise_internal_errors():
+            raise
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        return _case_error(name, f"checking it failed: {message}", options), None
 
 
 def run_cases(
@@ -91,27 +200,46 @@ def run_cases(
     Args:
         cases: the cases (from the library, case files, or made in code).
         jobs: run in this many worker processes (the spawn start method: JAX is not fork-safe).
+            A worker that crashes, exits or runs past the time or memory budget costs only the
+            case it was checking (named in the report's errors); it is replaced for the others.
         executor: any `concurrent.futures.Executor` (a thread pool, a process pool, Dask's
             `client.get_executor()`, …); left running afterwards.
         scheduler: the address of a Dask distributed scheduler (needs `diffcheck[distributed]`).
         **options: `check_case`'s options (dtype, device, points, seed, order, rtol, atol, timeout).
+            In worker processes `timeout` also bounds each case by preemption: a case running past
+            `timeout` seconds per point check (plus `GRACE`) is killed and reported as timed out.
 
-    Give at most one of jobs, executor and scheduler; none (or jobs=1) checks in this process.
+    Give at most one of jobs, executor and scheduler; none checks in this process (a case that
+    raises or calls `sys.exit` is still that case's error, but a crash or hang is not contained).
     Cases loaded from the library or a file travel as a `CaseId`; a case made in code travels as
     itself, which only an executor that can pickle its functions (threads, Dask) can take.
     """
+    from . import _options
+
     cases = list(cases)
     if sum(x is not None for x in (executor, scheduler)) + (jobs is not None and jobs != 1) > 1:
         raise UsageError("give at most one of jobs, executor and scheduler")
-    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
-        raise UsageError(f"jobs must be a whole number of at least 1, got {jobs!r}")
-    if executor is None and scheduler is None and (jobs is None or jobs == 1):
+    _options.jobs(jobs)
+    _options.scheduler(scheduler)
+    if executor is None and scheduler is None and jobs is None:
         for case in cases:
             yield case, check_one(case, options)
         return
+    if jobs is not None:
+        tasks = [Task(CaseId.of(case) or case, options, _point_checks(case, options)) for case in cases]
+        with Pool(jobs, cache=_inherited_cache()) as pool:
+            done = {}
+            results = pool.run(tasks)
+            for i, case in enumerate(cases):
+                while i not in done:
+                    event = next(results)
+                    if event.kind == "done":
+                        done[event.index] = event.report
+                yield case, done.pop(i)
+        return
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(_dask(scheduler) if scheduler else _processes(jobs))
+            executor = stack.enter_context(_dask(scheduler))
         futures = []
         try:
             for case in cases:
@@ -121,6 +249,13 @@ def run_cases(
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _point_checks(case, options) -> int:
+    from ._api import DEFAULT_POINTS
+
+    points = options.get("points")
+    return case.point_checks(DEFAULT_POINTS if points is None else points, options.get("order"))
 
 
 def check_cases(cases: Iterable[Case], **options) -> Report:
@@ -139,21 +274,366 @@ def _result(case: Case, future) -> Report:
         return Report(errors=(f"case {case.name!r}: the worker failed: {message}",))
 
 
-@contextlib.contextmanager
-def _processes(jobs: int):
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context("spawn"),  # JAX's threads do not survive a fork
-        initializer=_start_worker,
-        initargs=(
-            os.environ.get("JAX_COMPILATION_CACHE_DIR"),
-            _bound(os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE")),
-        ),
-    )
+# --- worker processes ---------------------------------------------------------------------------
+
+#: Seconds a case may run past its budget (`timeout` × point checks) before it is killed: the
+#: cooperative symbolic budget inside the core stops first, and autodiff and finite differences
+#: still run after it.
+GRACE = 5.0
+#: How often the parent looks at its workers (memory, deadlines), in seconds.
+POLL = 0.2
+
+
+class Task(NamedTuple):
+    """One case for a worker: what to load, `check_case`'s options, and how many point checks it makes."""
+
+    target: object  # CaseId, FormulaId, or a picklable Case
+    options: dict
+    checks: int = 1
+
+
+class Event(NamedTuple):
+    """What `Pool.run` yields: "start" as a task is handed to a worker, "done" with its report."""
+
+    kind: str
+    index: int
+    report: Report | None = None
+    usage_error: str | None = None
+
+
+def default_memory(jobs: int) -> int:
+    """The default memory budget per worker: half the machine's memory shared among the workers."""
     try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return max(2**30, total // 2 // max(jobs, 1))
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of a process in bytes (0 where /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class _Worker:
+    """One spawned worker process, its pipe, and the file its stack is dumped to."""
+
+    def __init__(self, context, cache):
+        fd, self.stack_file = tempfile.mkstemp(prefix="diffcheck-worker-", suffix=".txt")
+        os.close(fd)
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, cache, self.stack_file), daemon=True, name="diffcheck-worker"
+        )
+        self.process.start()
+        child.close()
+        self.task = None  # index of the task it is checking
+        self.deadline = None  # monotonic time it must be done by, once the case is loaded
+        self.started = self.loaded = None
+
+    def stack(self, signal_first: bool) -> str:
+        """The worker's Python stack, from faulthandler: asked for (SIGUSR1) or left by a crash."""
+        if signal_first and self.process.is_alive():
+            with contextlib.suppress(OSError, AttributeError):
+                os.kill(self.process.pid, signal.SIGUSR1)
+                time.sleep(0.3)
+        try:
+            return Path(self.stack_file).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(1.0)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5.0)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.stack_file)
+
+
+class Pool:
+    """`jobs` spawned worker processes that check one case at a time each.
+
+    A worker that dies (a crash, `os._exit`), or is killed for running past its time budget or the
+    memory budget, costs only the case it was checking: that case gets an error naming what
+    happened and, when the stack tells, the phase; the worker is replaced for the rest. Closing the
+    pool (or leaving its `with` block, Ctrl-C included) ends every worker.
+    """
+
+    def __init__(self, jobs: int = 1, *, cache=None, memory: int | None = None, timeout: float | None = None):
+        self.jobs = jobs
+        self.cache = cache  # (folder, max_bytes) for the workers' compilation cache, or None
+        self.memory = default_memory(jobs) if memory is None else memory
+        self.timeout = timeout
+        self._context = multiprocessing.get_context("spawn")  # never fork: JAX's threads do not survive it
+        self._workers: list[_Worker] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """Ends every worker: asked to stop when idle, killed when busy (a hung case)."""
+        for worker in self._workers:
+            if worker.task is None and worker.process.is_alive():
+                with contextlib.suppress(OSError, BrokenPipeError):
+                    worker.conn.send(None)
+        for worker in self._workers:
+            if worker.task is None:
+                worker.process.join(2.0)
+            worker.kill()
+        self._workers = []
+
+    def start(self) -> None:
+        """Starts the workers now, so that their imports overlap with the caller's own work."""
+        while len(self._workers) < self.jobs:
+            self._workers.append(_Worker(self._context, self.cache))
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache)
+
+    # -- loading cases in a worker (the command line imports no case file itself) --
+
+    def collect(self, *paths) -> tuple[list[CaseInfo], list[str]]:
+        """The cases of `paths` (none: the built-in library), loaded in a worker one file at a
+        time: a file that crashes or exits its worker while being imported is that file's error."""
+        from .case import duplicate_names, sources
+
+        self.start()
+        infos, errors = [], []
+        for source in sources(*paths):
+            worker = self._workers[0]
+            limit = max(60.0, self.timeout or 0.0)
+            reply, problem = self._ask(worker, ("collect", source), limit)
+            if problem is not None:
+                errors.append(f"{source}: cannot load {source}: {problem}")
+                self._replace(worker)
+                continue
+            _, more, failed = reply
+            infos += more
+            errors += failed
+        return infos, errors + duplicate_names(infos)
+
+    def _ask(self, worker: _Worker, message, limit: float):
+        """Sends `message` and waits for one reply: (reply, None) or (None, what went wrong)."""
+        try:
+            worker.conn.send(message)
+        except (OSError, BrokenPipeError):
+            return None, self._death(worker)
+        deadline = time.monotonic() + limit
+        while True:
+            ready = multiprocessing.connection.wait([worker.conn, worker.process.sentinel], timeout=POLL)
+            if worker.conn in ready:
+                try:
+                    return worker.conn.recv(), None
+                except (EOFError, OSError):
+                    return None, self._death(worker)
+            if worker.process.sentinel in ready:
+                return None, self._death(worker)
+            if time.monotonic() > deadline:
+                phase = _phase(worker.stack(signal_first=True))
+                return None, f"timed out after {limit:g} s{phase}"
+
+    def _death(self, worker: _Worker) -> str:
+        worker.process.join(2.0)
+        code = worker.process.exitcode
+        phase = _phase(worker.stack(signal_first=False))
+        if code is None:
+            return f"the worker process stopped answering{phase}"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            why = " (out of memory? the system may have killed it)" if -code == signal.SIGKILL else ""
+            return f"the worker process was killed by {name}{why}{phase}"
+        return f"the worker process exited with code {code} (the case called os._exit or exit?){phase}"
+
+    # -- checking cases --
+
+    def run(self, tasks: list[Task]) -> Iterator[Event]:
+        """Checks each task; yields Event("start", i) as a worker takes task i and Event("done", i,
+        report) as it ends, in the order they end. Leaving the loop early (Ctrl-C) ends the workers."""
+        self.start()
+        pending = list(range(len(tasks)))[::-1]
+        busy = 0
+        try:
+            while pending or busy:
+                for worker in self._workers:
+                    if worker.task is None and pending:
+                        i = pending.pop()
+                        try:
+                            worker.conn.send(("check", i, tasks[i].target, tasks[i].options))
+                        except (OSError, BrokenPipeError):
+                            pending.append(i)
+                            self._replace(worker)
+                            continue
+                        except Exception as exc:  # noqa: BLE001 - a case made in code cannot be pickled
+                            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                            yield Event(
+                                "done",
+                                i,
+                                _case_error(_name(tasks[i]), f"the worker failed: {message}", tasks[i].options),
+                            )
+                            continue
+                        worker.task, worker.started, worker.deadline = i, time.monotonic(), None
+                        busy += 1
+                        yield Event("start", i)
+                waits = [w.conn for w in self._workers if w.task is not None]
+                waits += [w.process.sentinel for w in self._workers if w.task is not None]
+                if not waits:
+                    continue
+                ready = set(multiprocessing.connection.wait(waits, timeout=POLL))
+                for worker in list(self._workers):
+                    if worker.task is None:
+                        continue
+                    event = self._poll(worker, tasks[worker.task], ready)
+                    if event is not None:
+                        busy -= 1
+                        yield event
+        finally:
+            self.close()
+
+    def _poll(self, worker: _Worker, task: Task, ready) -> Event | None:
+        """The worker's news: a report, a death, a deadline or the memory budget passed; or None."""
+        i = worker.task
+        if worker.conn in ready:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if message is not None and message[0] == "loaded":
+                worker.loaded = time.monotonic()
+                timeout = task.options.get("timeout", self.timeout)
+                if timeout is not None and math.isfinite(timeout):
+                    worker.deadline = time.monotonic() + timeout * max(task.checks, 1) + GRACE
+                return None
+            if message is not None and message[0] == "done":
+                worker.task = None
+                return Event("done", i, message[2], message[3])
+        if worker.conn in ready or worker.process.sentinel in ready or not worker.process.is_alive():
+            problem = self._death(worker)
+            self._replace(worker)
+            return Event("done", i, _case_error(_name(task), problem, task.options))
+        if worker.deadline is not None and time.monotonic() > worker.deadline:
+            timeout = task.options.get("timeout", self.timeout)
+            phase = _phase(worker.stack(signal_first=True))
+            seconds = time.monotonic() - worker.loaded
+            budget = f"--timeout {timeout:g} s per point × {task.checks} point check(s), plus {GRACE:g} s"
+            self._replace(worker)
+            message = f"timed out after {seconds:.0f} s ({budget}){phase}"
+            return Event("done", i, _case_error(_name(task), message, task.options))
+        rss = _rss(worker.process.pid)
+        if self.memory and rss > self.memory:
+            phase = _phase(worker.stack(signal_first=True))
+            self._replace(worker)
+            used = f"{rss / 2**30:.1f} GiB, over the budget of {self.memory / 2**30:.1f} GiB (--max-memory)"
+            message = f"ran out of memory: its worker used {used}{phase}"
+            return Event("done", i, _case_error(_name(task), message, task.options))
+        return None
+
+
+def _name(task: Task) -> str:
+    return getattr(task.target, "name", "?")
+
+
+def _inherited_cache():
+    """The compilation cache the workers of `run_cases` use: this process's, from the environment."""
+    from ._options import read_settings
+
+    env = read_settings()  # as this process left it: enable_compilation_cache sets these variables
+    return (str(env.jax_cache_dir), env.jax_cache_max_size) if env.jax_cache_dir else None
+
+
+# Where a worker's stack says it was, innermost frame first: the first rule that matches names the phase.
+_PHASES = (
+    ("/sympy/", "the symbolic method (SymPy)"),
+    ("/mpmath/", "the symbolic method (high-precision evaluation)"),
+    ("diffcheck/symbolic.py", "the symbolic method (translating the jaxpr to SymPy)"),
+    ("diffcheck/exact.py", "the symbolic method (exact evaluation)"),
+    ("jax/_src/compiler.py", "XLA compilation"),
+    ("jax/_src/interpreters/pxla.py", "XLA compilation"),
+    ("diffcheck/finite.py", "finite differences"),
+    ("diffcheck/autodiff.py", "autodiff"),
+    ("diffcheck/compare.py", "the comparison"),
+    ("/jax/", "JAX (tracing or running the function)"),
+    ("diffcheck/case.py", "loading the case"),
+)
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
+
+
+def _phase(dump: str) -> str:
+    """ ", in <phase> (at file:line in fn)" from a faulthandler dump, or "" when it does not tell."""
+    frames = [m.groupdict() for m in _FRAME.finditer(dump)]
+    if not frames:
+        return ""
+    package = str(Path(__file__).resolve().parent)
+    for frame in frames:  # most recent call first
+        path = frame["file"]
+        own = path.startswith(package) or "site-packages" in path or "/lib/python" in path
+        if not own and not path.startswith("<"):
+            return f", in the case's own code ({path}:{frame['line']} in {frame['fn']})"
+        for needle, phase in _PHASES:
+            if needle in path:
+                return f", in {phase} ({Path(path).name}:{frame['line']} in {frame['fn']})"
+    return ""
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when its parent dies, even one killed by SIGKILL, even
+    while the worker is stuck in C code: no orphans left at 100% CPU."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_main(conn, cache, stack_file) -> None:
+    """A worker's loop: ("collect", source) → ("collected", infos, errors); ("check", i, target,
+    options) → ("loaded", i), then ("done", i, report, usage_error); None → exit."""
+    import faulthandler
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    _die_with_parent()
+    parent = os.getppid()
+    stack = open(stack_file, "w")  # noqa: SIM115 - open for the process's life
+    faulthandler.enable(stack)
+    faulthandler.register(signal.SIGUSR1, stack, all_threads=False)
+    _start_worker(*(cache or (None, None)))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if message is None or os.getppid() != parent:
+            return
+        if message[0] == "collect":
+            from .case import load_source
+
+            cases, errors = load_source(message[1])
+            conn.send(("collected", [CaseInfo.of(c) for c in cases], errors))
+        elif message[0] == "check":
+            _, i, target, options = message
+            report, usage = _check_one(target, options, loaded=lambda i=i: conn.send(("loaded", i)), in_worker=True)
+            try:
+                conn.send(("done", i, report, usage))
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be pickled
+                why = f"its report cannot be sent: {exc}"
+                conn.send(("done", i, _case_error(getattr(target, "name", "?"), why, options), None))
 
 
 def _start_worker(cache_dir, max_bytes):
@@ -161,8 +641,11 @@ def _start_worker(cache_dir, max_bytes):
     if cache_dir:
         try:
             enable_compilation_cache(cache_dir, max_bytes)
-        except OSError:  # the parent has warned about the folder; an initializer that raises breaks the pool
+        except OSError:  # the parent has warned about the folder
             pass
+    else:
+        with contextlib.suppress(Exception):
+            disable_compilation_cache()
 
 
 @contextlib.contextmanager
@@ -175,92 +658,9 @@ def _dask(address: str):
         ) from None
     try:
         client = Client(address, timeout=30)
-    except OSError as exc:
-        raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a malformed address
+        raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {type(exc).__name__}: {exc}") from None
     try:
         yield client.get_executor(pure=False)  # a case run twice is checked twice
     finally:
         client.close()
-
-
-# The bound on diffcheck's own cache folder, past which JAX deletes the least recently used
-# programs: generous, as one case's programs take a few hundred KB (simple_net: 250 KB).
-CACHE_MAX_BYTES = 2**28
-
-
-def default_compilation_cache() -> tuple[Path, int | None]:
-    """The command line's compilation cache: (folder, bound in bytes or None).
-
-    `$DIFFCHECK_CACHE_DIR`, else `$JAX_COMPILATION_CACHE_DIR`, else `<user cache folder>/diffcheck/jax`
-    (platformdirs: ~/.cache/diffcheck/jax on Linux). diffcheck's own folders are bounded to
-    `CACHE_MAX_BYTES`; JAX's folder has JAX's bound (`$JAX_COMPILATION_CACHE_MAX_SIZE`, none by
-    default), since other JAX programs may write to it and the bound only works when every writer keeps it.
-    """
-    if folder := os.environ.get("DIFFCHECK_CACHE_DIR"):
-        return Path(folder), CACHE_MAX_BYTES
-    if folder := os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return Path(folder), _bound(os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE"))
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("diffcheck")) / "jax", CACHE_MAX_BYTES
-
-
-def enable_compilation_cache(folder, max_bytes: int | None = None) -> None:
-    """Keeps JAX's compiled programs in `folder` across processes (JAX's persistent compilation
-    cache), so that a second run of the same cases skips XLA compilation. Every program is kept,
-    however quick to compile: a check compiles many small ones.
-
-    This changes JAX's configuration for the whole process (and for the worker processes that
-    `run_cases` starts from it); `check_grad` and the other checks never call it themselves.
-    The command line calls it on `default_compilation_cache()` unless given `--no-cache`.
-
-    Args:
-        folder: the folder, made if missing. Compiled programs are trusted code: keep it private.
-        max_bytes: past this size JAX deletes the least recently used programs. Default None: no
-            bound. Bound only a folder that no unbounded process writes to; a folder that already
-            holds programs written without a bound stays unbounded.
-
-    Raises:
-        OSError: the folder cannot be made or written to; the cache is then left as it was.
-    """
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
-    folder = Path(folder)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=folder):  # writable? JAX itself would warn once per program
-        pass
-    if max_bytes is not None and any(_unbounded_entries(folder)):
-        max_bytes = None  # JAX's eviction reads every entry's access time: it would fail, and every write with it
-    # In the environment too: inherited by worker processes.
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
-    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(-1 if max_bytes is None else max_bytes)
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_compilation_cache_max_size", -1 if max_bytes is None else max_bytes)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    compilation_cache.reset_cache()  # JAX opens its cache once per process: reopen it here
-
-
-def _unbounded_entries(folder: Path):
-    """Programs written without a bound: JAX's "<key>-cache" files lacking their "<key>-atime"."""
-    for entry in folder.glob("*-cache"):
-        if not entry.with_name(entry.name.removesuffix("-cache") + "-atime").exists():
-            yield entry
-
-
-def _bound(max_size: str | None) -> int | None:
-    """JAX's cache bound as its environment variable gives it: -1 (or nothing) is no bound."""
-    return int(max_size) if max_size and int(max_size) >= 0 else None
-
-
-def disable_compilation_cache() -> None:
-    """Turns JAX's persistent compilation cache off in this process and its future worker processes,
-    even where `$JAX_COMPILATION_CACHE_DIR` is set."""
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
-    os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
-    jax.config.update("jax_enable_compilation_cache", False)
-    compilation_cache.reset_cache()

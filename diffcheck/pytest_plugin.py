@@ -25,6 +25,8 @@ ARGUMENT = "diffcheck_case"
 
 
 def pytest_addoption(parser):
+    from . import _options
+
     group = parser.getgroup("diffcheck", "gradient checks (diffcheck)")
     group.addoption(
         "--diffcheck",
@@ -34,9 +36,22 @@ def pytest_addoption(parser):
     group.addoption("--diffcheck-tag", action="append", default=[], metavar="TAG", help="only cases with this tag")
     group.addoption("--diffcheck-case", action="append", default=[], metavar="NAME", help="only this case")
     group.addoption(
-        "--diffcheck-points", type=int, default=None, metavar="K", help="random points per case (default 2)"
+        "--diffcheck-points", type=_points, default=None, metavar="K", help="random points per case (default 2)"
     )
-    group.addoption("--diffcheck-dtype", choices=("float64", "float32"), default=None, help="default float64")
+    group.addoption("--diffcheck-dtype", choices=_options.DTYPES, default=None, help="default float64")
+
+
+def _points(text: str) -> int:
+    """--diffcheck-points, validated by diffcheck's one owner of the option."""
+    import argparse
+
+    from . import _options
+    from .errors import UsageError
+
+    try:
+        return _options.parse_int(text, _options.points, name="points")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def pytest_configure(config):
@@ -51,27 +66,69 @@ def pytest_configure(config):
 # --- parametrizing a user's test over cases ---------------------------------------------------
 
 
+class _Unloadable:
+    """What a `diffcheck_cases` marker could not give: one test that errors with the message,
+    instead of a collection error that would stop every test of the module."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __repr__(self) -> str:
+        return "<diffcheck cases that did not load>"
+
+
+@pytest.fixture
+def diffcheck_case(request):
+    """The case a test parametrized by `@pytest.mark.diffcheck_cases` runs with."""
+    value = getattr(request, "param", None)
+    if value is None:
+        pytest.fail(f"the `{ARGUMENT}` argument needs @pytest.mark.{MARKER}(...) or the plugin's parametrization")
+    if isinstance(value, _Unloadable):
+        pytest.fail(value.message, pytrace=False)
+    return value
+
+
 def pytest_generate_tests(metafunc):
     if ARGUMENT not in metafunc.fixturenames:
         return
+    where = f"{MARKER} on {metafunc.definition.nodeid}"
+    try:
+        cases, errors = _marked_cases(metafunc, where)
+    except _MarkerError as exc:
+        cases, errors = [], [str(exc)]
+    params = [pytest.param(c, id=c.name) for c in cases]
+    if errors:  # the cases that loaded still run; what did not is one error item
+        params.append(pytest.param(_Unloadable(f"{where}: " + "\n".join(errors)), id="load-error"))
+    metafunc.parametrize(ARGUMENT, params, indirect=True)
+
+
+class _MarkerError(Exception):
+    pass
+
+
+def _marked_cases(metafunc, where):
     marker = metafunc.definition.get_closest_marker(MARKER)
     paths, tags, names = (), (), ()
     if marker is not None:
         unknown = set(marker.kwargs) - {"tag", "name"}
         if unknown:
-            pytest.fail(f"{MARKER}: unknown keyword(s) {', '.join(sorted(unknown))}; valid: tag, name", pytrace=False)
+            raise _MarkerError(f"{where}: unknown keyword(s) {', '.join(sorted(unknown))}; valid: tag, name")
         paths = tuple(Path(metafunc.definition.path).parent / p for p in marker.args)
         tags, names = _tuple(marker.kwargs.get("tag")), _tuple(marker.kwargs.get("name"))
-    from .case import load_cases
+    from .case import collect_cases
     from .errors import CaseError
 
-    where = f"{MARKER} on {metafunc.definition.nodeid}"
     try:
-        cases = load_cases(*paths)
-    except CaseError as exc:
-        pytest.fail(f"{where}: {exc}", pytrace=False)
-    cases = _select(cases, tags, names, where=where)
-    metafunc.parametrize(ARGUMENT, cases, ids=[c.name for c in cases])
+        cases, errors = collect_cases(*paths)
+    except CaseError as exc:  # a path that does not exist
+        raise _MarkerError(f"{where}: {exc}") from None
+    try:
+        cases = _select(cases, tags, names, where=where)
+    except _MarkerError:
+        if errors:
+            return [], errors
+        raise
+    return cases, errors
 
 
 def _tuple(value) -> tuple:
@@ -82,10 +139,10 @@ def _select(cases, tags, names, where):
     known = {c.name for c in cases}
     unknown = [n for n in names if n not in known]
     if unknown:
-        pytest.fail(f"{where}: unknown case(s) {', '.join(unknown)}", pytrace=False)
+        raise _MarkerError(f"{where}: unknown case(s) {', '.join(unknown)}")
     selected = [c for c in cases if (not tags or set(tags) & set(c.tags)) and (not names or c.name in names)]
     if not selected:
-        pytest.fail(f"{where}: no case has tag {' or '.join(tags)}" if tags else f"{where}: no cases", pytrace=False)
+        raise _MarkerError(f"{where}: no case has tag {' or '.join(tags)}" if tags else f"{where}: no cases")
     return selected
 
 
@@ -113,7 +170,10 @@ class CaseItem(pytest.Item):
         from ._api import check_case
 
         options = self.config.option
-        report = check_case(self.case, points=options.diffcheck_points, dtype=options.diffcheck_dtype)
+        try:
+            report = check_case(self.case, points=options.diffcheck_points, dtype=options.diffcheck_dtype)
+        except SystemExit as exc:  # the case's own failure, never the end of the test run
+            pytest.fail(f"diffcheck case {self.case.name!r}: the case called sys.exit({exc.code!r})", pytrace=False)
         self.user_properties.append(("points", len(report.points)))
         self.user_properties.append(("summary", report.summary()))
         if not report.ok:

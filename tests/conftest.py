@@ -14,6 +14,26 @@ def pytest_configure(config):
     os.environ["DIFFCHECK_CACHE_DIR"] = _CACHE
 
 
+#: The longest tests (measured with --durations on 2 shared cores, 2026-12-01: 50–250 s each, about
+#: 13 of the suite's 28 minutes there): `python -m pytest -m "not slow"` leaves them out of a
+#: quick loop; CI runs them (`.ci/run` runs every test).
+SLOW = (
+    "tests/test_parallel.py::test_worker_processes_give_the_serial_report",
+    "tests/test_library.py::test_case_agrees[gpt2_block-float32]",
+    "tests/test_check.py::test_orders_one_to_four_in_full[4-256]",
+    "tests/test_library.py::test_library_loads_from_a_regular_install",
+    "tests/test_plugin.py::test_diffcheck_option_runs_the_library_and_case_files_as_tests",
+    "tests/test_check.py::test_orders_one_to_four_in_full[3-64]",
+    "tests/test_check.py::test_correct_functions_raise_no_false_alarm[var]",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(_CACHE, ignore_errors=True)
 

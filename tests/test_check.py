@@ -74,9 +74,10 @@ def test_float32_run_agrees_without_false_alarm():
 
 
 def test_unknown_primitive_leaves_symbolic_unavailable_and_the_rest_running():
-    report = diffcheck.check_grad(lambda x: jnp.sort(x)[-1] * x[0], np.array([0.3, 1.1, -0.2]))
+    eig = lambda x: jnp.linalg.eigvalsh(jnp.outer(x, x) + jnp.eye(3))[-1] * x[0]  # noqa: E731
+    report = diffcheck.check_grad(eig, np.array([0.3, 1.1, -0.2]))
     methods = report.points[0].methods
-    assert methods["symbolic"].startswith("unavailable") and "sort" in methods["symbolic"]
+    assert methods["symbolic"].startswith("unavailable") and "'eigh'" in methods["symbolic"]
     assert methods["autodiff"] == "ok" and methods["finite_difference"] == "ok"
     assert report.ok
 
@@ -304,3 +305,82 @@ def test_cancellation_inside_the_function_is_not_a_translation_bug():
         lambda z: jnp.sum(jax.nn.softplus(z) - jnp.array([1.0, 0.0]) * z), np.array([35.0, -35.0])
     )
     assert report.ok and report.points[0].methods["symbolic"] == "ok", str(report)
+
+
+# --- closures over NumPy data: the user's function is never re-run in another x64 mode ---------
+
+_RNG = np.random.default_rng(7)
+_X, _LABELS, _XP = _RNG.standard_normal((16, 10)), np.array([1, 0, 3, 2, 4]), np.linspace(0, 1, 5)
+
+CLOSURES = [
+    ("matmul", lambda W: jnp.mean(jnp.tanh(_X @ W)), 0.1 * _RNG.standard_normal(10)),
+    ("int labels", lambda L: jnp.sum(jax.nn.log_softmax(L)[jnp.arange(5), _LABELS]), _RNG.standard_normal((5, 5))),
+    ("interp", lambda x: jnp.sum(jnp.interp(x, _XP, np.sin(_XP)) ** 2), np.array([0.3, 0.6])),
+    ("update", lambda x: jnp.sum(jax.lax.dynamic_update_slice(x, np.ones(2), (1,)) ** 2), np.arange(5.0)),
+    ("prng key", lambda x: jnp.sum(x * jax.random.normal(jax.random.PRNGKey(0), (3,))), np.ones(3)),
+]
+
+
+@pytest.mark.parametrize("fn, x", [c[1:] for c in CLOSURES], ids=[c[0] for c in CLOSURES])
+def test_closures_over_numpy_data_are_checked_with_their_rounding_measured(fn, x):
+    [point] = diffcheck.check_grad(fn, x).points
+    assert point.ok, point.problems()
+    assert "rounding not measured" not in point.checks  # the float32 ladder is the lowered program
+
+
+def test_a_float64_check_runs_the_users_function_only_under_x64():
+    modes = []
+
+    def f(x):
+        modes.append(bool(jax.config.jax_enable_x64))
+        return jnp.sum(jnp.tanh(_X[:, :3] @ x) ** 2)
+
+    assert diffcheck.check_grad(f, np.array([0.1, -0.2, 0.3])).ok
+    assert modes and all(modes)
+
+
+def test_a_custom_rule_keeps_its_rounding_ladder_and_is_still_caught():
+    @jax.custom_vjp
+    def g(x):
+        return jnp.sin(x)
+
+    g.defvjp(lambda x: (g(x), x), lambda x, ct: ((1 + 1e-9) * jnp.cos(x) * ct,))
+    [point] = diffcheck.check_grad(lambda x: jnp.sum(g(x)), np.linspace(-3, 3, 5)).points
+    assert not point.ok and point.elements[0].odd_one_out == "autodiff"
+    assert "rounding not measured" not in point.checks
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda x: None, "the function returned NoneType; it must return a float array"),
+        (lambda x: "abc", "the function returned str; it must return a float array"),
+        (lambda x: x[:0], "the function returned an empty array"),
+        (lambda x: __import__("sys").exit(0), "the function called sys.exit(0)"),
+    ],
+    ids=["None", "str", "empty", "sys.exit"],
+)
+def test_a_function_that_returns_no_derivative_is_the_points_error(fn, message):
+    [point] = diffcheck.check_grad(fn, np.ones(3)).points
+    assert point.error.startswith(message)
+
+
+def test_an_internal_error_keeps_its_traceback_and_can_be_raised(monkeypatch):
+    from diffcheck import _compare, _options
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_compare, "elements", broken)
+    [point] = diffcheck.check_grad(jnp.sin, 0.3).points
+    assert point.error == "internal error in diffcheck (please report): RuntimeError: a bug"
+    assert "Traceback" in point.traceback and "in broken" in point.traceback
+    assert "Traceback" in point.to_dict()["traceback"]
+    monkeypatch.setenv("DIFFCHECK_INTERNAL_ERRORS", "raise")
+    _options.reload_settings()
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            diffcheck.check_grad(jnp.sin, 0.3)
+    finally:
+        monkeypatch.delenv("DIFFCHECK_INTERNAL_ERRORS")
+        _options.reload_settings()

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from samples import WRONG_RULE_FILE
 
-from diffcheck import cli
+from diffcheck import _autodiff as autodiff, cli
 
 GOOD = """
     import jax.numpy as jnp
@@ -84,6 +84,10 @@ def _cache_entries(folder):
 
 
 def test_compiled_programs_are_cached_by_default_and_not_with_no_cache(tmp_path, monkeypatch):
+    # Small problems run in NumPy and compile nothing (autodiff.EAGER): compile this one, as a large one
+    # is, in the worker processes too (they read DIFFCHECK_EAGER when they start).
+    monkeypatch.setattr(autodiff, "EAGER", 0)
+    monkeypatch.setenv("DIFFCHECK_EAGER", "0")
     folder = tmp_path / "cache"
     monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
     argv = ["check", "x * exp(x) + 0.25 * x", "--at", "x=0.3"]  # a new function: compiled afresh
@@ -110,6 +114,8 @@ def test_an_unusable_cache_folder_is_one_warning_and_the_run_goes_on(tmp_path, m
 
 def test_a_folder_filled_without_a_bound_stays_usable(tmp_path, monkeypatch):
     # --cache-dir keeps no bound; JAX's bounded cache fails every write in a folder with such entries.
+    monkeypatch.setattr(autodiff, "EAGER", 0)  # compiled, as a large problem is
+    monkeypatch.setenv("DIFFCHECK_EAGER", "0")  # in the worker processes too
     folder = tmp_path / "cache"
     assert cli.main(["check", "x * exp(x) + 0.5 * x", "--at", "x=0.3", "--cache-dir", str(folder)]) == cli.OK
     before = _cache_entries(folder)

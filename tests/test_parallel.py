@@ -78,8 +78,8 @@ def test_a_case_that_cannot_travel_fails_alone(cases):
     local = Case(name="local", fn=lambda x: x**2, wrt="x", points={"p": dict(x=2.0)})
     results = list(run_cases([local, cases[0]], jobs=2, points=0))
     assert [c.name for c, _ in results] == ["local", cases[0].name]
-    (message,) = results[0][1].errors
-    assert "case 'local': the worker failed" in message
+    (point,) = results[0][1].points
+    assert point.case == "local" and "the worker failed" in point.error
     assert results[1][1].ok and results[1][1].points
 
 
@@ -89,8 +89,8 @@ def test_a_case_missing_on_the_worker_is_reported(tmp_path):
     gone = CaseId("nothing_here", path=str(tmp_path / "gone.py"))
     from diffcheck.parallel import check_one
 
-    (message,) = check_one(gone, {}).errors
-    assert "nothing_here" in message and "gone.py" in message
+    (point,) = check_one(gone, {}).points
+    assert point.case == "nothing_here" and "gone.py" in point.error
 
 
 @pytest.mark.parametrize(
@@ -120,6 +120,7 @@ def test_check_case_and_check_cases_agree_for_one_case(cases):
 def test_worker_processes_share_the_cache_folder_and_its_bound(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(folder))
+    monkeypatch.setenv("DIFFCHECK_EAGER", "0")  # the workers compile, as for a large problem
     path = tmp_path / "mine.py"
     path.write_text(textwrap.dedent(USER_CASES))
     assert cli.main(["run", str(path), "--points", "1", "--jobs", "2"]) == cli.OK

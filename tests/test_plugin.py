@@ -8,6 +8,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def this_checkout(monkeypatch):
+    """pytester's subprocesses load the plugin of this checkout, not another installed copy."""
+    from pathlib import Path
+
+    import diffcheck
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(diffcheck.__file__).resolve().parents[1]))
+
+
 WRONG_RULE = """
     import jax
     import jax.numpy as jnp
@@ -123,7 +134,7 @@ def test_marker_parametrizes_a_test_over_cases(pytester):
     )
     outcomes = result.parseoutcomes()
     assert (outcomes["passed"], outcomes["failed"], outcomes["errors"]) == (4, 1, 1)
-    # an unknown case name is a clear collection error of its module only
+    # an unknown case name is one error item, in diffcheck's words
     result.stdout.fnmatch_lines(["*diffcheck_cases on test_bad.py::test_it: unknown case(s) simple_nett*"])
 
 

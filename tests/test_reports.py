@@ -17,8 +17,8 @@ import pytest
 from samples import WRONG_RULE_FILE
 
 from diffcheck import UsageError, cli, terminal
-from diffcheck._records import Element, Expectation, PointResult, Report, StepSweep
 from diffcheck._fragment import report_html_fragment
+from diffcheck._records import Element, Expectation, PointResult, Report, StepSweep
 from diffcheck.html import MAX_DIGITS, agreement, digits, to_html
 from diffcheck.junit import to_junit
 

@@ -54,6 +54,44 @@ def test_moved_rows_match_dense_evaluation(expr, rng):
     np.testing.assert_array_equal(moved, want[1:])
 
 
+@pytest.mark.parametrize("terms", [2, 7, 11, 64])
+def test_moved_rows_of_a_dot_product_match_dense_evaluation(terms, rng):
+    # A dot product of data with parameters is one linear node: a row moving one term updates
+    # the pairwise partial sums on that term's path; rows moving several terms add them all.
+    p = sympy.symbols(f"p0:{terms}", real=True)
+    c = [symbolic.to_sympy(v) for v in rng.normal(size=terms)]
+    expr = sympy.Add._from_args([sympy.Mul._from_args((ci, pi)) for ci, pi in zip(c, p)])
+    e2 = sympy.tanh(expr) + p[0] * p[-1]
+    theta = rng.normal(size=terms)
+    where = np.concatenate([np.arange(terms), np.arange(terms), [0, terms - 1]])
+    to = theta[where] + rng.normal(size=where.size)
+    dense = np.repeat(theta[None, :], where.size + 1, axis=0)
+    dense[1 + np.arange(where.size), where] = to
+    want = exact.evaluate_float([expr, e2], list(p), dense)
+    at, moved = exact.evaluate_moved([expr, e2], list(p), theta, where, to)
+    np.testing.assert_array_equal(at, want[0])
+    np.testing.assert_array_equal(moved, want[1:])
+
+
+def test_stencil_kinks_match_the_signs_of_the_moved_rows(rng):
+    # The kink search folds each argument's rows in as it goes; it must say what comparing the
+    # signs of evaluate_moved's dense rows says, NaN and an argument exactly 0 at θ included.
+    p = sympy.symbols("p0:5", real=True)
+    args = [p[0] - p[1], p[2], sympy.log(p[3]) + p[4], p[0] * 0 + p[1] - p[1], sympy.sqrt(p[3] - 10)]
+    theta = rng.normal(size=5)
+    theta[2] = 0.0
+    steps = np.full(5, 0.5)
+    n = theta.size
+    where = np.concatenate([np.arange(n), np.arange(n)])
+    g0, g = exact.evaluate_moved(args, list(p), theta, where, np.concatenate([theta + steps, theta - steps]))
+    s0, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
+    moves = (plus != s0) | (minus != s0)
+    at, crossed = exact.stencil_kinks(args, list(p), theta, steps)
+    np.testing.assert_array_equal(at, (moves & (s0 == 0)[None, :]).any(axis=1))
+    np.testing.assert_array_equal(crossed, (moves & (plus != minus)).any(axis=1))
+    assert at[2] and crossed.all()  # p2 sits on its kink; sqrt of a negative is NaN everywhere
+
+
 def test_moved_rows_through_let_bound_symbols(rng):
     # A node's value changes only in the rows that move a symbol it depends on, via its lets.
     net = functools.partial(tanh_net, jnp, x=rng.normal(size=3), y=1.0)
@@ -157,8 +195,9 @@ def test_a_directional_complex_step_that_disagrees_fails_the_point(large):
     V, cs, spread = _numeric._complex_step_along(F, x, {}, np.dtype(np.float64), np.dtype(np.float32), 0)
     exact_jac = (np.sin(x) + x * np.cos(x))[None, :]
     values, bounds = {compare.SYMBOLIC: exact_jac}, {compare.SYMBOLIC: compare.symbolic_bound(exact_jac)}
-    assert _probes.directional_test((V, cs, spread), values, bounds, np.float64).status == "ok"
-    wrong = _probes.directional_test((V, cs + 1e-9, spread), values, bounds, np.float64)
+    floor = compare.rounding_floor(0.0, exact_jac)
+    assert _probes.directional_test((V, cs, spread), values, bounds, np.float64, floor).status == "ok"
+    wrong = _probes.directional_test((V, cs + 1e-9, spread), values, bounds, np.float64, floor)
     assert wrong.status == "mismatch" and "complex_step along 2 random directions mismatch" in wrong.describe()
 
 

@@ -83,13 +83,22 @@ def test_a_wrong_torch_rule_is_the_odd_one_out():
     assert "odd one out: autodiff" in point.problems()[0]
 
 
-def test_without_a_reference_autodiff_is_checked_against_finite_differences():
+def test_without_a_reference_the_torch_program_is_its_own_exact_reference():
+    # torch.export captures the forward (the Function's forward: sin), never its backward
     x = torch.tensor([0.4, 1.3], dtype=torch.float64)
     point = _point(diffcheck.check_grad(lambda x: _WrongSin.apply(x).sum(), x))
-    assert point.methods["symbolic"].startswith("unavailable: no JAX reference")
-    assert not point.ok and all(e.verdict == compare.MISMATCH for e in point.elements)
+    assert point.methods["symbolic"] == "ok"
+    assert not point.ok and all(e.odd_one_out == "autodiff" for e in point.elements)
     good = _point(diffcheck.check_grad(lambda x: torch.sin(x).sum(), x))
-    assert good.ok
+    assert good.ok and good.methods["symbolic"] == "ok"
+
+
+def test_a_program_torch_export_cannot_capture_is_checked_against_finite_differences():
+    x = torch.tensor([0.4, 1.3], dtype=torch.float64)
+    branchy = lambda x: torch.sin(x).sum() if x.sum() > 0 else torch.cos(x).sum()  # noqa: E731
+    point = _point(diffcheck.check_grad(branchy, x))
+    assert point.methods["symbolic"].startswith("unavailable: no exact translation of the torch program")
+    assert point.ok and point.methods["finite_difference"] == "ok"
 
 
 def test_a_reference_of_other_mathematics_is_named():
@@ -176,3 +185,109 @@ def test_a_failing_or_undefined_function_is_the_points_error():
     assert _point(diffcheck.check_grad(raises, torch.tensor(0.3))).error == "the function raised RuntimeError: boom"
     nan = _point(diffcheck.check_grad(torch.log, torch.tensor(-1.0)))
     assert nan.status == "error" and "output element 0 is nan" in nan.error
+
+
+# --- one pipeline: options and verdicts are the JAX path's (each failed on the old torch path) ---
+
+
+class _ReluWrongAtZero(torch.autograd.Function):
+    """relu whose backward at 0 is 5: outside [0, 1], so no subgradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.where(x > 0, 1.0, torch.where(x == 0, 5.0, 0.0)).to(x.dtype)
+
+
+def test_a_wrong_torch_rule_at_a_kink_is_caught_by_the_subgradient_test():
+    x = torch.tensor([0.0, 0.7], dtype=torch.float64)
+    relu = lambda x: jnp.sum(jnp.maximum(x, 0.0))  # noqa: E731
+    wrong = _point(diffcheck.check_grad(lambda x: _ReluWrongAtZero.apply(x).sum(), x, reference=relu))
+    assert not wrong.ok and wrong.elements[0].odd_one_out == "autodiff"
+    assert "not a subgradient" in wrong.elements[0].note and wrong.elements[0].kink["subgradient"] is False
+    right = _point(diffcheck.check_grad(lambda x: torch.relu(x).sum(), x, reference=relu))
+    assert right.ok and right.elements[0].verdict == "kink" and right.elements[0].kink["subgradient"]
+
+
+def test_strict_fails_a_torch_kink():
+    x = torch.tensor([0.0], dtype=torch.float64)
+    relu = lambda x: jnp.sum(jnp.maximum(x, 0.0))  # noqa: E731
+    point = _point(diffcheck.check_grad(lambda x: torch.relu(x).sum(), x, reference=relu, strict=True))
+    assert point.strict and not point.ok and any("(strict)" in p for p in point.problems())
+
+
+def test_cancelling_kinks_in_the_reference_are_a_smooth_point():
+    # JAX's softplus is max(x, 0) + log1p(exp(-|x|)): kinks at 0 that cancel
+    x = torch.tensor([0.0], dtype=torch.float64)
+    point = _point(diffcheck.check_grad(lambda x: torch.nn.functional.softplus(x).sum(), x, reference=_softplus))
+    assert point.ok and point.elements[0].verdict == "agree"
+    assert point.elements[0].note.startswith("kinks cancel here")
+
+
+def _softplus(x):
+    import jax
+
+    return jnp.sum(jax.nn.softplus(x))
+
+
+def test_the_seed_reaches_the_torch_dot_product_test():
+    x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    runs = [_point(diffcheck.check_grad(lambda x: torch.tanh(x) * x.sum(), x, seed=s)) for s in (0, 1)]
+    assert all(p.dot_product is not None and p.dot_product.ok for p in runs)
+    assert runs[0].dot_product.forward != runs[1].dot_product.forward
+
+
+def test_the_torch_device_is_honoured_or_refused():
+    x = torch.tensor([0.3], dtype=torch.float64)
+    assert _point(diffcheck.check_grad(lambda x: torch.sin(x).sum(), x, device="cpu")).device == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(diffcheck.UsageError, match="torch sees no CUDA device"):
+            diffcheck.check_grad(lambda x: torch.sin(x).sum(), x, device="cuda")
+    with pytest.raises(diffcheck.UsageError, match="valid devices are cpu, cuda"):
+        diffcheck.check_grad(lambda x: torch.sin(x).sum(), x, device="tpu")
+
+
+def test_the_torch_finite_difference_bound_has_the_absolute_floor():
+    # an output that cancels to rounding level: the floor keeps its noise from being a mismatch
+    x = torch.tensor([35.0], dtype=torch.float64)
+    point = _point(diffcheck.check_grad(lambda x: (torch.sigmoid(x) - 1.0).sum() * 1e3, x))
+    floor = compare.rounding_floor(point.value["torch"], point.elements[0].values["autodiff"])
+    assert floor > 0 and point.elements[0].bounds["finite_difference"] >= floor
+
+
+# --- the tutorial's programs as written: exact from the torch code alone -----------------------
+
+
+def test_the_tutorials_neuron_as_written_is_exact_from_the_torch_code():
+    point = _point(tutorial.check_sigmoid_neuron_as_written())
+    assert point.ok and point.methods["symbolic"] == "ok" and point.dtype == "float32"
+    grads = {e.parameter: e.values["symbolic"] for e in point.elements}
+    assert round(grads["args[0]"], 4) == -0.0898 and round(grads["args[1]"], 4) == -0.0817
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_simple_net_as_written_is_exact_from_the_torch_code_and_agrees_with_the_jax_case(seed):
+    written = _point(tutorial.check_simple_net_as_written(seed))
+    assert written.ok and written.methods["symbolic"] == "ok" and written.dtype == "float32"
+    assert [e.parameter for e in written.elements[:1]] == ["fc1.weight"] and len(written.elements) == 61
+    # the two exact references — torch's program captured, and the JAX case — give one gradient
+    jax_case = _point(tutorial.check_simple_net(seed=seed, dtype="float32"))
+    torch_exact = np.array([e.values["symbolic"] for e in written.elements])
+    jax_exact = np.array([e.values["symbolic"] for e in jax_case.elements])
+    np.testing.assert_allclose(torch_exact, jax_exact, rtol=1e-12, atol=1e-15)
+
+
+def test_a_float32_module_is_checked_in_float32_and_a_float64_copy_in_float64():
+    torch.manual_seed(0)
+    net = tutorial.SimpleNet()
+    x = torch.randn(2, 10)
+    copy = tutorial.SimpleNet()
+    copy.load_state_dict(net.state_dict())
+    for module, inputs, dtype in ((net, x, "float32"), (copy.double(), x.double(), "float64")):
+        point = _point(diffcheck.check_grad(module, inputs, loss=lambda out: out.sum()))
+        assert point.ok and point.dtype == dtype and point.methods["symbolic"] == "ok", point.problems()

@@ -1,0 +1,644 @@
+"""The torch.export (core ATen) → JAX translator: each record family evaluated against torch's own
+forward in float64, gradients of the translation against torch autograd, modules, and every reason
+a translation is refused."""
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffcheck import _aten
+from diffcheck.errors import Unavailable
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, seed=0, positive=False):
+    t = torch.randn(*shape, generator=_gen(seed), dtype=torch.float64)
+    return t.abs() + 0.1 if positive else t
+
+
+def randint(high, *shape, seed=0):
+    return torch.randint(0, high, shape, generator=_gen(seed))
+
+
+def _tensors(args, kwargs):
+    from torch.utils import _pytree
+
+    return [t for t in _pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+
+
+def _translated(fn, args, kwargs=None, params=None):
+    program = _aten.to_jax(fn, args, kwargs)
+    inputs = [t.detach().numpy() for t in _tensors(args, kwargs or {})]
+    with jax.enable_x64(True):
+        out = program.fn(params or {}, *inputs)
+        out = [np.asarray(o) for o in out] if isinstance(out, tuple) else [np.asarray(out)]
+    return program, out
+
+
+def _torch_out(fn, args, kwargs=None):
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's own: "index_reduce() is in beta", …
+        out = fn(*args, **(kwargs or {}))
+    out = list(out) if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().numpy() for o in out]
+
+
+def assert_same(got, expected, rtol=1e-12, atol=1e-300):
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        if np.issubdtype(e.dtype, np.floating):
+            scale = max(float(np.max(np.abs(e), initial=0.0)), 1.0)
+            np.testing.assert_allclose(g, e, rtol=rtol, atol=max(atol, rtol * scale), equal_nan=True)
+        else:
+            np.testing.assert_array_equal(g, e)
+
+
+x23, x34, x4 = randn(2, 3), randn(3, 4, seed=1), randn(4, seed=2)
+pos = randn(3, 4, seed=3, positive=True)
+logits, target = randn(5, 4, seed=4), randint(4, 5, seed=5)
+q, k, v = randn(2, 3, 5, 8, seed=6), randn(2, 3, 7, 8, seed=7), randn(2, 3, 7, 8, seed=8)
+qs = randn(2, 3, 5, 8, seed=9)
+img = randn(2, 3, 8, 7, seed=10)
+seq = randn(2, 3, 9, seed=11)
+ints = torch.tensor([[-7, -3, 0], [3, 5, 8]])
+
+CASES = {
+    # elementwise, one operand
+    "sigmoid": (torch.sigmoid, (x34,)),
+    "tanh": (torch.tanh, (x34,)),
+    "relu": (torch.relu, (x34,)),
+    "exp": (torch.exp, (x34,)),
+    "log": (torch.log, (pos,)),
+    "log1p": (torch.log1p, (pos,)),
+    "expm1": (torch.expm1, (x34,)),
+    "sqrt-rsqrt": (lambda x: torch.sqrt(x) + torch.rsqrt(x), (pos,)),
+    "trig": (lambda x: torch.sin(x) * torch.cos(x) + torch.atan(x) + torch.tan(x / 4), (x34,)),
+    "hyperbolic": (lambda x: torch.sinh(x) + torch.cosh(x) + torch.asinh(x), (x34,)),
+    "abs-neg-sign": (lambda x: torch.abs(x) - x.neg() * x.sign(), (x34,)),
+    "erf-erfc": (lambda x: torch.erf(x) + torch.special.erfc(x), (x34,)),
+    "round-floor-ceil-trunc": (lambda x: (3 * x).round() + (3 * x).floor() + (3 * x).ceil() + (3 * x).trunc(), (x34,)),
+    "reciprocal-square": (lambda x: x.reciprocal() + x.square(), (pos,)),
+    "gelu-none": (F.gelu, (x34,)),
+    "gelu-tanh": (lambda x: F.gelu(x, approximate="tanh"), (x34,)),
+    "silu-softplus-elu": (lambda x: F.silu(x) + F.softplus(x) + F.elu(x) + F.leaky_relu(x, 0.1), (x34,)),
+    "hardtanh-relu6": (lambda x: F.hardtanh(2 * x) + F.relu6(4 * x), (x34,)),
+    "logsigmoid": (F.logsigmoid, (x34,)),
+    # elementwise, two operands; scalars and promotion
+    "add-alpha": (lambda a, b: torch.add(a, b, alpha=2.5) - torch.sub(a, b, alpha=0.5), (x34, pos)),
+    "scalar-ops": (lambda x: (2 - x) * 3 / (x * x + 1) + 0.5**x, (x34,)),
+    "pow-int": (lambda x: x**3 + x**-2, (pos,)),
+    "pow-float": (lambda x: x**2.5 + x**0.5, (pos,)),
+    "pow-tensor": (lambda a, b: a**b, (pos, x34)),
+    "maximum-minimum": (lambda a, b: torch.maximum(a, b) + torch.minimum(a, 2 * b), (x34, pos)),
+    "where-scalar": (lambda x: torch.where(x > 0, x, 0.5) + torch.where(x < 0, 1.0, x * 2), (x34,)),
+    "clamp": (lambda x: x.clamp(-0.5, 0.7) + x.clamp(min=0.1) + x.clamp(max=0.2), (x34,)),
+    "clamp-tensor": (lambda x, lo: torch.clamp(x, min=lo), (x34, x4 / 2)),
+    "comparisons": (lambda a, b: torch.stack([a < b, a <= b, a > 0.1, a >= b, a == a, a != b]), (x34, pos)),
+    "logical": (lambda a: (a > 0) & (a < 1) | ~(a > -1) ^ (a > 0.5), (x34,)),
+    "int-floor-div": (
+        lambda a: a // 2 + torch.div(a, 3, rounding_mode="trunc") + torch.div(a, 3, rounding_mode="floor"),
+        (ints,),
+    ),
+    "int-true-div": (lambda a: a / 4, (ints,)),
+    "int-remainder-fmod": (lambda a: torch.remainder(a, 3) + torch.fmod(a, 3), (ints,)),
+    "float-remainder": (lambda a: torch.remainder(a, 0.3) + torch.fmod(a, 0.3), (x34,)),
+    "int-times-float": (lambda a: a * 1.5 + 1, (ints,)),
+    "atan2-hypot": (lambda a, b: torch.atan2(a, b) + torch.hypot(a, b), (x34, pos)),
+    "lerp-addcmul": (lambda a, b: torch.lerp(a, b, 0.3) + torch.addcmul(a, a, b, value=0.5), (x34, pos)),
+    # reductions
+    "sum-mean": (lambda x: x.sum() + x.sum(0).mean() + x.mean(dim=(0, 1), keepdim=True), (x34,)),
+    "sum-dims-keepdim": (lambda x: x.sum(-1, keepdim=True) * x.mean(0), (x34,)),
+    "var-std": (
+        lambda x: torch.stack([x.var(), x.var(0, correction=0).sum(), x.std(1).sum(), x.var(1, keepdim=True).sum()]),
+        (x34,),
+    ),
+    "var-mean": (lambda x: torch.var_mean(x, 1), (x34,)),
+    "max-min-dim": (
+        lambda x: (x.max(1).values, x.max(1).indices, x.min(0, keepdim=True).values, x.amax((0, 1))),
+        (x34,),
+    ),
+    "max-min-all": (lambda x: x.max() - x.min(), (x34,)),
+    "argmax-argmin": (lambda x: (x.argmax(), x.argmax(1), x.argmin(0, keepdim=True)), (x34,)),
+    "prod": (lambda x: x.prod() + x.prod(1).sum(), (x34,)),
+    "logsumexp": (lambda x: torch.logsumexp(x, 1) + torch.logsumexp(x, (0, 1)), (x34,)),
+    "cumsum-cumprod": (lambda x: x.cumsum(1) + x.cumprod(0), (x34,)),
+    "any-all": (lambda x: torch.stack([(x > 0).any(), (x > -9).all()]), (x34,)),
+    "norm": (lambda x: torch.linalg.vector_norm(x, dim=1) + x.norm(), (x34,)),
+    "sum-int": (lambda a: a.sum() + (a > 0).sum(), (ints,)),
+    # shapes, views, indexing
+    "view-permute-expand": (lambda x: x.view(4, 3).permute(1, 0).unsqueeze(0).expand(2, 3, 4).reshape(-1), (x34,)),
+    "transpose-t-squeeze": (lambda x: x.t().unsqueeze(1).transpose(0, 2).squeeze(0), (x34,)),
+    "slice-select": (lambda x: x[1:, ::2] * x[-1, 1:3].sum() + x[:, 2].sum(), (x34,)),
+    "cat-stack": (lambda a, b: torch.cat([torch.stack([a, b], 1).flatten(1), a], 1), (x34, pos)),
+    "split-chunk-unbind": (lambda x: [*x.split(3, 1), *x.split([1, 2], 0), *x.chunk(2, 1), *x.unbind(1)], (x34,)),
+    "index": (lambda x, i: x[i] + x[:, i[:3]].sum() + x[i[:2], i[1:3]].sum(), (x34, torch.tensor([2, 0, 1, 1]))),
+    "index-negative": (lambda x: x[torch.tensor([-1, 0])], (x34,)),
+    "gather": (lambda x, i: torch.gather(x, 1, i), (x34, torch.tensor([[0, 3], [1, 1], [2, 0]]))),
+    "gather-smaller": (lambda x, i: torch.gather(x, 0, i), (x34, torch.tensor([[0, 2], [1, 1]]))),
+    "scatter": (
+        lambda x, i, s: torch.scatter(x, 1, i, s),
+        (x34, torch.tensor([[0, 3], [1, 2], [2, 0]]), randn(3, 2, seed=12)),
+    ),
+    "scatter-value": (lambda x, i: x.scatter(0, i, 1.5), (x34, torch.tensor([[0, 2, 1, 0]]))),
+    "scatter-add": (
+        lambda x, i, s: x.scatter_add(1, i, s),
+        (x34, torch.tensor([[0, 0], [1, 1], [3, 3]]), randn(3, 2, seed=13)),
+    ),
+    "scatter-reduce": (
+        lambda x, i, s: [
+            x.scatter_reduce(1, i, s, r, include_self=inc)
+            for r in ("sum", "prod", "mean", "amax", "amin")
+            for inc in (True, False)
+        ],
+        (x34, torch.tensor([[0, 0], [1, 1], [3, 3]]), randn(3, 2, seed=13)),
+    ),
+    "index-select": (lambda x, i: x.index_select(1, i), (x34, torch.tensor([3, 0, 0]))),
+    "index-put": (lambda x, v: x.index_put((torch.tensor([0, 2]),), v, accumulate=True), (x34, x4)),
+    "masked-fill": (lambda x: x.masked_fill(x > 0.5, -1.0), (x34,)),
+    "flip-roll-repeat": (lambda x: x.flip(0) + x.roll(1, 1) + x.repeat(1, 1)[:, :4], (x34,)),
+    "tril-triu-diag": (lambda x: x.tril() + x.triu(1) + torch.diagonal(x).sum() + torch.diag(x[:, :3]).sum(), (x34,)),
+    "pad": (lambda x: F.pad(x, (1, 2, 0, 1), value=0.25) + 0, (x34,)),
+    "sort-topk": (lambda x: (x.sort(1).values, x.sort(0, descending=True).indices, *x.topk(2, 1)), (x34,)),
+    "cumsum-sort-int": (lambda a: (a.cumsum(0), a.sort(1).values), (ints,)),
+    # creation and conversions
+    "full-zeros-ones": (
+        lambda x: x + torch.full((3, 4), 2.5, dtype=x.dtype) + torch.zeros_like(x) + torch.ones(4, dtype=x.dtype),
+        (x34,),
+    ),
+    "arange": (
+        lambda x: (
+            x * torch.arange(4, dtype=x.dtype)
+            + torch.arange(1, 7, 2).sum()
+            + torch.arange(0.5, 2.0, 0.5, dtype=x.dtype).sum()
+        ),
+        (x34,),
+    ),
+    "scalar-tensor": (lambda x: x * torch.tensor(3.0, dtype=x.dtype), (x34,)),
+    "conversions": (
+        lambda x: ((x * 3).long().double() + (x > 0).float().double() + x.to(torch.float32).double(), (x * 3).int()),
+        (x34,),
+    ),
+    # linear algebra
+    "mm-bmm-matmul": (lambda a, b: (a @ b.T, torch.bmm(a[None], b.T[None]), torch.matmul(a, b[0])), (x34, x34)),
+    "addmm-baddbmm": (lambda b, a, m: torch.addmm(b, a, m, beta=0.5, alpha=2.0), (x4, x34, randn(4, 4, seed=14))),
+    "einsum": (lambda a, b: torch.einsum("ij,kj->ik", a, b), (x34, pos)),
+    "outer-dot-mv": (lambda a, b: torch.outer(a, b).sum() + torch.dot(a, b) + torch.mv(x34, a).sum(), (x4, x4 * 2)),
+    # nn
+    "softmax": (lambda x: F.softmax(x, -1) + F.softmax(x, 0), (x34,)),
+    "log-softmax": (lambda x: F.log_softmax(x, -1), (x34,)),
+    "cross-entropy": (lambda x, t: F.cross_entropy(x, t), (logits, target)),
+    "cross-entropy-options": (
+        lambda x, t: [
+            F.cross_entropy(x, t, reduction="none"),
+            F.cross_entropy(x, t, reduction="sum", weight=torch.tensor([1.0, 2.0, 0.5, 1.5], dtype=torch.float64)),
+            F.cross_entropy(x, t, ignore_index=1),
+            F.cross_entropy(x, t, label_smoothing=0.1),
+        ],
+        (logits, target),
+    ),
+    "cross-entropy-probs": (lambda x, p: F.cross_entropy(x, p), (logits, F.softmax(randn(5, 4, seed=15), 1))),
+    "nll-loss": (lambda x, t: F.nll_loss(F.log_softmax(x, 1), t), (logits, target)),
+    "bce": (lambda p, y: F.binary_cross_entropy(p, y), (torch.sigmoid(x34), (x34 > 0).double())),
+    "bce-weight-sum": (
+        lambda p, y: F.binary_cross_entropy(p, y, weight=pos, reduction="sum"),
+        (torch.sigmoid(x34), torch.sigmoid(pos)),
+    ),
+    "bce-with-logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y), (x34, (x34 > 0.3).double())),
+    "bce-with-logits-pos-weight": (
+        lambda x, y: F.binary_cross_entropy_with_logits(
+            x, y, pos_weight=torch.tensor([1.0, 2.0, 3.0, 0.5], dtype=torch.float64)
+        ),
+        (x34, torch.sigmoid(pos)),
+    ),
+    "mse": (lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum"), (x34, pos)),
+    "l1-smooth-l1-huber": (
+        lambda a, b: F.l1_loss(a, b) + F.smooth_l1_loss(a, b) + F.huber_loss(a, b, delta=0.5),
+        (x34, pos),
+    ),
+    "sdpa": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v), (q, k, v)),
+    "sdpa-causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), (qs, qs, qs)),
+    "sdpa-mask": (
+        lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+        (q, k, v, randn(5, 7, seed=16) > -0.5),
+    ),
+    "sdpa-additive-mask": (
+        lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+        (q, k, v, randn(5, 7, seed=17)),
+    ),
+    "layer-norm": (lambda x, w, b: F.layer_norm(x, (4,), w, b), (x34, x4, x4 * 2)),
+    "group-norm": (lambda x: F.group_norm(x, 3, eps=1e-3), (img,)),
+    "conv1d": (lambda x, w, b: F.conv1d(x, w, b, padding=1), (seq, randn(4, 3, 3, seed=18), x4)),
+    "conv1d-stride-dilation": (lambda x, w: F.conv1d(x, w, stride=2, dilation=2), (seq, randn(4, 3, 2, seed=19))),
+    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2)), (img, randn(4, 3, 3, 2, seed=20), x4)),
+    "conv2d-groups": (lambda x, w: F.conv2d(x, w, groups=3, padding="same"), (img, randn(6, 1, 3, 3, seed=21))),
+    "conv-transpose2d": (
+        lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+        (img, randn(3, 2, 3, 3, seed=22), randn(2, seed=23)),
+    ),
+    "conv-transpose1d-groups": (
+        lambda x, w: F.conv_transpose1d(x, w, stride=3, groups=3, dilation=2),
+        (seq, randn(3, 2, 2, seed=24)),
+    ),
+    "embedding": (lambda w, i: F.embedding(i, w), (randn(10, 4, seed=25), torch.tensor([[1, 3, 9], [0, 0, 2]]))),
+    "batch-norm-eval": (
+        lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b, training=False, eps=1e-3),
+        (img, randn(3, seed=26), randn(3, seed=27, positive=True), randn(3, seed=28), randn(3, seed=29)),
+    ),
+    "batch-norm-train-functional": (
+        lambda x, m, v: F.batch_norm(x, m.clone(), v.clone(), training=True),  # updates its inputs in place
+        (img, randn(3, seed=26), randn(3, seed=27, positive=True)),
+    ),
+    "instance-norm": (F.instance_norm, (img,)),
+    "softmax-dtype-argument": (lambda x: torch.softmax(x, -1, dtype=torch.float64), (x34,)),
+    "bfloat16-round-trip": (lambda x: (x.bfloat16() * 2).double() + x, (x34,)),
+    "polygamma-angle": (lambda x: torch.polygamma(0, x.abs() + 0.5) + torch.angle(x), (x34,)),
+    "put-index-reduce": (
+        lambda x, s: (
+            [x.put(torch.tensor([0, 7, 3]), s[0, :3])]
+            + [
+                x.index_reduce(1, torch.tensor([0, 2, 0]), s[:, :3], r, include_self=i)
+                for r in ("prod", "mean", "amax")
+                for i in (True, False)
+            ]
+        ),
+        (x34, randn(3, 4, seed=33)),
+    ),
+    "cholesky-triangular": (
+        lambda a, b: (
+            torch.linalg.cholesky(a @ a.T + 4 * torch.eye(3, dtype=a.dtype)),
+            torch.cholesky_solve(b, torch.linalg.cholesky(a @ a.T + 4 * torch.eye(3, dtype=a.dtype))),
+            torch.triangular_solve(b, a.triu() + 3 * torch.eye(3, dtype=a.dtype)).solution,
+            torch.linalg.matrix_exp(a / 4),
+        ),
+        (x34[:, :3], x34),
+    ),
+    "logcumsumexp-empty-permuted": (
+        lambda x: torch.logcumsumexp(x, 1) + torch.empty_permuted((3, 4), (1, 0), dtype=x.dtype).zero_(),
+        (x34,),
+    ),
+    "solve-inv-det": (
+        lambda a, b: (
+            torch.linalg.solve_triangular(a.triu() + 3 * torch.eye(3, dtype=a.dtype), b, upper=True),
+            torch.linalg.solve_triangular(a.tril() + 3 * torch.eye(3, dtype=a.dtype), b.T, upper=False, left=False),
+            torch.linalg.inv_ex(a + 3 * torch.eye(3, dtype=a.dtype)).inverse,
+            torch.linalg.det(a),
+        ),
+        (x34[:, :3], x34),
+    ),
+    "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
+    "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_record_matches_torch_forward(name):
+    fn, args = CASES[name]
+    _, got = _translated(fn, args)
+    assert_same(got, _torch_out(fn, args))
+
+
+def test_kwargs_tensors_are_inputs_and_numbers_are_baked_in():
+    def fn(x, n, *, y, scale):
+        return x.sum(n) * scale + y
+
+    args, kwargs = (x34, 1), {"y": randn(3, seed=30), "scale": 2.5}
+    program, got = _translated(fn, args, kwargs)
+    assert_same(got, _torch_out(fn, args, kwargs))
+    assert program.parameters == {} and program.buffers == {}
+    assert program.ops == ("aten.add.Tensor", "aten.mul.Tensor", "aten.sum.dim_IntList")
+
+
+def test_closed_over_tensors_are_constants():
+    w = randn(4, 2, seed=31)
+    fn = lambda x: torch.tanh(x @ w)  # noqa: E731
+    _, got = _translated(fn, (x34,))
+    assert_same(got, _torch_out(fn, (x34,)))
+
+
+def test_an_argument_that_is_also_closed_over_stays_an_input():
+    c = randn(3, 4, seed=32)
+    fn = lambda a, b: a * c + b  # noqa: E731
+    program = _aten.to_jax(fn, (c, c))  # torch.export alone would read c as the first input
+    with jax.enable_x64(True):
+        got = program.fn({}, x34.numpy(), pos.numpy())
+    np.testing.assert_allclose(np.asarray(got), fn(x34, pos).numpy(), rtol=1e-14)
+
+
+def test_float32_capture_runs_in_the_dtype_it_is_given():
+    x = x34.float()
+    program = _aten.to_jax(lambda x: torch.softmax(x * torch.arange(4.0), -1) + torch.ones(4), (x,))
+    with jax.enable_x64(True):
+        y64 = program.fn({}, x34.numpy())
+    y32 = program.fn({}, x.numpy())
+    assert y64.dtype == jnp.float64 and y32.dtype == jnp.float32
+    expected = (torch.softmax(x34 * torch.arange(4.0, dtype=torch.float64), -1) + 1).numpy()
+    np.testing.assert_allclose(np.asarray(y64), expected, rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(y32), expected, rtol=1e-6)
+
+
+# --- modules --------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """A tiny GPT-2 block: pre-LayerNorm causal self-attention and a GELU MLP, both residual."""
+
+    def __init__(self, d=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(d)
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.ln_2 = nn.LayerNorm(d)
+        self.mlp_fc = nn.Linear(d, 4 * d)
+        self.mlp_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        B, T, C = x.shape  # noqa: N806
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(torch.tril(torch.ones(T, T, dtype=torch.bool)).logical_not(), float("-inf"))
+        y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.mlp_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class SimpleNet(nn.Module):  # the tutorial's network, as it writes it
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 5)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(5, 1)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        h = self.relu(self.fc1(x))
+        return self.sigmoid(self.fc2(h))
+
+
+def _module_cases():
+    torch.manual_seed(0)
+    return {
+        "linear": (nn.Linear(4, 3), (x34,)),
+        "embedding": (nn.Embedding(10, 4), (torch.tensor([[1, 3], [9, 0]]),)),
+        "layer-norm": (nn.LayerNorm(4), (x34,)),
+        "conv2d": (nn.Conv2d(3, 4, 3, padding=1), (img,)),
+        "batch-norm-eval": (nn.BatchNorm2d(3).eval(), (img,)),
+        "batch-norm-train": (nn.BatchNorm2d(3).train(), (img,)),
+        "multihead-attention": (nn.MultiheadAttention(8, 2, batch_first=True), (randn(2, 5, 8, seed=40),) * 3),
+        "transformer-encoder-layer": (
+            nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+            (randn(2, 5, 8, seed=41),),
+        ),
+        "gpt2-block": (Block(), (randn(2, 5, 8, seed=42),)),
+        "simple-net": (SimpleNet(), (randn(1, 10, seed=43),)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_module_cases()))
+def test_module_matches_torch_forward(name):
+    module, args = _module_cases()[name]
+    module = module.double()
+    expected = _torch_out(module, args)
+    _, got = _translated(module, args)
+    assert_same(got[: len(expected)], expected)
+
+
+def test_module_parameters_by_name_and_buffers_apart():
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("fc1", nn.Linear(4, 3))
+    net.add_module("bn", nn.BatchNorm1d(3))
+    net.add_module("fc2", nn.Linear(3, 2))
+    net = net.double().eval()
+    net.fc2.bias.requires_grad_(False)
+    program = _aten.to_jax(net, (x34,))
+    assert list(program.parameters) == ["fc1.weight", "fc1.bias", "bn.weight", "bn.bias", "fc2.weight"]
+    assert sorted(program.buffers) == ["bn.num_batches_tracked", "bn.running_mean", "bn.running_var", "fc2.bias"]
+    np.testing.assert_array_equal(program.parameters["fc1.weight"], net.fc1.weight.detach().numpy())
+    # new parameter values are taken by name; the others keep theirs
+    w = np.full((3, 4), 0.1)
+    with torch.no_grad():
+        net.fc1.weight.copy_(torch.tensor(w))
+    with jax.enable_x64(True):
+        got = program.fn({"fc1.weight": w}, x34.numpy())
+    np.testing.assert_allclose(np.asarray(got), net(x34).detach().numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="no parameter or buffer fc3.weight"):
+        program.fn({"fc3.weight": w}, x34.numpy())
+
+
+def test_module_with_loss_keeps_the_module_names():
+    torch.manual_seed(0)
+    net = SimpleNet().double()
+    inputs, labels = randn(1, 10, seed=44), torch.tensor([[1.0]], dtype=torch.float64)
+    criterion = nn.BCELoss()
+    program = _aten.to_jax(net, (inputs,), loss=lambda out: criterion(out, labels))
+    assert list(program.parameters) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    with jax.enable_x64(True):
+        value = program.fn({}, inputs.numpy())
+    assert float(value) == pytest.approx(float(criterion(net(inputs), labels).detach()), rel=1e-14)
+
+
+# --- gradients of the translation against torch autograd --------------------------------------
+
+GRAD_CASES = {
+    "mlp-cross-entropy": (
+        lambda w, b, x, t: F.cross_entropy(torch.tanh(x @ w + b), t),
+        (randn(4, 3, seed=50), randn(3, seed=51), randn(5, 4, seed=52), randint(3, 5, seed=53)),
+        2,
+    ),
+    "layer-norm-gelu": (
+        lambda x, w, b: F.gelu(F.layer_norm(x, (4,), w, b)).pow(2).sum(),
+        (x34, x4, randn(4, seed=54)),
+        3,
+    ),
+    "attention": (
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True).sin().sum(),
+        (qs, qs * 0.5, qs + 1),
+        3,
+    ),
+    "bce-with-logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y), (x34, torch.sigmoid(pos)), 1),
+    "conv": (lambda x, w: F.conv2d(x, w, padding=1).tanh().mean(), (img, randn(2, 3, 3, 3, seed=55)), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_CASES))
+def test_translated_gradient_matches_torch_autograd(name):
+    fn, args, n_diff = GRAD_CASES[name]
+    program = _aten.to_jax(fn, args)
+    leaves = [a.detach().clone().requires_grad_(i < n_diff) for i, a in enumerate(args)]
+    fn(*leaves).backward()
+    arrays = [a.numpy() for a in args]
+    with jax.enable_x64(True):
+        grads = jax.grad(lambda *d: program.fn({}, *d, *arrays[n_diff:]), argnums=tuple(range(n_diff)))(
+            *arrays[:n_diff]
+        )
+    for g, leaf in zip(grads, leaves):
+        np.testing.assert_allclose(np.asarray(g), leaf.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_module_gradient_in_parameters_matches_torch_autograd():
+    torch.manual_seed(1)
+    block = Block().double()
+    x = randn(2, 5, 8, seed=56)
+    program = _aten.to_jax(block, (x,), loss=lambda y: (y**2).mean())
+    (block(x) ** 2).mean().backward()
+    with jax.enable_x64(True):
+        params = {k: jnp.asarray(v) for k, v in program.parameters.items()}
+        grads = jax.grad(lambda p: program.fn(p, x.numpy()))(params)
+    for name, p in block.named_parameters():
+        np.testing.assert_allclose(np.asarray(grads[name]), p.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# --- the tutorial's two programs ----------------------------------------------------------------
+
+
+def test_tutorial_sigmoid_neuron():
+    # as the tutorial writes it: float32 data and weights with requires_grad
+    x = torch.tensor([1.1])
+    y = torch.tensor([1.0])
+    w = torch.tensor([2.2], requires_grad=True)
+    b = torch.tensor([0.0], requires_grad=True)
+
+    def loss_fn(w, b):
+        z = x * w + b
+        a = torch.sigmoid(z)
+        return F.binary_cross_entropy(a, y)
+
+    program = _aten.to_jax(loss_fn, (w, b))
+    loss = loss_fn(w, b)
+    loss.backward()
+    value = program.fn({}, w.detach().numpy(), b.detach().numpy())
+    assert value.dtype == jnp.float32
+    assert float(value) == pytest.approx(float(loss.detach()), rel=1e-6)
+    # in float64 the captured float32 data (x = 1.1f) is what the program holds
+    with jax.enable_x64(True):
+        w64, b64 = np.array([2.2]), np.array([0.0])
+        value64 = program.fn({}, w64, b64)
+        dw, db = jax.grad(lambda w, b: program.fn({}, w, b), argnums=(0, 1))(w64, b64)
+    x32 = float(np.float32(1.1))
+    p = 1 / (1 + math.exp(-(x32 * 2.2)))
+    assert float(value64) == pytest.approx(-math.log(p), rel=1e-14)
+    assert float(dw[0]) == pytest.approx(-0.0898, abs=5e-5) and float(db[0]) == pytest.approx(-0.0817, abs=5e-5)
+    assert float(dw[0]) == pytest.approx(float(w.grad[0]), rel=1e-6)
+    assert float(db[0]) == pytest.approx(float(b.grad[0]), rel=1e-6)
+
+
+def test_tutorial_simple_net_with_bce_loss():
+    torch.manual_seed(0)
+    net = SimpleNet()  # float32, torch's seeded initialisation
+    criterion = nn.BCELoss()
+    inputs = torch.randn(1, 10)
+    labels = torch.tensor([[1.0]])  # the tutorial's [1.0] is refused by nn.BCELoss for a (1, 1) output
+    program = _aten.to_jax(net, (inputs,), loss=lambda out: criterion(out, labels))
+    value = program.fn({}, inputs.numpy())
+    assert value.dtype == jnp.float32
+    assert float(value) == pytest.approx(float(criterion(net(inputs), labels).detach()), rel=1e-6)
+    # the float32 capture run in float64 is the float64 copy of the network
+    net64 = SimpleNet()
+    net64.load_state_dict(net.state_dict())
+    net64 = net64.double()
+    with jax.enable_x64(True):
+        value64 = program.fn({}, inputs.double().numpy())
+    expected = criterion(net64(inputs.double()), labels.double())
+    assert float(value64) == pytest.approx(float(expected.detach()), rel=1e-13)
+
+
+# --- what is refused, and why ------------------------------------------------------------------
+
+
+def test_unknown_op_is_named(monkeypatch):
+    monkeypatch.delitem(_aten._RECORDS, "aten.sin")
+    with pytest.raises(Unavailable, match=r"no exact translation for ATen op 'aten\.sin\.default'"):
+        _aten.to_jax(torch.sin, (x34,))
+
+
+def test_non_core_op_is_named():
+    with pytest.raises(Unavailable, match=r"no exact translation for ATen op 'aten\.mode\.default'") as info:
+        _aten.to_jax(lambda x: torch.mode(x, 1).values, (x34,))
+    assert info.value.reason == _aten.Reason.NO_RECORD and info.value.ops == ("aten.mode.default",)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        nn.Dropout(0.5).train(),
+        lambda x: F.dropout(x, 0.2, training=True),
+        lambda x: torch.bernoulli(torch.sigmoid(x)),
+        lambda x: F.rrelu(x, training=True),
+    ],
+    ids=["Dropout-train", "F.dropout", "bernoulli", "rrelu"],
+)
+def test_random_op_is_refused(fn):
+    with pytest.raises(Unavailable, match=r"random op 'aten\.\w+\.\w+': seed it or put the module in eval\(\)"):
+        _aten.to_jax(fn, (x34,))
+
+
+def test_dropout_in_eval_is_the_identity():
+    program, got = _translated(nn.Dropout(0.5).eval(), (x34,))
+    assert_same(got, [x34.numpy()])
+
+
+def test_sparse_tensor_is_refused():
+    with pytest.raises(
+        Unavailable, match=r"sparse tensors cannot be translated: an argument has layout torch\.sparse_coo"
+    ):
+        _aten.to_jax(lambda x: x.to_dense().sum(), (x34.to_sparse(),))
+
+
+def test_data_dependent_guard_is_named():
+    with pytest.raises(Unavailable, match="data-dependent guard"):
+        _aten.to_jax(lambda x: x * 2 if x.sum() > 0 else x, (x34,))
+
+
+def test_data_dependent_shape_is_named():
+    with pytest.raises(Unavailable, match="data-dependent"):
+        _aten.to_jax(lambda x: x[x > 0].sum(), (x34,))
+
+
+def test_importing_diffcheck_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, diffcheck, diffcheck._aten; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- through diffcheck: the translation is a JAX function like any other -----------------------
+
+
+@pytest.mark.parametrize("name", ["conv2d", "avg-max-pool", "sdpa-causal"])
+def test_translation_gets_the_exact_method(name):
+    import diffcheck
+
+    fn, args = CASES[name]
+    program = _aten.to_jax(lambda *a: fn(*a).sum(), args)
+    arrays = [a.numpy() for a in args]
+    report = diffcheck.check_grad(lambda *a: program.fn({}, *a), *arrays, timeout=120)
+    assert report.points[0].methods["symbolic"] == "ok"
+    assert report.ok
+
+
+def test_tutorial_neuron_exact_from_the_torch_program():
+    import diffcheck
+
+    x, y = torch.tensor([1.1], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    w, b = torch.tensor([2.2], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
+    program = _aten.to_jax(lambda w, b: F.binary_cross_entropy(torch.sigmoid(x * w + b), y), (w, b))
+    report = diffcheck.check_grad(lambda w, b: program.fn({}, w, b), np.array([2.2]), np.array([0.0]))
+    assert report.ok and report.points[0].methods["symbolic"] == "ok"
+    exact = [e.values["symbolic"] for e in report.points[0].elements]
+    assert exact == pytest.approx([-0.0898, -0.0817], abs=5e-5)
