@@ -12,7 +12,6 @@ guards, which the kink analysis reads like the arguments of `abs`.
 from __future__ import annotations
 
 import fractions
-import functools
 import math
 
 import mpmath
@@ -132,39 +131,6 @@ class RoundHalfAway(_Step):
     """`lax.round` with `AWAY_FROM_ZERO`."""
 
     exact = staticmethod(lambda f: int(math.copysign(math.floor(abs(f) + fractions.Fraction(1, 2)), f)))
-
-
-def _mp_step(fn):
-    return lambda x: x if not mpmath.isfinite(x) else mpmath.mpf(fn(x))
-
-
-def _mp_round_away(x):
-    return mpmath.sign(x) * mpmath.floor(abs(x) + mpmath.mpf(0.5))
-
-
-#: mpmath and NumPy versions of the step functions (for `_primitives.NUMERIC`).
-STEPS_NUMERIC = {
-    "mpmath": {
-        Floor: _mp_step(mpmath.floor),
-        Ceil: _mp_step(mpmath.ceil),
-        Trunc: _mp_step(lambda x: int(x)),
-        RoundHalfEven: _mp_step(mpmath.nint),
-        RoundHalfAway: _mp_step(_mp_round_away),
-        Piece: lambda value, *guards: value if all(g >= -OFF_PIECE for g in guards) else mpmath.nan,
-    },
-    "numpy": {
-        Floor: np.floor,
-        Ceil: np.ceil,
-        Trunc: np.trunc,
-        RoundHalfEven: np.rint,
-        RoundHalfAway: lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
-        Piece: lambda value, *guards: np.where(_on_piece(guards), value, np.nan),
-    },
-}
-
-
-def _on_piece(guards):
-    return functools.reduce(np.logical_and, [np.asarray(g) >= -OFF_PIECE for g in guards])
 
 
 # --- values as arrays ---------------------------------------------------------------------------
@@ -311,7 +277,8 @@ def _nearest(point, a, step):
     v = point.value(a)
     if not mpmath.isfinite(v):
         return step(a)
-    n = sympy.Integer(int(STEPS_NUMERIC["mpmath"][step](v)))
+    m, e = mpmath.mpf(v).man_exp
+    n = sympy.Integer(step.exact(fractions.Fraction(m) * fractions.Fraction(2) ** e))
     half = sympy.Rational(1, 2)
     return attach(step(a), [a - (n - half), a - (n + half)], point)
 
@@ -655,30 +622,6 @@ def scatter(combine):
         return attach_all(flat.reshape(operand.shape), guards, point)
 
     return rule
-
-
-# --- special functions ---------------------------------------------------------------------------
-
-
-def lgamma(x):
-    # log|Γ(x)|, as JAX's lgamma: SymPy's loggamma is complex for negative x
-    return sympy.Piecewise((sympy.loggamma(x), x > 0), (sympy.log(sympy.Abs(sympy.gamma(x))), True))
-
-
-def bessel_i0e(x):
-    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x)
-
-
-def bessel_i1e(x):
-    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(1, x)
-
-
-def igamma(a, x):
-    return sympy.lowergamma(a, x) / sympy.gamma(a)
-
-
-def igammac(a, x):
-    return sympy.uppergamma(a, x) / sympy.gamma(a)
 
 
 # --- linear algebra as closed forms (small matrices) ------------------------------------------

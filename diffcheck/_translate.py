@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from . import _nodes as nodes
 from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
 from ._rules import Piece, attach_all
 from .errors import BudgetExceeded, Unavailable
@@ -97,7 +98,7 @@ class Point:
                 if node in env:
                     continue
                 if ready:
-                    env[node] = env[definitions[node]] if node in definitions else graph._MPMATH(node, env)
+                    env[node] = env[definitions[node]] if node in definitions else nodes._MPMATH(node, env)
                     continue
                 stack.append((node, True))
                 children = (definitions[node],) if node in definitions else node.args
@@ -276,7 +277,7 @@ def evaluate(exprs, symbols, values, digits: int = graph.DIGITS) -> list:
     syms = [s for sym in symbols for s in sym.reshape(-1)]
     args = [mpmath.mpf(float(v)) for value in values for v in np.asarray(value, np.float64).reshape(-1)]
     flat = list(np.asarray(exprs, dtype=object).reshape(-1))
-    fn = sympy.lambdify(syms, flat, modules=[graph.mpmath_namespace(), "mpmath"], cse=True)
+    fn = sympy.lambdify(syms, flat, modules=[nodes.mpmath_namespace(), "mpmath"], cse=True)
     with mpmath.workdps(digits):
         return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*args)]
 
