@@ -44,6 +44,63 @@ from ._rules import (  # noqa: F401 - the array helpers and SymPy functions othe
 )
 
 
+def _mp_step(fn):
+    return lambda x: x if not mpmath.isfinite(x) else mpmath.mpf(fn(x))
+
+
+def _mp_round_away(x):
+    return mpmath.sign(x) * mpmath.floor(abs(x) + mpmath.mpf(0.5))
+
+
+#: mpmath and NumPy versions of the step functions and of Piece (NaN off its piece).
+_STEPS = {
+    "mpmath": {
+        r.Floor: _mp_step(mpmath.floor),
+        r.Ceil: _mp_step(mpmath.ceil),
+        r.Trunc: _mp_step(lambda x: int(x)),
+        r.RoundHalfEven: _mp_step(mpmath.nint),
+        r.RoundHalfAway: _mp_step(_mp_round_away),
+        Piece: lambda value, *guards: value if all(g >= -r.OFF_PIECE for g in guards) else mpmath.nan,
+    },
+    "numpy": {
+        r.Floor: np.floor,
+        r.Ceil: np.ceil,
+        r.Trunc: np.trunc,
+        r.RoundHalfEven: np.rint,
+        r.RoundHalfAway: lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
+        Piece: lambda value, *guards: np.where(_on_piece(guards), value, np.nan),
+    },
+}
+
+
+def _on_piece(guards):
+    return functools.reduce(np.logical_and, [np.asarray(g) >= -r.OFF_PIECE for g in guards])
+
+
+# special functions through SymPy's own
+
+
+def _lgamma(x):
+    # log|Γ(x)|, as JAX's lgamma: SymPy's loggamma is complex for negative x
+    return sympy.Piecewise((sympy.loggamma(x), x > 0), (sympy.log(sympy.Abs(sympy.gamma(x))), True))
+
+
+def _bessel_i0e(x):
+    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x)
+
+
+def _bessel_i1e(x):
+    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(1, x)
+
+
+def _igamma(a, x):
+    return sympy.lowergamma(a, x) / sympy.gamma(a)
+
+
+def _igammac(a, x):
+    return sympy.uppergamma(a, x) / sympy.gamma(a)
+
+
 def _heaviside(x, h=0.5):
     return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(h)
 
@@ -62,13 +119,13 @@ NUMERIC = {
         sympy.im: lambda x: mpmath.mpf(0),
         # mpmath's I_n of a negative argument is an mpc with a zero imaginary part: real for integer n
         sympy.besseli: lambda n, x: mpmath.re(mpmath.besseli(n, x)),
-        **r.STEPS_NUMERIC["mpmath"],
+        **_STEPS["mpmath"],
     },
     "numpy": {
         StopGradient: lambda x: x,
         Maximum: lambda *a: functools.reduce(np.maximum, a),
         Minimum: lambda *a: functools.reduce(np.minimum, a),
-        **r.STEPS_NUMERIC["numpy"],
+        **_STEPS["numpy"],
     },
 }
 
@@ -179,7 +236,6 @@ UNTRANSLATED = {
     "igamma_grad_a": "JAX's own derivative of igamma: diffcheck differentiates igamma itself",
     "custom_linear_solve": "a linear solve whose primal is a user callback: not translated",
     "nextafter": "a step to the neighbouring float: not a real function of its arguments",
-    "bitcast_convert_type": "reinterprets the bits of a float: not a real function",
     "random_gamma_grad": "JAX's own derivative of a random draw",
 }
 
@@ -228,14 +284,14 @@ PRIMITIVES: dict[str, Primitive] = {
     "erf": _unary(sympy.erf, analytic=False),
     "erfc": _unary(sympy.erfc, analytic=False),
     "erf_inv": _unary(sympy.erfinv, analytic=False),
-    "lgamma": _unary(r.lgamma, analytic=False),
+    "lgamma": _unary(_lgamma, analytic=False),
     "digamma": _unary(sympy.digamma, analytic=False),
     "polygamma": _unary(sympy.polygamma, analytic=False),
     "zeta": _unary(sympy.zeta, analytic=False),  # Hurwitz ζ(s, q); SymPy has no ∂/∂s (nor has JAX)
-    "igamma": _unary(r.igamma, analytic=False),  # the regularised lower incomplete gamma P(a, x)
-    "igammac": _unary(r.igammac, analytic=False),  # Q(a, x) = 1 − P(a, x)
-    "bessel_i0e": _unary(r.bessel_i0e, analytic=False),  # e^−|x|·I₀(x): a kink at 0
-    "bessel_i1e": _unary(r.bessel_i1e, analytic=False),
+    "igamma": _unary(_igamma, analytic=False),  # the regularised lower incomplete gamma P(a, x)
+    "igammac": _unary(_igammac, analytic=False),  # Q(a, x) = 1 − P(a, x)
+    "bessel_i0e": _unary(_bessel_i0e, analytic=False),  # e^−|x|·I₀(x): a kink at 0
+    "bessel_i1e": _unary(_bessel_i1e, analytic=False),
     # kinks and steps
     "abs": _unary(sympy.Abs, analytic=False),
     "sign": _unary(sympy.sign, analytic=False),

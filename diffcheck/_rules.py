@@ -133,35 +133,6 @@ class RoundHalfAway(_Step):
     exact = staticmethod(lambda f: int(math.copysign(math.floor(abs(f) + fractions.Fraction(1, 2)), f)))
 
 
-def _mp_step(fn):
-    return lambda x: x if not mpmath.isfinite(x) else mpmath.mpf(fn(x))
-
-
-def _mp_round_away(x):
-    return mpmath.sign(x) * mpmath.floor(abs(x) + mpmath.mpf(0.5))
-
-
-#: mpmath and NumPy versions of the step functions (for `_primitives.NUMERIC`).
-STEPS_NUMERIC = {
-    "mpmath": {
-        Floor: _mp_step(mpmath.floor),
-        Ceil: _mp_step(mpmath.ceil),
-        Trunc: _mp_step(lambda x: int(x)),
-        RoundHalfEven: _mp_step(mpmath.nint),
-        RoundHalfAway: _mp_step(_mp_round_away),
-        Piece: lambda value, *guards: value,
-    },
-    "numpy": {
-        Floor: np.floor,
-        Ceil: np.ceil,
-        Trunc: np.trunc,
-        RoundHalfEven: np.rint,
-        RoundHalfAway: lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
-        Piece: lambda value, *guards: value,
-    },
-}
-
-
 # --- values as arrays ---------------------------------------------------------------------------
 
 
@@ -230,18 +201,38 @@ def clamp(lo, x, hi):
     return elementwise(lambda a, b, c: Minimum(Maximum(b, a), c), lo, x, hi)
 
 
-def attach(value, guards):
+#: Guards are ≥ 0 on their piece; the rounding of exact values at the point stays above −this.
+OFF_PIECE = 1e-25
+
+
+def orient(point, guards) -> list:
+    """The guards, each signed to be ≥ 0 on the piece: positive ones as they are, negative ones
+    negated, and one that vanishes at the point (a tie, a threshold) as −|g|, ≥ 0 there alone.
+    Off its piece a `Piece` evaluates to NaN, so that at a boundary the one-sided derivatives of the
+    kink analysis are unknown rather than those of the piece continued."""
+    out = []
+    for g in dict.fromkeys(guards):
+        if not isinstance(g, sympy.Expr) or g.is_number:
+            continue
+        v = point.value(g) if point is not None and not isinstance(g, Piece) else 1
+        if isinstance(v, mpmath.mpf) and mpmath.isnan(v):
+            continue
+        out.append(g if v > 0 else -g if v < 0 else -sympy.Abs(g))
+    return out
+
+
+def attach(value, guards, point):
     """`value` on the piece that `guards` bound (shared through one carrier when there are many)."""
-    guards = [g for g in dict.fromkeys(guards) if isinstance(g, sympy.Expr) and not g.is_number]
+    guards = orient(point, guards)
     if not guards or not isinstance(value, sympy.Expr):
         return value
     return Piece(value, *(guards if len(guards) <= 4 else [Piece(sympy.S.Zero, *guards)]))
 
 
-def attach_all(values, guards) -> np.ndarray:
+def attach_all(values, guards, point) -> np.ndarray:
     """Every element of an array on the piece that `guards` bound (one shared carrier)."""
-    guards = [g for g in dict.fromkeys(guards) if isinstance(g, sympy.Expr) and not g.is_number]
     values = as_objects(values)
+    guards = orient(point, guards) if guards else []
     if not guards:
         return values
     carrier = guards if len(guards) <= 4 else [Piece(sympy.S.Zero, *guards)]
@@ -268,7 +259,7 @@ def floor(point, x):
     def one(a):
         v = point.value(a)
         n = sympy.Integer(int(mpmath.floor(v))) if mpmath.isfinite(v) else None
-        return attach(Floor(a), _floor_guards(a, n)) if n is not None else Floor(a)
+        return attach(Floor(a), _floor_guards(a, n), point) if n is not None else Floor(a)
 
     return elementwise(one, x)
 
@@ -277,7 +268,7 @@ def ceil(point, x):
     def one(a):
         v = point.value(a)
         n = sympy.Integer(int(mpmath.ceil(v))) if mpmath.isfinite(v) else None
-        return attach(Ceil(a), [a - (n - 1), a - n]) if n is not None else Ceil(a)
+        return attach(Ceil(a), [a - (n - 1), a - n], point) if n is not None else Ceil(a)
 
     return elementwise(one, x)
 
@@ -286,9 +277,10 @@ def _nearest(point, a, step):
     v = point.value(a)
     if not mpmath.isfinite(v):
         return step(a)
-    n = sympy.Integer(int(STEPS_NUMERIC["mpmath"][step](v)))
+    m, e = mpmath.mpf(v).man_exp
+    n = sympy.Integer(step.exact(fractions.Fraction(m) * fractions.Fraction(2) ** e))
     half = sympy.Rational(1, 2)
-    return attach(step(a), [a - (n - half), a - (n + half)])
+    return attach(step(a), [a - (n - half), a - (n + half)], point)
 
 
 def round_(point, x, *, rounding_method=0):
@@ -300,7 +292,7 @@ def _trunc(point, t):
     v = point.value(t)
     if not mpmath.isfinite(v):
         return Trunc(t)
-    return attach(Trunc(t), _trunc_guards(t, sympy.Integer(int(v))))
+    return attach(Trunc(t), _trunc_guards(t, sympy.Integer(int(v))), point)
 
 
 def rem(point, a, b):
@@ -362,7 +354,7 @@ def select_n(point, which, *cases):
             return sympy.Piecewise((branches[1], w), (branches[0], True))
         # an integer index computed from the parameters: the case it picks at the point
         k = int(point.value(w))
-        return attach(branches[min(max(k, 0), len(branches) - 1)], point.guards([w]))
+        return attach(branches[min(max(k, 0), len(branches) - 1)], point.guards([w]), point)
 
     return elementwise(pick, which, *cases)
 
@@ -471,7 +463,7 @@ def argextremum(sign):
                 guards = point.guards(row)
             else:
                 guards = [sign * (row[best] - row[j]) for j in range(len(row)) if j != best]
-            out[index] = attach(sympy.Integer(best), guards)
+            out[index] = attach(sympy.Integer(best), guards, point)
         return out
 
     return rule
@@ -499,7 +491,7 @@ def sort(point, *operands, dimension, num_keys, **_):
         for t in range(n):
             guards = gaps[max(t - 1, 0) : t + 1]
             for o, out in zip(ops, outs):
-                out[index + (t,)] = attach(o[index][perm[t]], guards)
+                out[index + (t,)] = attach(o[index][perm[t]], guards, point)
     return [np.moveaxis(out, -1, dimension) for out in outs]
 
 
@@ -518,8 +510,8 @@ def top_k(point, x, *, k, axis=-1, **_):
         gaps = [row[perm[t]] - row[perm[t + 1]] for t in range(min(k, n - 1))]
         for t in range(k):
             guards = gaps[max(t - 1, 0) : t + 1]
-            values[index + (t,)] = attach(row[perm[t]], guards)
-            indices[index + (t,)] = attach(sympy.Integer(perm[t]), guards)
+            values[index + (t,)] = attach(row[perm[t]], guards, point)
+            indices[index + (t,)] = attach(sympy.Integer(perm[t]), guards, point)
     return [np.moveaxis(values, -1, axis), np.moveaxis(indices, -1, axis)]
 
 
@@ -627,33 +619,9 @@ def scatter(combine):
                 arriving = [ups[u] for u in np.flatnonzero(land[:, j])]
                 if arriving:
                     flat[j] = combine(flat[j], *arriving)
-        return attach_all(flat.reshape(operand.shape), guards)
+        return attach_all(flat.reshape(operand.shape), guards, point)
 
     return rule
-
-
-# --- special functions ---------------------------------------------------------------------------
-
-
-def lgamma(x):
-    # log|Γ(x)|, as JAX's lgamma: SymPy's loggamma is complex for negative x
-    return sympy.Piecewise((sympy.loggamma(x), x > 0), (sympy.log(sympy.Abs(sympy.gamma(x))), True))
-
-
-def bessel_i0e(x):
-    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x)
-
-
-def bessel_i1e(x):
-    return sympy.exp(-sympy.Abs(x)) * sympy.besseli(1, x)
-
-
-def igamma(a, x):
-    return sympy.lowergamma(a, x) / sympy.gamma(a)
-
-
-def igammac(a, x):
-    return sympy.uppergamma(a, x) / sympy.gamma(a)
 
 
 # --- linear algebra as closed forms (small matrices) ------------------------------------------

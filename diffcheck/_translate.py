@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from . import _nodes as nodes
 from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
 from ._rules import Piece, attach_all
 from .errors import BudgetExceeded, Unavailable
@@ -97,7 +98,7 @@ class Point:
                 if node in env:
                     continue
                 if ready:
-                    env[node] = env[definitions[node]] if node in definitions else graph._MPMATH(node, env)
+                    env[node] = env[definitions[node]] if node in definitions else nodes._MPMATH(node, env)
                     continue
                 stack.append((node, True))
                 children = (definitions[node],) if node in definitions else node.args
@@ -276,7 +277,7 @@ def evaluate(exprs, symbols, values, digits: int = graph.DIGITS) -> list:
     syms = [s for sym in symbols for s in sym.reshape(-1)]
     args = [mpmath.mpf(float(v)) for value in values for v in np.asarray(value, np.float64).reshape(-1)]
     flat = list(np.asarray(exprs, dtype=object).reshape(-1))
-    fn = sympy.lambdify(syms, flat, modules=[graph.mpmath_namespace(), "mpmath"], cse=True)
+    fn = sympy.lambdify(syms, flat, modules=[nodes.mpmath_namespace(), "mpmath"], cse=True)
     with mpmath.workdps(digits):
         return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*args)]
 
@@ -347,15 +348,15 @@ def _apply(eqn, invals):
     if name == "reduce":
         return _reduce_jaxpr(params, invals)
     record = PRIMITIVES.get(name)
+    if record is None and (name in UNTRANSLATED or not _integer_valued(eqn)):
+        reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
+        raise Unavailable(f"no SymPy translation for primitive '{name}': {reason}")
     if record is not None and record.form is Form.MOVE:
         return _moved(eqn, invals, record.data_operands)
     if record is not None and record.form is Form.LOCAL:
         out = record.translate(_point(), *invals, **params)
-    elif _integer_valued(eqn):
+    elif _integer_valued(eqn):  # any integer result, with or without a record: a constant there
         return _integer_at_point(eqn, invals)
-    elif record is None:
-        reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
-        raise Unavailable(f"no SymPy translation for primitive '{name}': {reason}")
     elif record.form is Form.ELEMENTWISE:
         return _let(elementwise(record.translate, *invals))
     else:
@@ -375,8 +376,8 @@ def _integer_at_point(eqn, invals):
     guards = point.guards([e for x in invals if is_symbolic(x) for e in x.reshape(-1)])
     out = _bind(eqn, concrete)
     if eqn.primitive.multiple_results:
-        return [_let(attach_all(o, guards)) for o in out]
-    return _let(attach_all(out, guards))
+        return [_let(attach_all(o, guards, point)) for o in out]
+    return _let(attach_all(out, guards, point))
 
 
 def _let(value):
@@ -472,7 +473,7 @@ def _moved(eqn, invals, n_data):
 
     def pick(indices):
         outside = (indices < 0) | (indices >= offset)  # gather's fill value in its "drop" modes
-        return attach_all(pool[np.where(outside, offset, indices)], guards)
+        return attach_all(pool[np.where(outside, offset, indices)], guards, _POINT.get())
 
     return [pick(np.asarray(p)) for p in picked] if eqn.primitive.multiple_results else pick(np.asarray(picked))
 
@@ -504,7 +505,7 @@ def _cond(params, invals):
         index = point.concrete(index, np.int64)
     branch = params["branches"][int(np.clip(index, 0, len(params["branches"]) - 1))]
     outs = evaluate_jaxpr(branch.jaxpr, branch.consts, operands)
-    return [_let(attach_all(o, guards)) if guards and is_symbolic(o) else o for o in outs]
+    return [_let(attach_all(o, guards, _POINT.get())) if guards and is_symbolic(o) else o for o in outs]
 
 
 def _while(params, invals):
@@ -521,7 +522,7 @@ def _while(params, invals):
             guards += point.guards(go.reshape(-1))
             go = point.concrete(go, np.bool_)
         if not bool(go):
-            return [_let(attach_all(c, guards)) if guards and is_symbolic(c) else c for c in carry]
+            return [_let(attach_all(c, guards, _POINT.get())) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
     raise Unavailable(
         f"while: the loop runs over {MAX_WHILE_ITERATIONS} iterations at the point (unrolled, at most that)"
