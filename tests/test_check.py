@@ -180,7 +180,7 @@ def test_rule_wrong_only_in_its_second_derivative():
 
 
 def test_order_out_of_range_is_a_usage_error():
-    with pytest.raises(UsageError, match="order must be an integer from 1 to 4"):
+    with pytest.raises(UsageError, match="order must be a whole number from 1 to 4"):
         diffcheck.check_grad(jnp.sin, 0.3, order=5)
 
 
