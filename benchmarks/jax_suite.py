@@ -445,7 +445,15 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
     if leaked:
         lines += ["", "## Warnings emitted during diffcheck's runs", "", "| warning | entries |", "|---|---|"]
         lines += [f"| {_cell(k)} | {v} |" for k, v in leaked.most_common()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_plain_brackets(line) for line in lines) + "\n"
+
+
+def _plain_brackets(line: str) -> str:
+    """Index brackets outside code spans (args[0]) escaped: mkdocs would read them as references."""
+    parts = line.split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r"(?<!\\)\[([^\]\(]*)\](?!\()", r"\\[\1\\]", parts[i])
+    return "`".join(parts)
 
 
 def main(argv=None) -> int:

@@ -36,9 +36,9 @@ def _run(jaxpr, consts, args) -> list:
         return np.asarray(v.val, v.aval.dtype) if isinstance(v, Literal) else env[v]
 
     for v, x in zip(jaxpr.constvars, consts):
-        env[v] = np.asarray(x)
+        env[v] = _array(x)
     for v, x in zip(jaxpr.invars, args):
-        env[v] = np.asarray(x)
+        env[v] = _array(x)
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
         outs = _equation(eqn, invals)
@@ -86,9 +86,20 @@ def _floating_or_bool(invals, eqn) -> bool:
 def _bind(eqn, invals) -> list:
     params = eqn.primitive.get_bind_params(eqn.params)
     with eqn.ctx.manager:
-        out = eqn.primitive.bind(*[jax.numpy.asarray(x) for x in invals], **params)
+        out = eqn.primitive.bind(*[x if _is_key(x) else jax.numpy.asarray(x) for x in invals], **params)
     outs = out if eqn.primitive.multiple_results else [out]
-    return [np.asarray(x) for x in outs]
+    return [_array(x) for x in outs]
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", np.float64), jax.dtypes.extended)
+
+
+def _array(x):
+    """A value as NumPy holds it; a PRNG key (an extended dtype, no NumPy form) stays JAX's."""
+    if jax.dtypes.issubdtype(getattr(x, "dtype", np.float64), jax.dtypes.extended):
+        return x
+    return np.asarray(x)
 
 
 # --- the rules -----------------------------------------------------------------------------

@@ -329,20 +329,29 @@ def _on_host(flat, n_out):
     """F(θ, data) for diffcheck's finite differences: JAX calls the torch function back on the
     host, once per stencil point (a batch of points arrives with a leading axis).
 
-    The dtype is the one F is traced with, fixed then: XLA runs the callback on a thread of its
-    own, where JAX's thread-local x64 mode of the caller does not hold.
+    XLA runs the callback on a thread of its own, where JAX's thread-local x64 mode of the caller
+    does not hold: JAX would canonicalise a float64 result to float32 there. So the dtype is fixed
+    when F is traced, and the values cross as their bytes (uint8, which no mode changes), cast back
+    bit for bit.
     """
 
     def F(theta, data):
         dtype = np.dtype(theta.dtype)
+        width = dtype.itemsize
 
         def host(values):
-            values = np.asarray(values, dtype)
+            values = (
+                np.asarray(values).view(dtype) if np.asarray(values).dtype == np.uint8 else np.asarray(values, dtype)
+            )
             rows = values.reshape(-1, values.shape[-1])
-            out = np.stack([flat(row, dtype) for row in rows])
-            return out.reshape(values.shape[:-1] + (n_out,)).astype(dtype)
+            out = np.stack([flat(row, dtype) for row in rows]).astype(dtype)
+            out = out.reshape(values.shape[:-1] + (n_out,))
+            return np.ascontiguousarray(out).view(np.uint8)
 
-        return jax.pure_callback(host, jax.ShapeDtypeStruct((n_out,), dtype), theta, vmap_method="expand_dims")
+        raw = jax.lax.bitcast_convert_type(theta, jax.numpy.uint8).reshape(theta.shape[:-1] + (-1,))
+        shape = jax.ShapeDtypeStruct((n_out * width,), np.uint8)
+        out = jax.pure_callback(host, shape, raw, vmap_method="expand_dims")
+        return jax.lax.bitcast_convert_type(out.reshape(out.shape[:-1] + (n_out, width)), dtype)
 
     return F
 

@@ -59,7 +59,7 @@ def test_moved_rows_of_a_dot_product_match_dense_evaluation(terms, rng):
     # A dot product of data with parameters is one linear node: a row moving one term updates
     # the pairwise partial sums on that term's path; rows moving several terms add them all.
     p = sympy.symbols(f"p0:{terms}", real=True)
-    c = [symbolic.to_sympy(v) for v in rng.normal(size=terms)]
+    c = [to_sympy(v) for v in rng.normal(size=terms)]
     expr = sympy.Add._from_args([sympy.Mul._from_args((ci, pi)) for ci, pi in zip(c, p)])
     e2 = sympy.tanh(expr) + p[0] * p[-1]
     theta = rng.normal(size=terms)
