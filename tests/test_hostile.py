@@ -451,7 +451,7 @@ BAD_FILES = {
 # What each hostile case gets: its point's error (the case is named by the point's case).
 EXPECTED = {
     "b_sys_exit_0": "the function called sys.exit(0)",  # the point's error: the check itself catches it
-    "c_sys_exit_text": "the case called sys.exit('bye')",
+    "c_sys_exit_text": "the function called sys.exit('bye')",
     "d_os_exit_0": "the worker process exited with code 0",
     "e_segfault": "the worker process was killed by SIGSEGV, in the case's own code",
     "f_abort": "the worker process was killed by SIGABRT",
