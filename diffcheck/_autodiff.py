@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import os
@@ -46,15 +47,38 @@ def dtype(name) -> np.dtype:
     return np.dtype(name)
 
 
+#: The x64 mode a float32 run of the user's function runs in (`users_mode`); off elsewhere.
+_FLOAT32_X64 = contextvars.ContextVar("diffcheck_float32_x64", default=False)
+
+
+@contextlib.contextmanager
+def users_mode():
+    """Within it, float32 runs keep the x64 mode the user's code runs in now, rather than turning it
+    off: a user with x64 on (as JAX's own float32 tests run) closes over int64 index arrays and
+    float64 constants that JAX, in the other mode, would refuse to mix with 32-bit values."""
+    token = _FLOAT32_X64.set(bool(jax.config.jax_enable_x64))
+    try:
+        yield
+    finally:
+        _FLOAT32_X64.reset(token)
+
+
+def float32_x64() -> bool:
+    """Whether a float32 run runs with JAX's x64 mode on (the user's mode, inside `users_mode`)."""
+    return _FLOAT32_X64.get()
+
+
 @contextlib.contextmanager
 def precision(dtype):
-    """Runs JAX in `dtype`: x64 on for float64, off for float32 so that every default is float32.
+    """Runs JAX in `dtype`: x64 on for float64; for float32 off, so that every default is float32,
+    unless the user's own float32 code runs with it on (`users_mode`). A float64 run's ladder
+    (its program lowered to float32, `_lower`) runs with x64 off.
 
     JAX warns when a program asks for float64 with x64 off; that is the point of a float32 run.
     Matrix products run at full precision: on NVIDIA GPUs JAX's default for float32 is TF32 (10
     bits of mantissa), which would pass for rounding noise in the error model and hide bugs.
     """
-    x64 = jax.enable_x64(np.dtype(dtype) == np.float64)
+    x64 = jax.enable_x64(np.dtype(dtype) == np.float64 or _FLOAT32_X64.get())
     with x64, jax.default_matmul_precision("highest"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Explicitly requested dtype")
         yield
@@ -172,10 +196,10 @@ def _traced(F, kind, signature):
     under every transform again. A function checked again (a new Python object, the same
     program) finds its transforms by that jaxpr (`program_key`).
     """
-    tree, leaves, _ = signature
+    tree, leaves, x64 = signature
     theta, *rest = _structs(tree, leaves)
     data_leaves, data_tree = jax.tree_util.tree_flatten(rest[-1])
-    base, key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves))
+    base, key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves), x64)
     if key is not None and (key, kind, signature) in _BY_PROGRAM:
         return _BY_PROGRAM[key, kind, signature]
 
@@ -235,8 +259,9 @@ def _fingerprint(consts) -> tuple:
 
 
 @functools.lru_cache(maxsize=1024)
-def _base(F, theta_signature, data_tree, data_signature):
-    """F's own jaxpr at θ and data of these shapes (its output: one flat vector), and its key."""
+def _base(F, theta_signature, data_tree, data_signature, x64):
+    """F's own jaxpr at θ and data of these shapes (its output: one flat vector), and its key; traced
+    in the x64 mode it runs in (`x64`, part of the key: the same F traces differently in the other)."""
     (theta,) = _structs(jax.tree_util.tree_structure([0]), (theta_signature,))
     closed = jax.make_jaxpr(F)(theta, _structs(data_tree, data_signature))
     return closed, program_key(closed)

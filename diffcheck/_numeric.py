@@ -128,7 +128,8 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
         try:
             f32, reverse32 = value(F, run_dtype)
         except Exception as exc:  # noqa: BLE001 - it fails in float32 (float64 data it mixes in, …)
-            raise PointError(f"in {run_dtype.name} (JAX's x64 mode off): {function_failed(exc)}") from None
+            mode = "on" if autodiff.float32_x64() else "off"
+            raise PointError(f"in {run_dtype.name} (JAX's x64 mode {mode}): {function_failed(exc)}") from None
         check_output(f32, run_dtype.name)
         return f64.astype(np.float64), f32.astype(np.float64), out_shape, reverse64, reverse32, F, []
     try:

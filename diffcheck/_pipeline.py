@@ -9,12 +9,14 @@ internal error that keeps its traceback (`DIFFCHECK_INTERNAL_ERRORS=raise` re-ra
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
@@ -42,7 +44,7 @@ def check_point(
     try:
         # NumPy's floating-point warnings from diffcheck's own arithmetic (a NaN derivative cast,
         # an overflow in a bound) are results here, never warnings for the user.
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), _in_users_mode(run.dtype):
             problem.check_finite()
             # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
             leaves = [np.asarray(leaf, run.dtype).astype(np.float64) for leaf in problem.leaves]
@@ -67,6 +69,11 @@ def check_point(
         message = f"internal error in diffcheck (please report): {type(exc).__name__}: {exc}".splitlines()[0]
         return _failed(problem, run, start, message, traceback.format_exc())
     return _record(problem, run, numeric, exact, compared, start)
+
+
+def _in_users_mode(dtype):
+    """A float32 run runs the user's function in the x64 mode they run it in (`_autodiff.users_mode`)."""
+    return autodiff.users_mode() if dtype == np.float32 else contextlib.nullcontext()
 
 
 class _Run(NamedTuple):

@@ -73,6 +73,20 @@ def test_float32_run_agrees_without_false_alarm():
     assert report.points[0].dtype == "float32"
 
 
+def test_float32_run_keeps_the_users_x64_mode():
+    """JAX's own float32 tests run with x64 on; an int64 index array closed over is then fine, and
+    would fail if diffcheck turned x64 off behind the user's back (JAX refuses int64 + int32)."""
+    index = np.array([2, 0, 3, 3])
+    x = np.linspace(-1.0, 1.0, 5, dtype=np.float32)
+    with jax.enable_x64(True):
+        report = diffcheck.check_grad(lambda v: v[index] ** 2, x, dtype="float32")
+        assert jax.config.jax_enable_x64
+    assert report.ok, str(report)
+    # In the other mode the same function is JAX's own error, and the message names the mode.
+    point = diffcheck.check_grad(lambda v: v[index] ** 2, x, dtype="float32").points[0]
+    assert point.error and "x64 mode off" in point.error
+
+
 def test_unknown_primitive_leaves_symbolic_unavailable_and_the_rest_running():
     eig = lambda x: jnp.linalg.eigvalsh(jnp.outer(x, x) + jnp.eye(3))[-1] * x[0]  # noqa: E731
     report = diffcheck.check_grad(eig, np.array([0.3, 1.1, -0.2]))
