@@ -82,7 +82,8 @@ def autodiff_bound(
         return bound + UNMEASURED * eps * row_scale
     scale = min(1.0, eps / np.finfo(ladder_dtype).eps)
     spread = np.abs(jac - ladder) * scale
-    return bound + 4 * np.where(np.isfinite(spread), spread, 0.0)
+    # Where the ladder is not finite (an overflow in float32, a loop cut short) nothing was measured.
+    return bound + np.where(np.isfinite(spread), 4 * spread, UNMEASURED * eps * row_scale)
 
 
 #: Ulps of a row's largest derivative allowed for rounding when it could not be measured.

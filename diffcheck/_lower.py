@@ -168,12 +168,33 @@ def _scan(params, invals):
     return list(carry) + list(ys)
 
 
+#: The most trips a lowered while loop makes: a loop run to a float64 tolerance may never meet it
+#: in float32. Past it the loop's float results are NaN, which leaves its rounding unmeasured.
+MAX_TRIPS = 10_000
+
+
 def _while(params, invals):
     nc, nb = params["cond_nconsts"], params["body_nconsts"]
     cond_consts, body_consts, init = invals[:nc], invals[nc : nc + nb], invals[nc + nb :]
     cond, body = _body(params["cond_jaxpr"]), _body(params["body_jaxpr"])
-    out = jax.lax.while_loop(lambda c: cond(*cond_consts, *c)[0], lambda c: body(*body_consts, *c), list(init))
-    return list(out)
+
+    def going(state):
+        trips, c = state
+        return jax.numpy.logical_and(cond(*cond_consts, *c)[0], trips < MAX_TRIPS)
+
+    def step(state):
+        trips, c = state
+        return trips + 1, list(body(*body_consts, *c))
+
+    trips, out = jax.lax.while_loop(going, step, (np.int32(0), list(init)))
+    cut = jax.numpy.logical_and(trips >= MAX_TRIPS, cond(*cond_consts, *out)[0])
+    return [_nan_where(cut, x) for x in out]
+
+
+def _nan_where(cut, x):
+    if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact):
+        return jax.numpy.where(cut, jax.numpy.asarray(np.nan, x.dtype), x)
+    return x
 
 
 def _cond(params, invals):

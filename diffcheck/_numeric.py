@@ -60,9 +60,14 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
     f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype)
     plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
-    F, args, f_run, jac, ladder = _derivative(F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32)
+    F, args, f_run, jac, ladder, no_reverse = _derivative(
+        F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
+    )
     ladder_dtype = ladder_of(run_dtype) if ladder is not None else None
     methods, values, bounds = {Method.AUTODIFF: OK}, {Method.AUTODIFF: jac}, {}
+    if no_reverse:  # autodiff is forward mode: there is no second mode to hold it against
+        methods[Method.FORWARD] = unavailable(f"autodiff itself is forward mode here (JAX has no {no_reverse})")
+        checks.append("autodiff in forward mode (JAX has no reverse mode for this program)")
     # A cast to float32 inside a float64 program rounds to float32 from there on.
     roundoff = getattr(F1, "roundoff", 0.0)
     floor = compare.rounding_floor(f_run, jac)
@@ -70,9 +75,11 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
         try:
+            if no_reverse:
+                raise Unavailable(no_reverse)
             values[Method.FORWARD] = autodiff.forward_jacobian(F, theta, args)
         except Unavailable as exc:
-            methods[Method.FORWARD] = unavailable(str(exc))
+            methods.setdefault(Method.FORWARD, unavailable(str(exc)))
         else:
             bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff, floor)
             bounds[Method.FORWARD] = bound
@@ -169,11 +176,23 @@ def laddered(F, flat64, data):
 
 
 def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32):
-    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision or None) for the
-    function whose Jacobian is the derivative checked: F itself at order 1, a derivative above."""
+    """(F, its data, F(θ), its Jacobian, the Jacobian in the ladder precision or None, why reverse
+    mode is missing or "") for the function whose Jacobian is the derivative checked: F itself at
+    order 1, a derivative above. At order 1 a program without reverse mode (a while loop) is
+    differentiated in forward mode."""
     f_run, jac, ladder = (f64, reverse64, reverse32) if run_dtype == np.float64 else (f32, reverse32, reverse64)
     ladder_dtype = ladder_of(run_dtype)
+    no_reverse = ""
     try:
+        if plan.order == 1 and isinstance(jac, Unavailable):
+            no_reverse = str(jac)
+            with autodiff.precision(run_dtype):
+                jac = autodiff.forward_jacobian(F, flat64.astype(run_dtype), data)
+            try:
+                with autodiff.precision(ladder_dtype):
+                    ladder = autodiff.forward_jacobian(F, flat64.astype(ladder_dtype), data)
+            except Exception:  # noqa: BLE001 - no ladder: rounding unmeasured
+                ladder = None
         if plan.order > 1:
             if plan.directions is not None:
                 F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions)
@@ -192,7 +211,7 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
                 raise result
     except Unavailable as exc:
         raise PointError(f"autodiff failed: {exc}") from None
-    return F, data, f_run, jac, ladder
+    return F, data, f_run, jac, ladder, no_reverse
 
 
 def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks, floor):

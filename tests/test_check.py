@@ -290,15 +290,43 @@ def test_correct_functions_raise_no_false_alarm(fn, complex_step):
     assert point.methods["symbolic"] == "ok" and point.methods["complex_step"] == complex_step
 
 
-@pytest.mark.parametrize("reduce", [False, True], ids=["vector output", "scalar output"])
-def test_a_function_without_reverse_mode_is_the_points_error_not_diffcheck_s(reduce):
-    def grow(x):  # a while_loop: JAX has no reverse mode for it
-        y = jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (c[0] * 1.5, c[1] + 1), (x, 0))[0]
-        return jnp.sum(y) if reduce else y
+def _grow(x):  # a while_loop: JAX has no reverse mode for it
+    return jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (c[0] * 1.5, c[1] + 1), (x, 0))[0]
 
-    [point] = diffcheck.check_grad(grow, np.array([0.3, 1.0])).points
+
+@pytest.mark.parametrize("reduce", [False, True], ids=["vector output", "scalar output"])
+def test_a_function_without_reverse_mode_is_checked_in_forward_mode(reduce):
+    [point] = diffcheck.check_grad(lambda x: jnp.sum(_grow(x)) if reduce else _grow(x), np.array([0.3, 1.0])).points
+    assert point.ok, str(point.problems())
+    assert point.methods["symbolic"] == "ok"
+    assert point.methods["autodiff_forward"].startswith("unavailable: autodiff itself is forward mode here")
+    assert "autodiff in forward mode" in point.checks
+    # Above order 1 autodiff's derivative needs reverse mode: the point's error, never diffcheck's.
+    [point] = diffcheck.check_grad(lambda x: jnp.sum(_grow(x)), np.array([0.3, 1.0]), order=2).points
     assert point.error.startswith("autodiff failed: reverse mode: ValueError: Reverse-mode differentiation")
-    assert "internal error" not in point.error
+
+
+def test_a_wrong_rule_inside_a_while_loop_is_caught_in_forward_mode():
+    @jax.custom_jvp
+    def square(x):
+        return x * x
+
+    square.defjvp(lambda p, t: (square(p[0]), 3.0 * p[0] * t[0]))  # 3x instead of 2x
+    fn = lambda x: jax.lax.while_loop(lambda c: c[1] < 2, lambda c: (square(c[0]), c[1] + 1), (x, 0))[0]  # noqa: E731
+    [point] = diffcheck.check_grad(fn, 0.7).points
+    assert not point.ok and point.elements[0].odd_one_out == "autodiff"
+
+
+def test_a_float64_tolerance_loop_ends_in_the_float32_ladder():
+    """Newton's iteration run to a float64 tolerance never meets it in float32: the lowered loop
+    stops after `_lower.MAX_TRIPS` and its rounding is left unmeasured, never hanging."""
+
+    def sqrt(a):
+        return jax.lax.while_loop(lambda x: jnp.abs(x * x - a) > 1e-15 * a, lambda x: 0.5 * (x + a / x), a)
+
+    [point] = diffcheck.check_grad(sqrt, 2.0).points
+    assert point.ok, str(point.problems())
+    assert point.elements[0].values["symbolic"] == pytest.approx(0.5 / np.sqrt(2.0), rel=1e-15)
 
 
 def test_report_has_digits_sweeps_and_the_bound_used():
