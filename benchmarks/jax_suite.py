@@ -161,7 +161,7 @@ _CLASSES = (
     ("PRNGKey dtype", "1 closure over NumPy constants (a PRNG key in the float32 re-run)"),
     ("object has no attribute 'jaxpr'", "3 translation: checkpoint with a policy"),
     ("nan > nan", "8 NaN gradients: the message reads nan > nan"),
-    ("checked in full", "size limit: order ≥ 2 of a vector output (check_grads uses random directions)"),
+    ("checked in full", "size limit: order ≥ 3 over 2,048 entries"),
 )
 
 

@@ -90,7 +90,8 @@ def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
     """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
     level = list(outputs)
     if plan.directions is not None:
-        gradient = graph.gradient_expressions(level[0], symbols, lets)
+        combined = level[0] if len(plan.weights) == 1 else sympy.Add(*[to_sympy(w) * e for w, e in zip(plan.weights, level)])
+        gradient = graph.gradient_expressions(combined, symbols, lets)
         return [sympy.Add(*[g * to_sympy(v) for g, v in zip(gradient, direction)]) for direction in plan.directions]
     for _ in range(plan.order - 1):
         budget.check()

@@ -203,6 +203,27 @@ def test_too_large_a_tensor_is_a_clear_point_error():
     assert "over the 2,048 checked in full" in report.points[0].error
 
 
+_A = np.random.default_rng(0).standard_normal((12, 20))
+
+
+def test_order_2_of_a_large_vector_output_is_checked_along_a_random_combination():
+    x = np.random.default_rng(1).standard_normal(20) * 0.3
+    [point] = diffcheck.check_grad(lambda v: jnp.tanh(_A @ v), x, order=2).points  # 4,800 entries
+    assert point.ok, str(point.problems())
+    assert point.methods["symbolic"] == "ok"
+    assert "random combination of the 12 outputs" in point.checks
+
+    @jax.custom_jvp
+    def cube(v):
+        return v**3
+
+    # The first derivative is right; its derivative is not (stop_gradient hides x from it).
+    cube.defjvp(lambda p, t: (cube(p[0]), 3.0 * jax.lax.stop_gradient(p[0]) ** 2 * t[0]))
+    report = diffcheck.check_grad(lambda v: jnp.tanh(_A @ v) + cube(v[:12]), x, order=2)
+    assert not report.ok
+    assert {e.odd_one_out for e in report.points[0].elements if e.verdict == "mismatch"} == {"autodiff"}
+
+
 @pytest.mark.parametrize(
     "fn, x, left, right, autodiff, convention",
     [
