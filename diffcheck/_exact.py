@@ -21,6 +21,19 @@ from ._records import OK, State, Status, unavailable
 from .errors import BudgetExceeded, Unavailable
 
 
+class Program(NamedTuple):
+    """The exact program at the point, kept for the precision audit (`_precision`): it
+    differentiates the derivative once more, and evaluates the program node by node."""
+
+    level: list  # the expressions whose Jacobian is the derivative checked
+    symbols: list  # one per parameter element
+    definitions: dict  # let-bound symbols → their expressions
+    origins: dict  # let-bound symbol → (primitive, source line)
+    point: np.ndarray  # the flat parameters
+    values: np.ndarray  # every output's exact value (float64)
+    eps: float  # the epsilon of the least precise float the program rounds to
+
+
 class Exact(NamedTuple):
     """What the exact method found at the point."""
 
@@ -33,6 +46,7 @@ class Exact(NamedTuple):
     # the exact method, by design, but not to the function's values that the estimates difference.
     estimates_blind: str = ""
     traceback: str | None = None  # an internal error's, kept for the report
+    program: Program | None = None  # for the precision audit, when the exact derivative was computed
 
 
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) -> Exact:
@@ -74,7 +88,8 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route) 
             jac_exprs = translate.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
-        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets))
+        program = Program(level, symbols, lets, translation.origins, point, f_sym, eps)
+        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets), program=program)
     except BudgetExceeded as exc:
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
     except Unavailable as exc:
