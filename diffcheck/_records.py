@@ -167,7 +167,7 @@ class Precision:
         return (
             f"{self.subject} has {self.digits:.1f} correct digits{at} where the problem allows {self.allowed:.1f} "
             f"(condition number {self.condition:.3g}): {lost}; the exact value is {self.exact:.17g}, "
-            f"{self.subject}'s {self.value:.17g}"
+            f"the computed one {self.value:.17g}"
         )
 
     def to_dict(self) -> dict:
