@@ -25,6 +25,7 @@ import dataclasses
 import math
 
 import jax
+import mpmath
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,6 +43,12 @@ MARGIN = 1e3
 
 #: Most elements per point whose condition number is computed (the most suspicious first).
 MAX_AUDITED = 16
+
+#: Digits of the two exact gradients whose difference is the second derivative (`_condition`).
+HIGH_DIGITS = 60
+
+#: Seconds per point the condition numbers may take; past them the rest is not judged (never accused).
+AUDIT_SECONDS = 10.0
 
 #: Most elements per point whose loss is traced to the operation that caused it.
 MAX_LOCATED = 4
@@ -83,7 +90,7 @@ def judge(elements, program, eps, dtype, shapes, timeout=None, F=None, data=None
             suspects.append((error, i))
     if not suspects:
         return elements
-    budget = translate.Budget(timeout)
+    budget = translate.Budget(min(timeout or math.inf, AUDIT_SECONDS))
     cap = dtype_digits(dtype)
     located, rows = 0, {}
     size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
@@ -160,28 +167,28 @@ def _error(e) -> float | None:
 
 
 def _condition(program, m, k, exact, budget) -> float:
-    """Σⱼ |θⱼ · ∂J/∂θⱼ| / |J| + 1 for J = ∂ level[m] / ∂θ_k, its derivative taken exactly."""
-    level = program.level[m]
-    derivative = _gradient(level, program.symbols, program.definitions)[k]
-    if derivative == 0:
-        return 1.0
+    """Σⱼ |θⱼ · ∂J/∂θⱼ| / |J| + 1 for J = ∂ level[m] / ∂θ_k.
+
+    ∂J/∂θⱼ = ∂²level[m] / ∂θ_k ∂θⱼ, a row of a symmetric Hessian: the derivative of the whole exact
+    gradient of level[m] along θ_k. It is taken as a central difference of the exact gradient at
+    θ ± h e_k, h = 2⁻⁴⁰·max(|θ_k|, 1), both evaluated at `HIGH_DIGITS` digits: truncation O(h²) and
+    rounding 10^−HIGH_DIGITS / h leave ~20 correct digits, where the condition number needs one.
+    Two reverse sweeps over the exact graph, instead of a symbolic second derivative whose graph
+    (a network's Hessian) can take minutes to build."""
     budget.check()
-    row = graph.jacobian([derivative], program.symbols, program.point, program.definitions, budget=budget)[0]
-    return float(np.abs(row) @ np.abs(program.point)) / abs(exact) + 1
-
-
-_GRADIENTS: list = []  # the last few (level, definitions, gradient expressions): one per output row audited
-
-
-def _gradient(level, symbols, definitions) -> list:
-    """∂ level / ∂θ as expressions, built once per output row and point."""
-    for expr, defs, out in _GRADIENTS:
-        if defs is definitions and expr == level:
-            return out
-    out = graph.gradient_expressions(level, list(symbols), definitions)
-    _GRADIENTS.insert(0, (level, definitions, out))
-    del _GRADIENTS[4:]
-    return out
+    with mpmath.workdps(HIGH_DIGITS):
+        theta = [mpmath.mpf(float(v)) for v in program.point]
+        h = mpmath.ldexp(max(abs(theta[k]), mpmath.mpf(1)), -40)
+        sides = []
+        for step in (h, -h):
+            moved = list(theta)
+            moved[k] = theta[k] + step  # exact: a binary fraction at this precision
+            row = graph.jacobian(
+                [program.level[m]], program.symbols, moved, program.definitions, HIGH_DIGITS, budget, exact=True
+            )  # fmt: skip
+            sides.append(row[0])
+        total = mpmath.fsum(abs(t * (a - b)) for t, a, b in zip(theta, *sides)) / (2 * h)
+        return float(total / abs(mpmath.mpf(exact))) + 1
 
 
 def _where_row(F, data, theta, m, k, error, rows) -> str:
