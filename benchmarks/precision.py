@@ -52,7 +52,8 @@ def _warnings(report: diffcheck.Report) -> list[str]:
 
 
 def library(dtype: str) -> tuple[list[str], list[str], float, float]:
-    """(warnings, failures, seconds in the audit, seconds in all) for every case at its named points and 2 random ones."""
+    """(warnings, failing cases, seconds in the audit, seconds in all) for every case at its named
+    points and 2 random ones."""
     lines, failures, total = [], [], 0.0
     with _Clock() as clock:
         for case in diffcheck.load_cases():
@@ -88,7 +89,10 @@ def main(argv) -> None:
     for name, dtype, run in runs:
         lines, failures, audit, total = run(dtype)
         print(f"## {name}, {dtype}\n")
-        print(f"precision audit {audit:.1f} s of {total:.1f} s checking ({100 * audit / max(total, 1e-9):.1f} %); ", end="")
+        print(
+            f"precision audit {audit:.1f} s of {total:.1f} s checking ({100 * audit / max(total, 1e-9):.1f} %); ",
+            end="",
+        )
         print(f"failures: {', '.join(failures) or 'none'}\n")
         print("\n".join(f"- {line}" for line in lines) or "no precision warning")
         print(flush=True)

@@ -25,8 +25,8 @@ import dataclasses
 import math
 
 import jax
-import mpmath
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 
 from . import _graph as graph

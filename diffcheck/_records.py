@@ -635,7 +635,8 @@ class Report:
     def precision_warnings(self, limit: int = 10) -> list[str]:
         """The avoidable precision losses of points not under strict precision, one line each
         (digits, the digits allowed, the operation that lost them), under a heading; [] when none."""
-        lines = [f"{p.case} @ {p.point}: {x.describe()}" for p in self.points if p.precision != "strict" for x in p.imprecise]
+        points = [p for p in self.points if p.precision != "strict"]
+        lines = [f"{p.case} @ {p.point}: {x.describe()}" for p in points for x in p.imprecise]
         if not lines:
             return []
         more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []

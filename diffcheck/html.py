@@ -252,7 +252,8 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
     parts += [not_run_html(report)]
     parts += ["<h2>Failures</h2>", failures_html(report, limit=1000)]
-    for title, warnings in (("Kinks", report.kink_warnings(limit=1000)), ("Precision", report.precision_warnings(1000))):
+    kinds = (("Kinks", report.kink_warnings(limit=1000)), ("Precision", report.precision_warnings(limit=1000)))
+    for title, warnings in kinds:
         if warnings:
             heading, *lines = warnings
             parts += [f"<h2>{title}</h2><p>{escape(heading)}</p>", '<ul class="failures">']

@@ -192,7 +192,18 @@ def test_renderings_carry_the_precision_fields():
     assert point["precision"] == "warn" and point["value_precision"] is None
     fields = point["elements"][0]["precision"]
     assert fields["avoidable"] is True and fields["where"].startswith("sub")
-    assert set(fields) == {"subject", "digits", "allowed", "lost", "condition", "avoidable", "value", "exact", "at", "where"}
+    assert set(fields) == {
+        "subject",
+        "digits",
+        "allowed",
+        "lost",
+        "condition",
+        "avoidable",
+        "value",
+        "exact",
+        "at",
+        "where",
+    }
     assert fields["at"] == "args[0] = 17.3"
     assert point["elements"][0]["verdict"] == "imprecise"
     out = ET.fromstring(to_junit(report)).find(".//system-out")
