@@ -189,7 +189,8 @@ SIGMOID_CASE = """
 
 def test_strict_precision_option_fails_a_case_that_only_warns_by_default(pytester):
     pytester.makepyfile(my_cases=SIGMOID_CASE)
-    argv = ["--diffcheck", "--diffcheck-points", "0", "--diffcheck-case", "cancelling_sigmoid", "-p", "no:cacheprovider"]
+    argv = ["--diffcheck", "--diffcheck-points", "0", "--diffcheck-case", "cancelling_sigmoid"]
+    argv += ["-p", "no:cacheprovider"]
     pytester.runpytest_subprocess(*argv).assert_outcomes(passed=1)
     strict = pytester.runpytest_subprocess(*argv, "--diffcheck-strict-precision")
     strict.assert_outcomes(failed=1)
