@@ -32,6 +32,7 @@ import numpy as np
 from . import _graph as graph
 from . import _translate as translate
 from ._compare import relative_digits
+from ._options import raise_internal_errors
 from ._records import Method, Precision, Verdict, format_index
 from .errors import BudgetExceeded
 
@@ -103,13 +104,17 @@ def judge(elements, program, eps, dtype, shapes, timeout=None, F=None, data=None
             condition = _condition(program, m, k, e.values[Method.SYMBOLIC], budget)
         except BudgetExceeded:
             break  # out of time: what is not judged is not accused
+        except Exception:  # noqa: BLE001 - an element the audit cannot judge keeps its verdict
+            if raise_internal_errors():
+                raise
+            continue
         if not math.isfinite(condition):
             continue
         avoidable = error > MARGIN * condition * eps
         where = ""
         if avoidable and F is not None and located < MAX_LOCATED and np.dtype(dtype) == np.float64:
             located += 1
-            where = _where_row(F, data, program.point, m, k, error, rows)
+            where = _where_row(F, data, program.point, m, k, error, rows, budget)
         ad = e.values[Method.AUTODIFF]
         at = f"{e.parameter}{format_index(e.index)} = {program.point[k]:.6g}"
         record = Precision(
@@ -141,8 +146,13 @@ def value_loss(program, f_float, jacobian, eps, timeout=None) -> Precision | Non
     if avoidable:
         outputs = program.level if len(program.level) == exact.size else None
         if outputs is not None:
-            where = first_loss(outputs[m], program.symbols, program.point, program.definitions,
-                               program.origins, float(error[m]), timeout)  # fmt: skip
+            budget = translate.Budget(min(timeout or math.inf, AUDIT_SECONDS))
+            try:
+                where = first_loss(outputs[m], program.symbols, program.point, program.definitions,
+                                   program.origins, float(error[m]), budget)  # fmt: skip
+            except Exception:  # noqa: BLE001 - naming the operation is a courtesy: the finding stands
+                if raise_internal_errors():
+                    raise
     cap = dtype_digits(np.float64)
     output = f"output {m}" if exact.size > 1 else ""
     return Precision(
@@ -191,23 +201,25 @@ def _condition(program, m, k, exact, budget) -> float:
         return float(total / abs(mpmath.mpf(exact))) + 1
 
 
-def _where_row(F, data, theta, m, k, error, rows) -> str:
+def _where_row(F, data, theta, m, k, error, rows, budget) -> str:
     """The operation in autodiff's own program for row `m` of the Jacobian (reverse mode: the
     rules as JAX runs them, custom ones included) whose result first lost the digits of element `k`."""
     try:
         if m not in rows:
-            rows[m] = _reverse_translation(F, data, theta, m)
+            rows[m] = _reverse_translation(F, data, theta, m, budget)
         tr = rows[m]
         if tr is None:
             return ""
         out = tr.outputs[0].reshape(-1)[k]
         symbols = [s for sym in tr.symbols for s in sym.reshape(-1)]
-        return first_loss(out, symbols, theta, tr.definitions, tr.origins, error)
+        return first_loss(out, symbols, theta, tr.definitions, tr.origins, error, budget)
     except Exception:  # noqa: BLE001 - naming the operation is a courtesy: the verdict stands without it
+        if raise_internal_errors():
+            raise
         return ""
 
 
-def _reverse_translation(F, data, theta, m):
+def _reverse_translation(F, data, theta, m, budget):
     n_out = int(np.asarray(jax.eval_shape(lambda t: F(t, data), jnp.asarray(theta)).shape[0]))
     seed = np.zeros(n_out)
     seed[m] = 1.0
@@ -217,16 +229,15 @@ def _reverse_translation(F, data, theta, m):
         return pull(jnp.asarray(seed, t.dtype))[0]
 
     try:
-        return translate.translate(row, [np.asarray(theta, np.float64)], ["theta"])
+        return translate.translate(row, [np.asarray(theta, np.float64)], ["theta"], budget)
     except Exception:  # noqa: BLE001 - a rule the exact method cannot translate: no operation named
         return None
 
 
-def first_loss(output, symbols, point, definitions, origins, error, timeout=None) -> str:
+def first_loss(output, symbols, point, definitions, origins, error, budget=None) -> str:
     """The first operation (in program order, among those `output` depends on) whose float64
     result has lost at least a tenth of `output`'s relative `error` against its exact value — its
     arguments were still accurate — as "sub (file.py:12:20 (fn))"; "" when none."""
-    budget = translate.Budget(timeout)
     nodes = [n for n in graph.topological([output], definitions) if n in definitions and n in origins]
     if not nodes:
         return ""
