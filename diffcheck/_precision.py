@@ -45,11 +45,8 @@ MARGIN = 1e3
 #: Most elements per point whose condition number is computed (the most suspicious first).
 MAX_AUDITED = 16
 
-#: Digits of the two exact gradients whose difference is the second derivative (`_condition`).
-HIGH_DIGITS = 60
-
 #: Seconds per point the condition numbers may take; past them the rest is not judged (never accused).
-AUDIT_SECONDS = 10.0
+AUDIT_SECONDS = 5.0
 
 #: Most elements per point whose loss is traced to the operation that caused it.
 MAX_LOCATED = 4
@@ -93,7 +90,7 @@ def judge(elements, program, eps, dtype, shapes, timeout=None, F=None, data=None
         return elements
     budget = translate.Budget(min(timeout or math.inf, AUDIT_SECONDS))
     cap = dtype_digits(dtype)
-    located, rows = 0, {}
+    located, rows, gradients = 0, {}, {}
     size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
     if size != len(program.symbols) or len(elements) != len(program.level) * size:
         return elements  # not one element per (row, parameter): nothing to line up with
@@ -101,7 +98,7 @@ def judge(elements, program, eps, dtype, shapes, timeout=None, F=None, data=None
         e = elements[i]
         m, k = divmod(i, size)  # `_compare.elements` lists rows, then parameters
         try:
-            condition = _condition(program, m, k, e.values[Method.SYMBOLIC], budget)
+            condition = _condition(program, m, k, e.values[Method.SYMBOLIC], budget, gradients)
         except BudgetExceeded:
             break  # out of time: what is not judged is not accused
         except Exception:  # noqa: BLE001 - an element the audit cannot judge keeps its verdict
@@ -176,28 +173,31 @@ def _error(e) -> float | None:
     return max(abs(v - exact) for v in got) / abs(exact)
 
 
-def _condition(program, m, k, exact, budget) -> float:
+def _condition(program, m, k, exact, budget, rows) -> float:
     """Σⱼ |θⱼ · ∂J/∂θⱼ| / |J| + 1 for J = ∂ level[m] / ∂θ_k.
 
     ∂J/∂θⱼ = ∂²level[m] / ∂θ_k ∂θⱼ, a row of a symmetric Hessian: the derivative of the whole exact
-    gradient of level[m] along θ_k. It is taken as a central difference of the exact gradient at
-    θ ± h e_k, h = 2⁻⁴⁰·max(|θ_k|, 1), both evaluated at `HIGH_DIGITS` digits: truncation O(h²) and
-    rounding 10^−HIGH_DIGITS / h leave ~20 correct digits, where the condition number needs one.
-    Two reverse sweeps over the exact graph, instead of a symbolic second derivative whose graph
-    (a network's Hessian) can take minutes to build."""
+    gradient of level[m] along θ_k, taken as a forward difference of the exact gradient between θ
+    and θ + h e_k, h = 2⁻³⁰·|θ_k| (2⁻³⁰ at 0), at the exact method's 30 digits: truncation O(h) and
+    rounding 10⁻³⁰ / h leave ~9 correct digits where the condition number needs one. θ + h e_k is
+    exact at that precision and moves one parameter, so the graph's evaluation at θ, kept from the
+    exact derivative, is updated only where θ_k reaches: one reverse sweep per element (and one per
+    row, `rows` keeps it) — not a symbolic second derivative, whose graph (a network's Hessian)
+    can take minutes to build."""
     budget.check()
-    with mpmath.workdps(HIGH_DIGITS):
+    outputs = program.level if len(program.level) == 1 else [program.level[m]]
+    with mpmath.workdps(graph.DIGITS):
         theta = [mpmath.mpf(float(v)) for v in program.point]
-        h = mpmath.ldexp(max(abs(theta[k]), mpmath.mpf(1)), -40)
-        sides = []
-        for step in (h, -h):
-            moved = list(theta)
-            moved[k] = theta[k] + step  # exact: a binary fraction at this precision
-            row = graph.jacobian(
-                [program.level[m]], program.symbols, moved, program.definitions, HIGH_DIGITS, budget, exact=True
-            )  # fmt: skip
-            sides.append(row[0])
-        total = mpmath.fsum(abs(t * (a - b)) for t, a, b in zip(theta, *sides)) / (2 * h)
+
+        def gradient(values):
+            return graph.jacobian(outputs, program.symbols, values, program.definitions, graph.DIGITS, budget, True)[0]
+
+        if m not in rows:
+            rows[m] = gradient(theta)
+        h = mpmath.ldexp(abs(theta[k]) if theta[k] != 0 else mpmath.mpf(1), -30)
+        moved = list(theta)
+        moved[k] = theta[k] + h
+        total = mpmath.fsum(abs(t * (a - b)) for t, a, b in zip(theta, gradient(moved), rows[m])) / h
         return float(total / abs(mpmath.mpf(exact))) + 1
 
 
