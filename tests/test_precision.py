@@ -228,3 +228,12 @@ def test_command_line_strict_precision(tmp_path, capsys):
     assert "avoidable precision losses (warnings" in capsys.readouterr().out
     assert cli.main(["check", "sigmoid(x)", "--at", "x=17.3", "--strict-precision"]) == 1
     assert "(strict precision) autodiff has 8.4 correct digits" in capsys.readouterr().out
+
+
+def test_html_report_has_the_precision_section():
+    pytest.importorskip("matplotlib")
+    from diffcheck import to_html
+
+    html = to_html(_check(CANCELLING[0][1], 17.3) + check_grad(jnp.sin, 0.3))
+    assert "<h2>Precision</h2>" in html and "digits are lost at sub" in html
+    assert "outlined in orange with ⚠" in html
