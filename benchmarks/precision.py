@@ -39,12 +39,12 @@ class _Clock:
         return run
 
     def __enter__(self):
-        _pipeline.precision.judge = self._timed(self._judge)
-        _pipeline.precision.value_loss = self._timed(self._value)
+        _pipeline.precision_audit.judge = self._timed(self._judge)
+        _pipeline.precision_audit.value_loss = self._timed(self._value)
         return self
 
     def __exit__(self, *exc):
-        _pipeline.precision.judge, _pipeline.precision.value_loss = self._judge, self._value
+        _pipeline.precision_audit.judge, _pipeline.precision_audit.value_loss = self._judge, self._value
 
 
 def _warnings(report: diffcheck.Report) -> list[str]:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _compare as compare
-from . import _precision as precision
+from . import _precision as precision_audit
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
 from ._diagnosis import diagnose
@@ -135,12 +135,12 @@ def _precision(problem, numeric, exact, shapes, elements, run):
     exact program), and the function's own value judged the same way."""
     program = exact.program if run.order == 1 and numeric.plan.directions is None else None
     if program is None:
-        return precision.judge(elements, None, 0.0, run.dtype, shapes), None
+        return precision_audit.judge(elements, None, 0.0, run.dtype, shapes), None
     eps = max(float(np.finfo(run.dtype).eps), program.eps)
     jax_program = problem.backend is None
     F, data = (numeric.F, numeric.data) if jax_program else (None, None)
-    elements = precision.judge(elements, program, eps, run.dtype, shapes, run.timeout, F, data)
-    value = precision.value_loss(program, numeric.f64, exact.jacobian, program.eps, run.timeout)
+    elements = precision_audit.judge(elements, program, eps, run.dtype, shapes, run.timeout, F, data)
+    value = precision_audit.value_loss(program, numeric.f64, exact.jacobian, program.eps, run.timeout)
     return elements, value
 
 

@@ -65,7 +65,9 @@ def capped(elements, dtype) -> list:
     """The elements with each method's digits against the exact value capped at the dtype's."""
     cap = dtype_digits(dtype)
     return [
-        dataclasses.replace(e, digits={m: min(d, cap) for m, d in e.digits.items()}) if e.digits else e
+        dataclasses.replace(e, digits={m: min(d, cap) for m, d in e.digits.items()})
+        if any(d > cap for d in e.digits.values())
+        else e
         for e in elements
     ]
 
