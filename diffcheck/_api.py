@@ -31,6 +31,7 @@ def check_grad(
     device=None,
     timeout=None,
     strict=False,
+    precision="warn",
     reference=None,
     loss=None,
 ) -> Report:
@@ -53,6 +54,10 @@ def check_grad(
             (default: no limit); autodiff and finite differences still run.
         strict: when True, a point where the function has a kink fails; by default (False) a kink
             is a warning that reports the one-sided derivatives and autodiff's convention.
+        precision: "warn" (default) or "strict". Where autodiff agrees with the exact value within
+            its error model but has lost more than 10³ times the digits the problem allows (its
+            condition number at the point times eps: a cancelling formula such as σ′ = ans·(1 − ans)
+            at large x), "warn" reports it, naming the operation that lost them; "strict" fails the point.
         reference: for a torch function (a tensor among `args`): a JAX function of the same
             arguments whose exact derivative is the symbolic method; default: the torch program
             itself, captured by torch.export.
@@ -62,8 +67,9 @@ def check_grad(
     Returns a `Report`; it never raises because the derivatives disagree (see `assert_grad`).
     """
     options = dict(
-        order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout, strict=strict
-    )
+        order=order, dtype=dtype, rtol=rtol, atol=atol, seed=seed, device=device, timeout=timeout, strict=strict,
+        precision=precision,
+    )  # fmt: skip
     start = time.perf_counter()
     module = _torch.is_module(fn)
     # One owner validates every option; torch's devices ("cuda") are its front end's to check.
@@ -120,6 +126,7 @@ def check_case(
     atol=None,
     timeout=None,
     strict=False,
+    precision="warn",
 ) -> Report:
     """Checks a case at its named points and `points` random ones (default 2) drawn with `seed`.
 
@@ -127,8 +134,9 @@ def check_case(
     bounds the symbolic method per point, in seconds; other options as `check_grad`.
     """
     _options.check_case(
-        case, dtype=dtype, device=device, points=points, seed=seed, order=order, rtol=rtol, atol=atol, timeout=timeout
-    )
+        case, dtype=dtype, device=device, points=points, seed=seed, order=order, rtol=rtol, atol=atol, timeout=timeout,
+        precision=precision,
+    )  # fmt: skip
     start = time.perf_counter()
     count = DEFAULT_POINTS if points is None else points
     try:
@@ -137,7 +145,9 @@ def check_case(
         message = f"drawing random points failed: {type(exc).__name__}: {exc}"
         return Report((_failed(case.name, "random", dtype, device, message),), seconds=time.perf_counter() - start)
     results, programs = [], {}
-    options = dict(dtype=dtype, device=device, rtol=rtol, atol=atol, timeout=timeout, seed=seed, strict=strict)
+    options = dict(
+        dtype=dtype, device=device, rtol=rtol, atol=atol, timeout=timeout, seed=seed, strict=strict, precision=precision
+    )
     for k in case.orders if order is None else (order,):
         for point_name, point in drawn.items():
             results.append(_check_case_point(case, point_name, point, programs, order=k, **options))

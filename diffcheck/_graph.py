@@ -302,13 +302,18 @@ def _moved_node(node, env, dense):
 _NO_ROWS = np.zeros(0, np.int64)
 
 
-def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
-    """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
+def jacobian(
+    outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None, exact: bool = False
+) -> np.ndarray:
+    """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result;
+    with `exact`, the mpmath numbers themselves, for a difference of derivatives at nearby points)."""
     index = {s: n for n, s in enumerate(symbols)}
-    jac = np.zeros((len(outputs), len(symbols)))
+    shape = (len(outputs), len(symbols))
+    jac = np.full(shape, mpmath.mpf(0), dtype=object) if exact else np.zeros(shape)
     graph = _graph(outputs, definitions)
     with mpmath.workdps(digits):
-        env = _values(graph, symbols, [mpmath.mpf(float(v)) for v in values], budget)
+        values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
+        env = _values(graph, symbols, values, budget)
         order, kids = graph.order, graph.kids
         depends = {}
         for node in order:
@@ -324,7 +329,7 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                 if bar is None or not depends[node]:
                     continue
                 if node in index:
-                    jac[m, index[node]] = float(bar)
+                    jac[m, index[node]] = bar if exact else float(bar)
                     continue
                 if budget is not None:
                     budget.check()

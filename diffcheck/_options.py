@@ -23,6 +23,7 @@ from .errors import UsageError
 
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "gpu")
+PRECISIONS = ("warn", "strict")  # what avoidable precision loss is: a warning, or a failure
 MAX_ORDER = 4
 
 
@@ -66,6 +67,14 @@ def order(value, *, name: str = "order", optional: bool = False):
         return None
     if not _is_int(value) or not 1 <= value <= MAX_ORDER:
         raise UsageError(f"{name} must be a whole number from 1 to {MAX_ORDER}, got {_got(value)}")
+    return value
+
+
+def precision(value, *, name: str = "precision"):
+    """What avoidable precision loss is (`_precision`): "warn" (the default, a warning) or "strict"
+    (a failure)."""
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise UsageError(f"{name} must be one of {', '.join(map(repr, PRECISIONS))}, got {_got(value)}")
     return value
 
 
@@ -172,7 +181,8 @@ def arguments(args, positions, *, name: str = "args"):
 
 
 def check_grad(args, **options) -> None:
-    """Every option of `check_grad` (argnums, order, dtype, rtol, atol, seed, device, timeout), before any work."""
+    """Every option of `check_grad` (argnums, order, dtype, rtol, atol, seed, device, timeout,
+    precision), before any work."""
     if not args:
         raise UsageError("check_grad needs at least one argument to differentiate in")
     _common(options, optional_order=False)
@@ -186,7 +196,8 @@ def check_grad(args, **options) -> None:
 
 
 def check_case(case, **options) -> None:
-    """Every option of `check_case` (dtype, device, points, seed, order, rtol, atol, timeout), before any work."""
+    """Every option of `check_case` (dtype, device, points, seed, order, rtol, atol, timeout,
+    precision), before any work."""
     from .case import Case
 
     if not isinstance(case, Case):
@@ -203,6 +214,7 @@ def _common(options: dict, *, optional_order: bool) -> None:
     timeout(options.get("timeout"))
     tolerance(options.get("rtol"), name="rtol")
     tolerance(options.get("atol"), name="atol")
+    precision(options.get("precision", "warn"))
 
 
 # --- the command line's text -------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _autodiff as autodiff
 from . import _compare as compare
+from . import _precision as precision_audit
 from . import _probes as probes
 from ._autodiff import dtype as dtype_of
 from ._diagnosis import diagnose
@@ -31,16 +32,18 @@ from .errors import PointError, UsageError
 
 
 def check_point(
-    problem, *, dtype=None, device=None, order=1, rtol=None, atol=None, timeout=None, seed=0, strict=False
+    problem, *, dtype=None, device=None, order=1, rtol=None, atol=None, timeout=None, seed=0, strict=False,
+    precision="warn",
 ) -> PointResult:
     """Checks `problem.fn`'s derivatives in every parameter element, three ways, and compares them.
 
     `order` > 1 checks the full derivative tensor when it has at most `_plan.MAX_TENSOR` entries,
     else (order 2 of a scalar) Hessian-vector products along random directions drawn with `seed`.
-    `timeout` bounds the exact method (seconds). Other options as `diffcheck.check_grad`.
+    `timeout` bounds the exact method (seconds). `precision` "strict" fails avoidable precision
+    loss (`_precision`), "warn" reports it. Other options as `diffcheck.check_grad`.
     """
     start = time.perf_counter()
-    run = _Run.of(problem, dtype, device, order, rtol, atol, timeout, seed, strict)
+    run = _Run.of(problem, dtype, device, order, rtol, atol, timeout, seed, strict, precision)
     try:
         # NumPy's floating-point warnings from diffcheck's own arithmetic (a NaN derivative cast,
         # an overflow in a bound) are results here, never warnings for the user.
@@ -87,14 +90,16 @@ class _Run(NamedTuple):
     rtol: float | None
     atol: float | None
     strict: bool
+    precision: str
+    timeout: float | None
 
     @classmethod
-    def of(cls, problem, dtype, device, order, rtol, atol, timeout, seed, strict):
+    def of(cls, problem, dtype, device, order, rtol, atol, timeout, seed, strict, precision="warn"):
         backend = problem.backend or JAX
         on_device, platform = backend.device(device)
         if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
             raise UsageError(f"order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
-        return cls(dtype_of(dtype), platform, on_device, backend, order, rtol, atol, strict)
+        return cls(dtype_of(dtype), platform, on_device, backend, order, rtol, atol, strict, precision, timeout)
 
 
 class _Compared(NamedTuple):
@@ -103,6 +108,7 @@ class _Compared(NamedTuple):
     expectations: list
     directional: tuple
     sweeps: tuple
+    value_precision: object = None  # the function's value against the exact one (`_precision.value_loss`)
 
 
 def _compare(problem, leaves, numeric, exact, run) -> _Compared:
@@ -117,6 +123,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
         values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, run.rtol, run.atol,
         run.order == 1, exact.estimates_blind,
     )  # fmt: skip
+    elements, value_precision = _precision(problem, numeric, exact, shapes, elements, run)
     expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
     directional = ()
     if numeric.along is not None:
@@ -127,7 +134,21 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
             sweeps = probes.sweeps(
                 numeric.F, leaves, numeric.data, run.dtype, exact.jacobian, numeric.steps, elements, exact.kinks
             )
-    return _Compared(methods, elements, expectations, directional, sweeps)
+    return _Compared(methods, elements, expectations, directional, sweeps, value_precision)
+
+
+def _precision(problem, numeric, exact, shapes, elements, run):
+    """The elements with their correct digits, avoidable precision loss judged (order 1, with the
+    exact program), and the function's own value judged the same way."""
+    program = exact.program if run.order == 1 and numeric.plan.directions is None else None
+    if program is None:
+        return precision_audit.judge(elements, None, 0.0, run.dtype, shapes), None
+    eps = max(float(np.finfo(run.dtype).eps), program.eps)
+    jax_program = problem.backend is None
+    F, data = (numeric.F, numeric.data) if jax_program else (None, None)
+    elements = precision_audit.judge(elements, program, eps, run.dtype, shapes, run.timeout, F, data)
+    value = precision_audit.value_loss(program, numeric.f64, exact.jacobian, program.eps, run.timeout)
+    return elements, value
 
 
 def _record(problem, run, numeric, exact, compared, start) -> PointResult:
@@ -152,6 +173,8 @@ def _record(problem, run, numeric, exact, compared, start) -> PointResult:
         sweeps=compared.sweeps,
         tolerance=f"rtol={run.rtol or 0:g}, atol={run.atol or 0:g}" if explicit else "error model",
         strict=run.strict,
+        precision=run.precision,
+        value_precision=compared.value_precision,
         diagnosis=diagnose(compared.elements),
         traceback=exact.traceback,
     )

@@ -47,6 +47,9 @@ class Verdict(enum.StrEnum):
     AGREE = "agree"
     MISMATCH = "mismatch"
     KINK = "kink"  # non-differentiable here: a warning (a failure under strict)
+    # Within the error model, but losing digits the problem does not: avoidable precision loss, a
+    # warning (a failure under precision="strict"; see `Precision`).
+    IMPRECISE = "imprecise"
 
 
 class State(enum.StrEnum):
@@ -140,6 +143,49 @@ def _table(rows) -> str:
 
 
 @dataclass(frozen=True)
+class Precision:
+    """How many digits a computed value has against the exact one, and how many the problem allows:
+    those a correctly rounded evaluation would keep given the inputs' rounding (`_precision`)."""
+
+    subject: str  # what lost them: "autodiff", or "the function's value"
+    digits: float  # its correct digits: −log10(|value − exact| / |exact|), at most the dtype's
+    allowed: float  # the digits the problem allows: −log10(condition · eps), at most the dtype's
+    condition: float  # the exact value's condition number at the point in the parameters (+1: the final rounding)
+    avoidable: bool  # the error exceeds `_precision.MARGIN` times what the problem allows
+    value: float  # the computed value
+    exact: float  # the exact value
+    at: str = ""  # where: "args[0] = 17.3" (the element's parameter and its value), or the point
+    where: str = ""  # the first operation whose result lost the digits, with its source line ("" when unknown)
+
+    @property
+    def lost(self) -> float:
+        return max(0.0, self.allowed - self.digits)
+
+    def describe(self) -> str:
+        at = f" at {self.at}" if self.at else ""
+        lost = f"{self.lost:.1f} digits are lost" + (f" at {self.where}" if self.where else "")
+        return (
+            f"{self.subject} has {self.digits:.1f} correct digits{at} where the problem allows {self.allowed:.1f} "
+            f"(condition number {self.condition:.3g}): {lost}; the exact value is {self.exact:.17g}, "
+            f"the computed one {self.value:.17g}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "subject": self.subject,
+            "digits": _json_number(self.digits),
+            "allowed": _json_number(self.allowed),
+            "lost": _json_number(self.lost),
+            "condition": _json_number(self.condition),
+            "avoidable": self.avoidable,
+            "value": _json_number(self.value),
+            "exact": _json_number(self.exact),
+            "at": self.at,
+            "where": self.where,
+        }
+
+
+@dataclass(frozen=True)
 class Element:
     """One entry of the derivative: d output[`output`] / d `parameter`[`index`]."""
 
@@ -158,6 +204,8 @@ class Element:
     # At a kink: {"left", "right"} one-sided derivatives (exact), "autodiff" (and "autodiff_forward"),
     # "subgradient" (autodiff lies between left and right) and "convention" (which side it takes).
     kink: dict | None = None
+    # Autodiff's digits against those the problem allows, where its error was large enough to ask.
+    precision: Precision | None = None
 
     @property
     def name(self) -> str:
@@ -212,6 +260,7 @@ class Element:
         out["kink"] = None
         if self.kink is not None:
             out["kink"] = {k: _json_number(v) if isinstance(v, float) else v for k, v in self.kink.items()}
+        out["precision"] = None if self.precision is None else self.precision.to_dict()
         return out
 
 
@@ -360,6 +409,8 @@ class PointResult:
     strict: bool = False  # a kink fails the point (check_grad(strict=True), --strict)
     directional: tuple = ()  # DirectionalTest records: methods checked along random directions (large N)
     diagnosis: tuple = ()  # what a wrong autodiff looks like, per parameter (a factor, a transpose, …)
+    precision: str = "warn"  # avoidable precision loss: "warn" (default) or "strict" (a failure)
+    value_precision: Precision | None = None  # the function's own value against the exact one, when it lost digits
 
     @property
     def mismatches(self) -> tuple:
@@ -368,6 +419,13 @@ class PointResult:
     @property
     def kinks(self) -> tuple:
         return tuple(e for e in self.elements if e.verdict == Verdict.KINK)
+
+    @property
+    def imprecise(self) -> tuple:
+        """The avoidable precision losses: elements, then the function's value."""
+        losses = tuple(e.precision for e in self.elements if e.verdict == Verdict.IMPRECISE)
+        value = self.value_precision
+        return losses + ((value,) if value is not None and value.avoidable else ())
 
     @property
     def ok(self) -> bool:
@@ -379,6 +437,7 @@ class PointResult:
             and (self.dot_product is None or self.dot_product.ok)
             and all(d.ok for d in self.directional)
             and not (self.strict and self.kinks)
+            and not (self.precision == "strict" and self.imprecise)
         )
 
     def digits(self) -> dict:
@@ -412,6 +471,8 @@ class PointResult:
         out += [d.describe() for d in self.directional if not d.ok]
         if self.strict:
             out += [f"(strict) {e.describe_kink()}" for e in self.kinks]
+        if self.precision == "strict":
+            out += [f"(strict precision) {p.describe()}" for p in self.imprecise]
         return out
 
     def to_dict(self) -> dict:
@@ -433,6 +494,8 @@ class PointResult:
             "digits": {str(k): _json_number(v) for k, v in self.digits().items()},
             "tolerance": self.tolerance,
             "strict": self.strict,
+            "precision": self.precision,
+            "value_precision": None if self.value_precision is None else self.value_precision.to_dict(),
             "dot_product": None if self.dot_product is None else self.dot_product.to_dict(),
             "directional": [d.to_dict() for d in self.directional],
             "diagnosis": list(self.diagnosis),
@@ -473,6 +536,11 @@ class Report:
         if kinks:
             strict = any(p.strict for p in self.points)
             parts.append(f"{kinks} elements at a kink ({'failures: strict' if strict else 'warnings, not failures'})")
+        losses = sum(len(p.imprecise) for p in self.points)
+        if losses:
+            strict = any(p.precision == "strict" for p in self.points)
+            how = "failures: strict precision" if strict else "warnings, not failures"
+            parts.append(f"{losses} avoidable precision losses ({how})")
         if self.errors:
             parts.append(f"{len(self.errors)} not loaded")
         verdict = "OK" if self.ok and self.points else "FAILED" if self.points or self.errors else "NO CASES"
@@ -508,18 +576,21 @@ class Report:
         return _table([head] + self.by_case())
 
     def rows(self) -> list[list[str]]:
-        """The table: case, point, dtype, worst relative error per method pair, verdict."""
+        """The table: case, point, dtype, worst relative error per method pair, autodiff's fewest
+        correct digits against the exact value, verdict."""
         rows = []
         for p in self.points:
             worst = p.worst()
             cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in TABLE_PAIRS]
+            ad = p.digits().get(Method.AUTODIFF)
+            cells.append("-" if ad is None else f"{ad:.1f}")
             rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
     @staticmethod
     def columns() -> list[str]:
         """The table's header, matching `rows`."""
-        return ["case", "point", "dtype", "order", *map(pair_label, TABLE_PAIRS), "verdict"]
+        return ["case", "point", "dtype", "order", *map(pair_label, TABLE_PAIRS), "ad digits", "verdict"]
 
     def __str__(self) -> str:
         lines = _table([self.columns()] + self.rows()).splitlines()
@@ -529,6 +600,9 @@ class Report:
         kinks = self.kink_warnings()
         if kinks:
             lines += ["", *kinks]
+        losses = self.precision_warnings()
+        if losses:
+            lines += ["", *losses]
         missing = self.not_run()
         if missing:
             lines += ["", *missing]
@@ -557,6 +631,16 @@ class Report:
             return []
         more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
         return ["Kinks (warnings; strict=True makes them failures):", *lines[:limit], *more]
+
+    def precision_warnings(self, limit: int = 10) -> list[str]:
+        """The avoidable precision losses of points not under strict precision, one line each
+        (digits, the digits allowed, the operation that lost them), under a heading; [] when none."""
+        points = [p for p in self.points if p.precision != "strict"]
+        lines = [f"{p.case} @ {p.point}: {x.describe()}" for p in points for x in p.imprecise]
+        if not lines:
+            return []
+        more = [f"… and {len(lines) - limit} more"] if len(lines) > limit else []
+        return ['Avoidable precision loss (warnings; precision="strict" makes them failures):', *lines[:limit], *more]
 
     def _repr_html_(self) -> str:
         """Jupyter shows a report as its summary, table and failures (no matplotlib needed)."""

@@ -55,7 +55,7 @@ def is_module(fn) -> bool:
 
 def check_point(
     fn, args, *, argnums=None, reference=None, order=1, dtype=None, rtol=None, atol=None, seed=0, device=None,
-    timeout=None, strict=False,
+    timeout=None, strict=False, precision="warn",
 ) -> PointResult:  # fmt: skip
     """Checks a torch function's gradient (or Jacobian) in `args[argnums]` at exactly `args`.
 
@@ -107,7 +107,7 @@ def check_point(
         no_reference=no_reference,
         backend=backend,
     )
-    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
+    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision)
     return run_pipeline(problem, device=device, **options)
 
 
@@ -126,6 +126,7 @@ def check_module(
     seed=0,
     device=None,
     strict=False,
+    precision="warn",
 ):
     """Checks the gradient of `loss(module(*inputs))` in the module's parameters at their values.
 
@@ -179,7 +180,7 @@ def check_module(
     problem = Problem(
         name, point, module, leaves, tuple(order), reference=twin, no_reference=no_reference, backend=backend
     )
-    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict)
+    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision)
     result = run_pipeline(problem, device=device, **options)
     return Report((result,), seconds=result.seconds)
 

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", type=_output_file, metavar="FILE", help="write the report as JUnit XML (xunit2)")
     run.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report with plots")
     run.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails its point")
+    _precision_argument(run)
     run.add_argument(
         "--jobs",
         type=_positive,
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _memory_argument(check)
     check.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails the check")
+    _precision_argument(check)
     check.add_argument(
         "--json", type=_output_file, metavar="FILE", help="write the report as JSON (- for standard output)"
     )
@@ -119,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--html", type=_output_file, metavar="FILE", help="write a self-contained HTML report")
     _cache_arguments(check)
     return parser
+
+
+def _precision_argument(parser) -> None:
+    parser.add_argument(
+        "--strict-precision",
+        action="store_const",
+        const="strict",
+        default="warn",
+        dest="precision",
+        help="avoidable precision loss (autodiff loses 10^3 times more digits than the problem's condition "
+        "number allows) fails its point; by default it is a warning",
+    )
 
 
 def _cache_arguments(parser) -> None:
@@ -350,6 +364,7 @@ def _run(args) -> int:
         seed=args.seed,
         timeout=args.timeout,
         strict=args.strict,
+        precision=args.precision,
     )
     jobs = 1 if args.scheduler else args.jobs
     pool = parallel.Pool(jobs, cache=cache, memory=args.max_memory, timeout=args.timeout)
@@ -594,7 +609,7 @@ def _check(args) -> int:
 
         require_matplotlib()
     target = parallel.FormulaId(args.formula, tuple(point.items()), wrt, args.order)
-    options = dict(dtype=args.dtype, points=0, timeout=args.timeout, strict=args.strict)
+    options = dict(dtype=args.dtype, points=0, timeout=args.timeout, strict=args.strict, precision=args.precision)
     report, interrupted = None, None
     with parallel.Pool(1, cache=cache, memory=args.max_memory, timeout=args.timeout) as pool:
         try:

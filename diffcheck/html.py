@@ -14,7 +14,7 @@ import io
 import math
 from html import escape
 
-from ._compare import FINITE, MISMATCH, SYMBOLIC, relative_digits
+from ._compare import AUTODIFF, FINITE, MISMATCH, SYMBOLIC, relative_digits
 from ._fragment import failures_html, not_run_html, summary_html, table_html
 from ._records import TABLE_PAIRS, PointResult, Report, pair_label
 from .errors import UsageError
@@ -99,10 +99,24 @@ def agreement(report: Report) -> tuple[list[str], list[str], list[list[float]], 
     return list(worst), [pair_label(k) for k in TABLE_PAIRS], matrix, flags
 
 
+def precision_marks(report: Report) -> dict:
+    """Per heatmap row (as `agreement` labels them): the avoidable precision loss with the most
+    digits lost over the row's points (a `Precision` record); rows without one are absent."""
+    marks: dict = {}
+    for label, point in zip(_labels(report.points), report.points):
+        for loss in point.imprecise:
+            if label not in marks or loss.lost > marks[label].lost:
+                marks[label] = loss
+    return marks
+
+
 def heatmap(report: Report) -> str | None:
     """The agreement heatmap (cases × method pairs) as a PNG data URI, or None with nothing compared;
-    a pair that broke its error bound is outlined in red."""
+    a pair that broke its error bound is outlined in red; autodiff's column of a case that loses
+    avoidable precision is outlined in orange, with the digits the problem allows."""
     rows, columns, matrix, flags = agreement(report)
+    marks = precision_marks(report)
+    ad = TABLE_PAIRS.index((SYMBOLIC, AUTODIFF))
     if not any(not math.isnan(v) for row in matrix for v in row):
         return None
     import numpy as np
@@ -124,6 +138,9 @@ def heatmap(report: Report) -> str | None:
         if flags[i][j]:
             text += " ✗"
             axes.add_patch(Rectangle((j - 0.47, i - 0.45), 0.94, 0.9, fill=False, edgecolor="#cf222e", linewidth=2.5))
+        elif j == ad and rows[i] in marks:
+            text += f" ⚠ of {marks[rows[i]].allowed:.1f}"
+            axes.add_patch(Rectangle((j - 0.47, i - 0.45), 0.94, 0.9, fill=False, edgecolor="#bf8700", linewidth=2.5))
         axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     figure.colorbar(image, ax=axes, label="agreement (digits)", shrink=min(1.0, 8 / max(len(rows), 1)))
     return _png(figure)
@@ -235,11 +252,12 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
     parts += ["<h2>Results</h2>", table_html(report) if report.points else '<p class="none">No points checked.</p>']
     parts += [not_run_html(report)]
     parts += ["<h2>Failures</h2>", failures_html(report, limit=1000)]
-    kinks = report.kink_warnings(limit=1000)
-    if kinks:
-        heading, *lines = kinks
-        parts += [f"<h2>Kinks</h2><p>{escape(heading)}</p>", '<ul class="failures">']
-        parts += [f"<li>{escape(line)}</li>" for line in lines] + ["</ul>"]
+    kinds = (("Kinks", report.kink_warnings(limit=1000)), ("Precision", report.precision_warnings(limit=1000)))
+    for title, warnings in kinds:
+        if warnings:
+            heading, *lines = warnings
+            parts += [f"<h2>{title}</h2><p>{escape(heading)}</p>", '<ul class="failures">']
+            parts += [f"<li>{escape(line)}</li>" for line in lines] + ["</ul>"]
 
     parts.append("<h2>Agreement</h2>")
     uri = heatmap(report)
@@ -247,7 +265,8 @@ def to_html(report: Report, *, title: str = "diffcheck report", interrupted: boo
         parts.append(
             "<p>Agreement of each pair of methods in decimal digits, −log10(relative error) of the worst "
             f"element over the case's points and orders, capped at {MAX_DIGITS:g}; grey: not compared; "
-            "outlined in red with ✗: the pair broke its error bound (a mismatch).</p>"
+            "outlined in red with ✗: the pair broke its error bound (a mismatch); outlined in orange with ⚠: "
+            "autodiff agrees within its error model but lost digits the problem allows (of: the digits allowed).</p>"
         )
         parts.append(_image(uri, "agreement heatmap: digits per case and method pair"))
     else:

@@ -2,7 +2,8 @@
 
 One testcase per case, point, dtype and order (classname = the case; name = "point/dtype/orderN");
 a mismatch is a <failure>, a point that could not be checked or a case file that did not load is an
-<error>; messages are the one failure format. Nothing is ever skipped.
+<error>; messages are the one failure format. Nothing is ever skipped. Warnings (kinks, avoidable
+precision loss) are the testcase's <system-out>.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def to_junit(report: Report, *, interrupted: bool = False, suite_name: str = "di
             else:
                 _result(testcase, "failure", "DerivativeMismatch", lines)
                 failures += 1
-        kinks = Report((point,)).kink_warnings(limit=sys.maxsize)
-        if kinks:  # warnings, not failures: shown with the test's output
+        alone = Report((point,))
+        warnings = alone.kink_warnings(limit=sys.maxsize) + alone.precision_warnings(limit=sys.maxsize)
+        if warnings:  # warnings, not failures: shown with the test's output
             out = ET.SubElement(testcase, "system-out")
-            out.text = _xml_text("\n".join(kinks))
+            out.text = _xml_text("\n".join(warnings))
     if interrupted:
         run = _testcase(suite, "diffcheck", "run", 0.0)
         _result(run, "error", "Interrupted", ["interrupted (Ctrl-C): the report is partial"])

@@ -6,7 +6,8 @@
   `@pytest.mark.diffcheck_cases(*paths, tag=..., name=...)` (default: the built-in library).
 * `pytest --diffcheck` adds one test per built-in case (and collects case files, `cases.py`,
   `case_*.py`, `*_cases.py`, among the paths pytest searches); `--diffcheck-tag`,
-  `--diffcheck-case`, `--diffcheck-points` and `--diffcheck-dtype` select and tune them.
+  `--diffcheck-case`, `--diffcheck-points`, `--diffcheck-dtype` and `--diffcheck-strict-precision`
+  select and tune them.
 
 pytest loads this module in every run, so it imports nothing heavy: JAX and SymPy load when a case
 is collected or run.
@@ -14,6 +15,7 @@ is collected or run.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,14 @@ def pytest_addoption(parser):
         "--diffcheck-points", type=_points, default=None, metavar="K", help="random points per case (default 2)"
     )
     group.addoption("--diffcheck-dtype", choices=_options.DTYPES, default=None, help="default float64")
+    group.addoption(
+        "--diffcheck-strict-precision",
+        action="store_const",
+        const="strict",
+        default="warn",
+        dest="diffcheck_precision",
+        help="avoidable precision loss fails the case (default: a warning)",
+    )
 
 
 def _points(text: str) -> int:
@@ -171,11 +181,18 @@ class CaseItem(pytest.Item):
 
         options = self.config.option
         try:
-            report = check_case(self.case, points=options.diffcheck_points, dtype=options.diffcheck_dtype)
+            report = check_case(
+                self.case,
+                points=options.diffcheck_points,
+                dtype=options.diffcheck_dtype,
+                precision=options.diffcheck_precision,
+            )
         except SystemExit as exc:  # the case's own failure, never the end of the test run
             pytest.fail(f"diffcheck case {self.case.name!r}: the case called sys.exit({exc.code!r})", pytrace=False)
         self.user_properties.append(("points", len(report.points)))
         self.user_properties.append(("summary", report.summary()))
+        for line in report.precision_warnings(limit=sys.maxsize)[1:]:  # warnings, not failures
+            self.user_properties.append(("precision warning", line))
         if not report.ok:
             raise CaseMismatch(report)
 

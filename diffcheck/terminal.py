@@ -77,7 +77,8 @@ def table(report: Report) -> Table:
 
 
 def show(report: Report, out: Console | None = None, *, limit: int = 20) -> None:
-    """Prints the table, the failures in the one failure format, and the summary line."""
+    """Prints the table, the failures in the one failure format, the warnings (kinks, avoidable
+    precision loss) and the summary line."""
     out = console() if out is None else out
     if report.points:
         out.print(table(report))
@@ -87,11 +88,11 @@ def show(report: Report, out: Console | None = None, *, limit: int = 20) -> None
         out.print(Text(line, style="red"), soft_wrap=True)
     if problems:
         out.print()
-    kinks = report.kink_warnings()
-    for line in kinks:
-        out.print(Text(line, style="yellow"), soft_wrap=True)
-    if kinks:
-        out.print()
+    for warnings in (report.kink_warnings(), report.precision_warnings()):
+        for line in warnings:
+            out.print(Text(line, style="yellow"), soft_wrap=True)
+        if warnings:
+            out.print()
     style = "bold green" if report.ok and report.points else "bold red"
     out.print(Text(report.summary(), style=style), soft_wrap=True)
 

@@ -104,4 +104,4 @@ def test_methods_agree_or_the_point_is_a_kink(tree, reduce, n, seed, dtype):
     assert point.methods["autodiff"] == "ok" and point.methods["symbolic"] == "ok", point.methods
     assert report.ok, f"{reduce}({tree}) at x={x.tolist()}, y={y.tolist()}:\n{report}"
     for element in point.elements:
-        assert element.verdict in ("agree", "kink")
+        assert element.verdict in ("agree", "kink", "imprecise")

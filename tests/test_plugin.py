@@ -167,3 +167,31 @@ def test_unknown_case_on_the_command_line_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--diffcheck", "--diffcheck-case", "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--diffcheck-case nope: no such case*"])
+
+
+SIGMOID_CASE = """
+    import jax
+    import jax.numpy as jnp
+    from diffcheck import as_case
+
+    @jax.custom_jvp
+    def sigmoid(x):
+        return 1 / (1 + jnp.exp(-x))
+
+    # the rule cancels for large x: 1 − ans
+    sigmoid.defjvp(lambda p, t: (sigmoid(p[0]), sigmoid(p[0]) * (1 - sigmoid(p[0])) * t[0]))
+
+    @as_case(points={"saturated": dict(x=17.3)}, tags=("mine",))
+    def cancelling_sigmoid(x):
+        return sigmoid(x)
+"""
+
+
+def test_strict_precision_option_fails_a_case_that_only_warns_by_default(pytester):
+    pytester.makepyfile(my_cases=SIGMOID_CASE)
+    argv = ["--diffcheck", "--diffcheck-points", "0", "--diffcheck-case", "cancelling_sigmoid"]
+    argv += ["-p", "no:cacheprovider"]
+    pytester.runpytest_subprocess(*argv).assert_outcomes(passed=1)
+    strict = pytester.runpytest_subprocess(*argv, "--diffcheck-strict-precision")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*(strict precision) autodiff has 8.4 correct digits*lost at sub*"])
