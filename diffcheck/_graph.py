@@ -302,8 +302,15 @@ def _moved_node(node, env, dense):
 _NO_ROWS = np.zeros(0, np.int64)
 
 
-def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None) -> np.ndarray:
-    """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result)."""
+def jacobian(
+    outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None, absolute: bool = False
+) -> np.ndarray:
+    """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result).
+
+    `absolute`: the chain rule's sums of |products of local partials| instead, the scale the terms of
+    each derivative have before they cancel (σ(35) − 1 has terms of size 1), where rounding acts.
+    """
+    size = abs if absolute else (lambda v: v)
     index = {s: n for n, s in enumerate(symbols)}
     jac = np.zeros((len(outputs), len(symbols)))
     graph = _graph(outputs, definitions)
@@ -332,7 +339,7 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                 if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ, summed once
                     for c, a in zip(graph.coefficients(node), linear[1]):
                         if depends[a]:
-                            pending.setdefault(a, []).append((bar, c))
+                            pending.setdefault(a, []).append((bar, size(c)))
                     continue
                 if node in graph.definitions:
                     arg = graph.definitions[node]
@@ -340,7 +347,7 @@ def jacobian(outputs, symbols, values, definitions=None, digits: int = DIGITS, b
                     continue
                 for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
-                        adjoint[arg] = adjoint.get(arg, 0) + bar * partial
+                        adjoint[arg] = adjoint.get(arg, 0) + bar * size(partial)
     return jac
 
 

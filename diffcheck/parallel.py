@@ -29,6 +29,8 @@ from .case import Case, collect_cases
 from .errors import CaseError, UsageError
 from ._cache import disable_compilation_cache, enable_compilation_cache
 from ._records import Report
+from . import _watchdog as watchdog
+from ._watchdog import phase
 
 
 class CaseId(NamedTuple):
@@ -207,7 +209,7 @@ def run_cases(
         scheduler: the address of a Dask distributed scheduler (needs `diffcheck[distributed]`).
         **options: `check_case`'s options (dtype, device, points, seed, order, rtol, atol, timeout).
             In worker processes `timeout` also bounds each case by preemption: a case running past
-            `timeout` seconds per point check (plus `GRACE`) is killed and reported as timed out.
+            its budget (`timeout` plus grace per point check, plus `GRACE`) is killed.
 
     Give at most one of jobs, executor and scheduler; none checks in this process (a case that
     raises or calls `sys.exit` is still that case's error, but a crash or hang is not contained).
@@ -276,10 +278,15 @@ def _result(case: Case, future) -> Report:
 
 # --- worker processes ---------------------------------------------------------------------------
 
-#: Seconds a case may run past its budget (`timeout` × point checks) before it is killed: the
-#: cooperative symbolic budget inside the core stops first, and autodiff and finite differences
-#: still run after it.
+#: Seconds a case may run past its budget (`_case_budget`) before it is killed.
 GRACE = 5.0
+
+
+def _case_budget(timeout: float, checks: int) -> float:
+    """Seconds a case may run before its worker is killed. Inside, each point is preempted past
+    `timeout` plus `_watchdog.GRACE` (`_pipeline.check_point`); the kill is for what preemption
+    cannot reach (C code: XLA compiling, a C extension) and for the case's own code between points."""
+    return (timeout + watchdog.GRACE) * max(checks, 1) + GRACE
 #: How often the parent looks at its workers (memory, deadlines), in seconds.
 POLL = 0.2
 
@@ -517,7 +524,7 @@ class Pool:
                 worker.loaded = time.monotonic()
                 timeout = task.options.get("timeout", self.timeout)
                 if timeout is not None and math.isfinite(timeout):
-                    worker.deadline = time.monotonic() + timeout * max(task.checks, 1) + GRACE
+                    worker.deadline = time.monotonic() + _case_budget(timeout, task.checks)
                 return None
             if message is not None and message[0] == "done":
                 worker.task = None
@@ -530,7 +537,7 @@ class Pool:
             timeout = task.options.get("timeout", self.timeout)
             phase = _phase(worker.stack(signal_first=True))
             seconds = time.monotonic() - worker.loaded
-            budget = f"--timeout {timeout:g} s per point × {task.checks} point check(s), plus {GRACE:g} s"
+            budget = f"{_case_budget(timeout, task.checks):g} s for {task.checks} point check(s) at --timeout {timeout:g} s"
             self._replace(worker)
             message = f"timed out after {seconds:.0f} s ({budget}){phase}"
             return Event("done", i, _case_error(_name(task), message, task.options))
@@ -556,38 +563,12 @@ def _inherited_cache():
     return (str(env.jax_cache_dir), env.jax_cache_max_size) if env.jax_cache_dir else None
 
 
-# Where a worker's stack says it was, innermost frame first: the first rule that matches names the phase.
-_PHASES = (
-    ("/sympy/", "the symbolic method (SymPy)"),
-    ("/mpmath/", "the symbolic method (high-precision evaluation)"),
-    ("diffcheck/symbolic.py", "the symbolic method (translating the jaxpr to SymPy)"),
-    ("diffcheck/exact.py", "the symbolic method (exact evaluation)"),
-    ("jax/_src/compiler.py", "XLA compilation"),
-    ("jax/_src/interpreters/pxla.py", "XLA compilation"),
-    ("diffcheck/finite.py", "finite differences"),
-    ("diffcheck/autodiff.py", "autodiff"),
-    ("diffcheck/compare.py", "the comparison"),
-    ("/jax/", "JAX (tracing or running the function)"),
-    ("diffcheck/case.py", "loading the case"),
-)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
 
 
 def _phase(dump: str) -> str:
-    """ ", in <phase> (at file:line in fn)" from a faulthandler dump, or "" when it does not tell."""
-    frames = [m.groupdict() for m in _FRAME.finditer(dump)]
-    if not frames:
-        return ""
-    package = str(Path(__file__).resolve().parent)
-    for frame in frames:  # most recent call first
-        path = frame["file"]
-        own = path.startswith(package) or "site-packages" in path or "/lib/python" in path
-        if not own and not path.startswith("<"):
-            return f", in the case's own code ({path}:{frame['line']} in {frame['fn']})"
-        for needle, phase in _PHASES:
-            if needle in path:
-                return f", in {phase} ({Path(path).name}:{frame['line']} in {frame['fn']})"
-    return ""
+    """ ", in <phase> (at file:line in fn)" from a faulthandler dump (most recent call first), or ""."""
+    return phase([(m["file"], m["line"], m["fn"]) for m in _FRAME.finditer(dump)])
 
 
 def _die_with_parent() -> None:
