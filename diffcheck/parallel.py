@@ -329,12 +329,12 @@ def _rss(pid: int) -> int:
 class _Worker:
     """One spawned worker process, its pipe, and the file its stack is dumped to."""
 
-    def __init__(self, context, cache):
+    def __init__(self, context, cache, memory=None):
         fd, self.stack_file = tempfile.mkstemp(prefix="diffcheck-worker-", suffix=".txt")
         os.close(fd)
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child, cache, self.stack_file), daemon=True, name="diffcheck-worker"
+            target=_worker_main, args=(child, cache, self.stack_file, memory), daemon=True, name="diffcheck-worker"
         )
         self.process.start()
         child.close()
@@ -404,11 +404,11 @@ class Pool:
     def start(self) -> None:
         """Starts the workers now, so that their imports overlap with the caller's own work."""
         while len(self._workers) < self.jobs:
-            self._workers.append(_Worker(self._context, self.cache))
+            self._workers.append(_Worker(self._context, self.cache, self.memory))
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache)
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache, self.memory)
 
     # -- loading cases in a worker (the command line imports no case file itself) --
 
@@ -583,7 +583,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn, cache, stack_file) -> None:
+def _worker_main(conn, cache, stack_file, memory=None) -> None:
     """A worker's loop: ("collect", source) → ("collected", infos, errors); ("check", i, target,
     options) → ("loaded", i), then ("done", i, report, usage_error); None → exit."""
     import faulthandler
@@ -595,6 +595,11 @@ def _worker_main(conn, cache, stack_file) -> None:
     faulthandler.enable(stack)
     faulthandler.register(signal.SIGUSR1, stack, all_threads=False)
     _start_worker(*(cache or (None, None)))
+    if memory:  # the checks inside refuse a Jacobian that cannot fit the worker's budget, before the kill
+        own = os.environ.get("DIFFCHECK_MAX_MEMORY")
+        with contextlib.suppress(ValueError):
+            memory = min(memory, float(own) * 2**30) if own else memory
+        os.environ["DIFFCHECK_MAX_MEMORY"] = repr(memory / 2**30)
     while True:
         try:
             message = conn.recv()
