@@ -52,9 +52,17 @@ INPUTS = {
         _cli("check", "x + ((1.0000001**1024)**1024)**1024", "--at", "x=1", "--timeout", "5"),
         "refused",
     ),
-    "case x + (x-x+0.5)**1e300": (_api(_report("diffcheck.check_grad(lambda x: x + (x - x + 0.5)**1e300, 1.0, timeout=5)")), "checked"),
+    "case x + (x-x+0.5)**1e300": (
+        _api(_report("diffcheck.check_grad(lambda x: x + (x - x + 0.5)**1e300, 1.0, timeout=5)")),
+        "checked",
+    ),
     "constant squared 25 times in a loop": (
-        _api(_report("diffcheck.check_grad(lambda x: x + lax.fori_loop(0, 25, lambda i, c: c * c, x - x + 1.0000001), 1.0, timeout=10)")),
+        _api(
+            _report(
+                "diffcheck.check_grad(lambda x: x + lax.fori_loop(0, 25, lambda i, c: c * c, x - x + 1.0000001), "
+                "1.0, timeout=10)"
+            )
+        ),
         "checked",
     ),
     "function that sleeps, timeout=2": (
@@ -65,13 +73,21 @@ INPUTS = {
         _api("def f(x):\n    while True:\n        pass\n" + _report("diffcheck.check_grad(f, 1.0, timeout=2)")),
         "preempted",
     ),
-    "31-deep sin, order 4, timeout=10": (_api(_DEEP + _report("diffcheck.check_grad(f, 0.5, order=4, timeout=10)")), "bounded"),
+    "31-deep sin, order 4, timeout=10": (
+        _api(_DEEP + _report("diffcheck.check_grad(f, 0.5, order=4, timeout=10)")),
+        "bounded",
+    ),
     "31-deep sin, order 4, --timeout 10 (worker)": (
         _cli("check", "sin(" * 31 + "x" + ")" * 31, "--at", "x=0.5", "--order", "4", "--timeout", "10"),
         "bounded",
     ),
     "W @ W, 200×200, timeout=30": (
-        _api(_report("diffcheck.check_grad(lambda W: W @ W, np.random.default_rng(0).standard_normal((200, 200)), timeout=30)")),
+        _api(
+            _report(
+                "diffcheck.check_grad(lambda W: W @ W, np.random.default_rng(0).standard_normal((200, 200)), "
+                "timeout=30)"
+            )
+        ),
         "refused or bounded",
     ),
     "sign flip of 1e-16·sin (custom_jvp)": (_api(_FLIP + _report("diffcheck.check_grad(f, 1.0)")), "mismatch"),
@@ -101,8 +117,17 @@ def measure(name: str, limit: float = 900.0) -> dict:
 
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     lines = [line for line in out.splitlines() if line.strip()]
-    said = next((line for line in reversed(lines) if "|" in line or "error" in line.lower()), lines[-1] if lines else "")
-    return dict(name=name, expected=expected, seconds=round(seconds, 1), peak_mib=round(peak), code=child.returncode, said=said[:200])
+    said = next(
+        (line for line in reversed(lines) if "|" in line or "error" in line.lower()), lines[-1] if lines else ""
+    )
+    return dict(
+        name=name,
+        expected=expected,
+        seconds=round(seconds, 1),
+        peak_mib=round(peak),
+        code=child.returncode,
+        said=said[:200],
+    )
 
 
 def main(argv=None) -> None:
@@ -121,7 +146,9 @@ def main(argv=None) -> None:
         )  # fmt: skip
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{row['name']:<48} {row['seconds']:>7.1f} s {row['peak_mib']:>7,} MiB  exit {row['code']}  {row['said']}")
+        print(
+            f"{row['name']:<48} {row['seconds']:>7.1f} s {row['peak_mib']:>7,} MiB  exit {row['code']}  {row['said']}"
+        )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"{stamp}, load average {load:.1f} at the start, {os.cpu_count()} CPUs")
     if args.json:

@@ -263,9 +263,7 @@ MAX_FAILURES_LISTED = 1000
 WORST_LISTED = 16
 
 
-def screen(
-    values, bounds, kinks_found, rtol, atol, independent, blind=""
-) -> tuple[np.ndarray | None, Unlisted | None]:
+def screen(values, bounds, kinks_found, rtol, atol, independent, blind="") -> tuple[np.ndarray | None, Unlisted | None]:
     """(the mask of elements to list, the summary of the others) for a large derivative, by whole
     arrays; (None, None) when every element is listed. Arguments as `elements`."""
     if blind:

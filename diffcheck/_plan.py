@@ -25,8 +25,8 @@ LADDER_SAMPLE = 1024
 
 #: Bytes a first-order check holds per Jacobian entry at its peak: each method's values and bounds
 #: as dense float64 arrays, the finite-difference stencils' outputs and the comparison's temporaries
-#: (measured: benchmarks/hostile.py). The Python records of `_compare` are for a few elements only.
-BYTES_PER_ENTRY = 256
+#: (about 260 measured, benchmarks/hostile.py; 320 reckoned). `_compare` makes Python records for a few only.
+BYTES_PER_ENTRY = 320
 
 
 def fits(outputs: int, params: int) -> None:
@@ -38,8 +38,8 @@ def fits(outputs: int, params: int) -> None:
     if entries * BYTES_PER_ENTRY > budget:
         raise PointError(
             f"the Jacobian has {entries:,} entries ({outputs:,} outputs × {params:,} parameters): checking it "
-            f"needs about {entries * BYTES_PER_ENTRY / 2**30:.1f} GiB, over the memory budget of "
-            f"{budget / 2**30:.1f} GiB (--max-memory, $DIFFCHECK_MAX_MEMORY); check a slice or a sum of the "
+            f"needs about {entries * BYTES_PER_ENTRY / 2**30:.3g} GiB, over the memory budget of "
+            f"{budget / 2**30:.3g} GiB (--max-memory, $DIFFCHECK_MAX_MEMORY); check a slice or a sum of the "
             "outputs, or fewer parameters at a time"
         )
 

@@ -25,12 +25,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .case import Case, collect_cases
-from .errors import CaseError, UsageError
 from ._cache import disable_compilation_cache, enable_compilation_cache
 from ._records import Report
-from . import _watchdog as watchdog
+from ._watchdog import GRACE as PREEMPT_GRACE
 from ._watchdog import phase
+from .case import Case, collect_cases
+from .errors import CaseError, UsageError
 
 
 class CaseId(NamedTuple):
@@ -159,8 +159,8 @@ def check_one(target, options: dict) -> Report:
 def _check_one(target, options: dict, loaded=None, in_worker: bool = False) -> tuple[Report, str | None]:
     """(report, usage error message or None); `loaded()` is called once the case is loaded.
     In a worker (which ignores SIGINT) a KeyboardInterrupt can only come from the case itself."""
-    from ._options import raise_internal_errors
     from ._api import check_case
+    from ._options import raise_internal_errors
 
     name = getattr(target, "name", "?")
     try:
@@ -286,7 +286,9 @@ def _case_budget(timeout: float, checks: int) -> float:
     """Seconds a case may run before its worker is killed. Inside, each point is preempted past
     `timeout` plus `_watchdog.GRACE` (`_pipeline.check_point`); the kill is for what preemption
     cannot reach (C code: XLA compiling, a C extension) and for the case's own code between points."""
-    return (timeout + watchdog.GRACE) * max(checks, 1) + GRACE
+    return (timeout + PREEMPT_GRACE) * max(checks, 1) + GRACE
+
+
 #: How often the parent looks at its workers (memory, deadlines), in seconds.
 POLL = 0.2
 
@@ -537,7 +539,9 @@ class Pool:
             timeout = task.options.get("timeout", self.timeout)
             phase = _phase(worker.stack(signal_first=True))
             seconds = time.monotonic() - worker.loaded
-            budget = f"{_case_budget(timeout, task.checks):g} s for {task.checks} point check(s) at --timeout {timeout:g} s"
+            budget = (
+                f"{_case_budget(timeout, task.checks):g} s for {task.checks} point check(s) at --timeout {timeout:g} s"
+            )
             self._replace(worker)
             message = f"timed out after {seconds:.0f} s ({budget}){phase}"
             return Event("done", i, _case_error(_name(task), message, task.options))

@@ -798,3 +798,19 @@ def test_a_large_jacobian_lists_failures_and_the_worst_and_summarises_the_rest(m
     assert point.unlisted.counts["mismatch"] == 7  # 12 diagonal, 5 listed
     assert any("7 more mismatching elements" in p for p in point.problems())
     json.dumps(point.to_dict())
+
+
+def test_a_jacobian_past_the_memory_budget_is_refused_before_it_is_computed(monkeypatch, capsys):
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "0.001")
+    _options.reload_settings()
+    try:
+        point = diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 100)).points[0]
+        assert point.error.startswith("the Jacobian has 10,000 entries (100 outputs × 100 parameters)")
+        assert "over the memory budget of 0.001 GiB (--max-memory, $DIFFCHECK_MAX_MEMORY)" in point.error
+        assert diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 3)).ok  # a small one still fits
+    finally:
+        monkeypatch.delenv("DIFFCHECK_MAX_MEMORY")
+        _options.reload_settings()
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "lots")
+    assert cli.main(["check", "x*x", "--at", "x=1"]) == cli.USAGE_ERROR
+    assert "$DIFFCHECK_MAX_MEMORY='lots' is not valid" in capsys.readouterr().err
