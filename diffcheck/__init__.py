@@ -16,7 +16,16 @@ from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageE
 
 if TYPE_CHECKING:
     from ._api import assert_case, assert_grad, check_case, check_grad
-    from ._records import DirectionalTest, DotProductTest, Element, Expectation, PointResult, Report, StepSweep
+    from ._records import (
+        DirectionalTest,
+        DotProductTest,
+        Element,
+        Expectation,
+        PointResult,
+        Report,
+        StepSweep,
+        Unlisted,
+    )
     from ._torch import check_module
     from .case import Case, as_case, collect_cases, load_cases
     from .html import to_html
@@ -46,6 +55,7 @@ _LAZY = {
     "PointResult": "_records",
     "Report": "_records",
     "StepSweep": "_records",
+    "Unlisted": "_records",
     "to_html": "html",
     "to_junit": "junit",
 }
@@ -63,6 +73,7 @@ __all__ = [
     "Report",
     "StepSweep",
     "Unavailable",
+    "Unlisted",
     "UsageError",
     "as_case",
     "assert_case",

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from . import _kinks as kinks
-from ._records import PAIRS, Element, Expectation, Method, Verdict, offsets_of
+from ._records import PAIRS, Element, Expectation, Method, Unlisted, Verdict, offsets_of
 
 SYMBOLIC, AUTODIFF, FORWARD, FINITE, COMPLEX = (
     Method.SYMBOLIC,
@@ -45,19 +45,25 @@ METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 FULL_DIGITS = 17.0
 
 
-def rounding_floor(f, jac) -> float:
+def rounding_floor(f, jac, terms: float = 1.0) -> float:
     """The least rounding error a derivative of this function can carry: 16 float64 epsilons of
-    its scale, the largest of its values, of its derivatives, and 1.
+    its scale, the largest of its values, of its derivatives, and of `terms` (default 1).
 
     Terms of that size that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row
     of a batch whose other rows have derivatives of size 4) leave rounding at this level in both
     precisions, which neither the element's own value nor the ladder can show. The 1 stands for
     terms of size 1 inside the program that cancel to a function of size ≪ 1 (softplus(35) − 35);
     its price is that a wrong rule of a function whose values and derivatives are all ≪ 1e-15 goes
-    unseen (docs/verification.md).
+    unseen (docs/verification.md), unless the exact method measures those terms (`terms`: the largest
+    |product of partials| its chain rule sums), which it does where the function's scale is below 1.
     """
     sizes = [float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in (np.asarray(f), np.asarray(jac))]
-    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, 1.0)
+    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, terms)
+
+
+def refloored(bound: np.ndarray, floor: float, measured: float) -> np.ndarray:
+    """An autodiff bound built on `floor`, with the floor the exact method measured instead."""
+    return np.maximum(bound - floor + measured, 0.0)
 
 
 def autodiff_bound(
@@ -189,20 +195,25 @@ def verdict(
 
 
 def elements(
-    values, bounds, names, shapes, labels, notes, kinks_found, rtol, atol, independent, blind=""
+    values, bounds, names, shapes, labels, notes, kinks_found, rtol, atol, independent, blind="", listed=None
 ) -> list[Element]:
     """Every checked element with its verdict: `values`/`bounds` map each method to its
     (rows × parameters) matrix, `labels` name the rows (`_plan.labels`), `notes` hold the
     finite differences' per-parameter notes, `kinks_found` is `_kinks.Kinks`; `blind` says why the
-    estimates (finite differences, complex step) are not compared anywhere ("" when they are)."""
+    estimates (finite differences, complex step) are not compared anywhere ("" when they are).
+    `listed` (from `screen`): the (rows × parameters) mask of the elements to list; None: all."""
     offsets = offsets_of(shapes)
     exact_values = values.get(SYMBOLIC)
     row_scale = np.abs(exact_values).max(axis=1) if exact_values is not None else None
     explicit = rtol is not None or atol is not None
     elements = []
     for m, (output, via) in enumerate(labels):
+        if listed is not None and not listed[m].any():
+            continue
         for leaf, (name, shape) in enumerate(zip(names, shapes)):
             for k in range(offsets[leaf], offsets[leaf + 1]):
+                if listed is not None and not listed[m, k]:
+                    continue
                 index = tuple(int(i) for i in np.unravel_index(k - offsets[leaf], shape)) if shape else ()
                 vals = {meth: float(v[m, k]) for meth, v in values.items()}
                 bnds = {meth: float(b[m, k]) for meth, b in bounds.items()}
@@ -242,6 +253,78 @@ def elements(
                     Element(name, index, output, vals, errors, tols, outcome, odd, note, via, kept, agreement)
                 )
     return elements
+
+
+#: Elements a point's record lists one by one: all of them up to this many. Past it (a 3000×3000
+#: Jacobian has 9 million), the record lists those that do not plainly agree (at most
+#: `MAX_FAILURES_LISTED`, the farthest past their tolerance first) and the `WORST_LISTED` agreeing
+#: ones nearest theirs, and summarises the rest (`Unlisted`): a record per element costs kilobytes.
+MAX_LISTED = 4096
+MAX_FAILURES_LISTED = 1000
+WORST_LISTED = 16
+
+
+def screen(values, bounds, kinks_found, rtol, atol, independent, blind="") -> tuple[np.ndarray | None, Unlisted | None]:
+    """(the mask of elements to list, the summary of the others) for a large derivative, by whole
+    arrays; (None, None) when every element is listed. Arguments as `elements`."""
+    if blind:
+        values = {m: v for m, v in values.items() if m not in (FINITE, COMPLEX)}
+    shape = next(iter(values.values())).shape
+    if shape[0] * shape[1] <= MAX_LISTED:
+        return None, None
+    explicit = rtol is not None or atol is not None
+    plain, ratio = np.ones(shape, bool), np.zeros(shape)
+    errors, scales = {}, {}
+    for a, b in PAIRS:
+        if a in values and b in values:
+            errors[a, b] = error = np.abs(values[a] - values[b])
+            scales[a, b] = np.maximum(np.abs(values[a]), np.abs(values[b]))
+            if explicit:
+                reference = values.get(SYMBOLIC, values[a])
+                tol = (atol or 0.0) + (rtol or 0.0) * np.abs(reference)
+            else:
+                tol = bounds[a] + bounds[b]
+            agree = error <= tol  # NaN: not plainly agreeing
+            plain &= agree
+            ratio = np.maximum(ratio, np.where(tol > 0, error / np.where(tol > 0, tol, 1.0), np.inf))
+    kinked = sorted(set(kinks_found.at) | set(kinks_found.crossed))
+    plain[:, kinked] = False
+    listed = ~plain
+    counts = {}
+    failing = np.flatnonzero(listed)
+    if failing.size > MAX_FAILURES_LISTED:  # the farthest listed; the others counted by their verdict
+        order = np.argsort(-np.nan_to_num(ratio.reshape(-1)[failing], nan=np.inf), kind="stable")
+        for flat in failing[order[MAX_FAILURES_LISTED:]]:
+            m, k = divmod(int(flat), shape[1])
+            outcome = KINK if k in kinked else verdict(
+                {meth: float(v[m, k]) for meth, v in values.items()},
+                {meth: float(b[m, k]) for meth, b in bounds.items()}, rtol, atol, independent,
+            )[0]  # fmt: skip
+            counts[outcome] = counts.get(outcome, 0) + 1
+            listed.reshape(-1)[flat] = False
+    agreeing = np.flatnonzero(plain)
+    worst = agreeing[np.argsort(-ratio.reshape(-1)[agreeing], kind="stable")[:WORST_LISTED]]
+    listed.reshape(-1)[worst] = True
+    counts[AGREE] = counts.get(AGREE, 0) + int((plain & ~listed).sum())
+    rest = ~listed
+    worst_relative = {}
+    for key, error in errors.items():
+        relative = np.where(scales[key] > 0, error / np.where(scales[key] > 0, scales[key], 1.0), 0.0)
+        worst_relative[key] = float(np.max(relative[rest], initial=0.0))
+    fewest = {}
+    exact = values.get(SYMBOLIC)
+    if exact is not None:
+        row_scale = np.abs(exact).max(axis=1, keepdims=True)
+        denominator = np.where(exact != 0, np.abs(exact), row_scale)
+        for meth, v in values.items():
+            if meth == SYMBOLIC:
+                continue
+            error = np.abs(v - exact)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = np.clip(-np.log10(error / denominator), 0.0, FULL_DIGITS)
+            d = np.where(error == 0, FULL_DIGITS, np.where((denominator == 0) | ~np.isfinite(v), 0.0, d))
+            fewest[meth] = float(np.min(d[rest], initial=FULL_DIGITS))
+    return listed, Unlisted(counts, worst_relative, fewest)
 
 
 def _estimate_missed(errors, tols) -> str:

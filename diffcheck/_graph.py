@@ -303,10 +303,22 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 
 def jacobian(
-    outputs, symbols, values, definitions=None, digits: int = DIGITS, budget=None, exact: bool = False
+    outputs,
+    symbols,
+    values,
+    definitions=None,
+    digits: int = DIGITS,
+    budget=None,
+    exact: bool = False,
+    absolute: bool = False,
 ) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result;
-    with `exact`, the mpmath numbers themselves, for a difference of derivatives at nearby points)."""
+    with `exact`, the mpmath numbers themselves, for a difference of derivatives at nearby points).
+
+    `absolute`: the chain rule's sums of |products of local partials| instead, the scale the terms of
+    each derivative have before they cancel (σ(35) − 1 has terms of size 1), where rounding acts.
+    """
+    size = abs if absolute else (lambda v: v)
     index = {s: n for n, s in enumerate(symbols)}
     shape = (len(outputs), len(symbols))
     jac = np.full(shape, mpmath.mpf(0), dtype=object) if exact else np.zeros(shape)
@@ -337,7 +349,7 @@ def jacobian(
                 if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ, summed once
                     for c, a in zip(graph.coefficients(node), linear[1]):
                         if depends[a]:
-                            pending.setdefault(a, []).append((bar, c))
+                            pending.setdefault(a, []).append((bar, size(c)))
                     continue
                 if node in graph.definitions:
                     arg = graph.definitions[node]
@@ -345,7 +357,7 @@ def jacobian(
                     continue
                 for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
-                        adjoint[arg] = adjoint.get(arg, 0) + bar * partial
+                        adjoint[arg] = adjoint.get(arg, 0) + bar * size(partial)
     return jac
 
 

@@ -260,6 +260,7 @@ class Settings(NamedTuple):
     jax_cache_dir: Path | None  # $JAX_COMPILATION_CACHE_DIR: JAX's own folder, the fallback
     jax_cache_max_size: int | None  # $JAX_COMPILATION_CACHE_MAX_SIZE in bytes; None (or -1): no bound
     internal_errors: str  # $DIFFCHECK_INTERNAL_ERRORS: "report" (default) or "raise" (keep the traceback)
+    max_memory: int | None = None  # $DIFFCHECK_MAX_MEMORY in GiB, as bytes: the memory budget of a check
 
 
 def _folder_variable(environ, variable: str) -> Path | None:
@@ -292,7 +293,17 @@ def read_settings(environ=None) -> Settings:
         raise UsageError(
             f"$DIFFCHECK_INTERNAL_ERRORS={mode!r} is not valid: valid values are {', '.join(INTERNAL_ERRORS)}"
         )
+    memory = env.get("DIFFCHECK_MAX_MEMORY")
+    budget = None
+    if memory not in (None, ""):
+        try:
+            budget = parse_gib(memory, name="DIFFCHECK_MAX_MEMORY")
+        except UsageError:
+            raise UsageError(
+                f"$DIFFCHECK_MAX_MEMORY={memory!r} is not valid: give a number of GiB more than 0, e.g. 4 or 0.5"
+            ) from None
     return Settings(
+        max_memory=budget,
         cache_dir=_folder_variable(env, "DIFFCHECK_CACHE_DIR"),
         jax_cache_dir=_folder_variable(env, "JAX_COMPILATION_CACHE_DIR"),
         jax_cache_max_size=bound,
@@ -310,6 +321,21 @@ def reload_settings() -> Settings:
     """Reads the environment again: the command line does so once per command."""
     settings.cache_clear()
     return settings()
+
+
+def memory_budget() -> int:
+    """The memory budget of one check in bytes: $DIFFCHECK_MAX_MEMORY (the command line's
+    --max-memory sets it for its workers), or half the machine's memory."""
+    try:
+        budget = settings().max_memory
+    except UsageError:  # the command line refuses a bad value up front
+        budget = None
+    if budget is None:
+        try:
+            budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        except (ValueError, OSError, AttributeError):
+            budget = 4 * 2**30
+    return int(budget)
 
 
 def raise_internal_errors() -> bool:

@@ -20,6 +20,7 @@ from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _precision as precision_audit
 from . import _probes as probes
+from . import _watchdog as watchdog
 from ._autodiff import dtype as dtype_of
 from ._diagnosis import diagnose
 from ._exact import Exact, departure, exact_method
@@ -27,7 +28,7 @@ from ._kinks import Kinks
 from ._numeric import JAX, NonFiniteOutput
 from ._options import raise_internal_errors
 from ._plan import MAX_ORDER, labels
-from ._records import Method, PointResult, unavailable
+from ._records import Method, PointResult, State, Status, unavailable
 from .errors import PointError, UsageError
 
 
@@ -51,10 +52,17 @@ def check_point(
             problem.check_finite()
             # The point as the run's dtype sees it: every method (and the exact truth) is evaluated there.
             leaves = [np.asarray(leaf, run.dtype).astype(np.float64) for leaf in problem.leaves]
-            with run.on_device:
+            # `timeout` bounds the whole point: past it plus grace the numeric methods are preempted
+            # (a sleeping function, a Python loop, JAX tracing), and the symbolic method stops at it.
+            end = None if timeout is None else time.monotonic() + timeout
+            with run.on_device, watchdog.deadline(_past(end)):
                 numeric = run.backend.methods(problem, leaves, run.dtype, order, seed)
-            exact = _exact(problem, leaves, numeric, timeout)
+            exact = _exact(problem, leaves, numeric, timeout, end)
             compared = _compare(problem, leaves, numeric, exact, run)
+    except watchdog.Preempted as exc:
+        seconds = time.perf_counter() - start
+        message = f"timed out after {seconds:.1f} s (--timeout {timeout:g} s for the point, plus {watchdog.GRACE:g} s)"
+        return _failed(problem, run, start, message + watchdog.phase_of(exc))
     except NonFiniteOutput as exc:
         why = ""
         if problem.translation is None and not problem.no_reference:
@@ -109,19 +117,28 @@ class _Compared(NamedTuple):
     directional: tuple
     sweeps: tuple
     value_precision: object = None  # the function's value against the exact one (`_precision.value_loss`)
+    unlisted: object = None  # `_records.Unlisted`: the elements of a large derivative not listed
 
 
 def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     """Every element's verdict, the case's recorded values, and the probes that need the exact value."""
     methods = {**numeric.methods, Method.SYMBOLIC: exact.status}
     values, bounds = dict(numeric.values), dict(numeric.bounds)
+    if exact.magnitude is not None:  # the terms' own scale replaces the floor of 1 (a sign flip of s·sin stays seen)
+        floor = compare.rounding_floor(numeric.f64, numeric.values[Method.AUTODIFF], exact.magnitude)
+        for m in (Method.AUTODIFF, Method.FORWARD):
+            if m in bounds:
+                bounds[m] = compare.refloored(bounds[m], numeric.floor, floor)
     if exact.jacobian is not None:
         values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
     shapes = [leaf.shape for leaf in leaves]
     rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
+    listed, unlisted = compare.screen(
+        values, bounds, exact.kinks, run.rtol, run.atol, run.order == 1, exact.estimates_blind
+    )
     elements = compare.elements(
         values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, run.rtol, run.atol,
-        run.order == 1, exact.estimates_blind,
+        run.order == 1, exact.estimates_blind, listed,
     )  # fmt: skip
     elements, value_precision = _precision(problem, numeric, exact, shapes, elements, run)
     expectations = compare.expectations(problem.expected, values, problem.names, shapes, problem.decimals)
@@ -134,7 +151,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
             sweeps = probes.sweeps(
                 numeric.F, leaves, numeric.data, run.dtype, exact.jacobian, numeric.steps, elements, exact.kinks
             )
-    return _Compared(methods, elements, expectations, directional, sweeps, value_precision)
+    return _Compared(methods, elements, expectations, directional, sweeps, value_precision, unlisted)
 
 
 def _precision(problem, numeric, exact, shapes, elements, run):
@@ -177,6 +194,7 @@ def _record(problem, run, numeric, exact, compared, start) -> PointResult:
         value_precision=compared.value_precision,
         diagnosis=diagnose(compared.elements),
         traceback=exact.traceback,
+        unlisted=compared.unlisted,
     )
 
 
@@ -185,14 +203,27 @@ def backend_value_name(backend) -> str:
     return getattr(backend, "name", "jax")
 
 
-def _exact(problem, leaves, numeric, timeout):
-    """The exact method on the problem's exact program (its translation, its reference, or fn)."""
+def _exact(problem, leaves, numeric, timeout, end=None):
+    """The exact method on the problem's exact program (its translation, its reference, or fn),
+    stopping itself at `end` (time.monotonic) and preempted past it plus grace."""
     if problem.translation is None and problem.no_reference:
         return Exact(unavailable(problem.no_reference), None, None, Kinks.none())
     program = problem.reference or problem.fn
-    return exact_method(
-        program, leaves, problem.names, problem.data, numeric, problem.translation, timeout, problem.route
-    )
+    start = time.perf_counter()
+    try:
+        with watchdog.deadline(_past(end)):
+            return exact_method(
+                program, leaves, problem.names, problem.data, numeric, problem.translation, timeout, problem.route, end
+            )
+    except watchdog.Preempted as exc:  # it did not stop at its own budget: the others still decide
+        seconds = time.perf_counter() - start
+        reason = f"stopped after {seconds:.1f} s, past the point's --timeout {timeout:g} s{watchdog.phase_of(exc)}"
+        return Exact(Status(State.TIMED_OUT, reason), None, None, Kinks.none())
+
+
+def _past(end):
+    """Seconds from now until a phase that should end at `end` (time.monotonic) is preempted."""
+    return None if end is None else end + watchdog.GRACE - time.monotonic()
 
 
 def _failed(problem, run, start, message, trace=None) -> PointResult:

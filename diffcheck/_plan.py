@@ -23,6 +23,27 @@ LARGE = 16_384
 LADDER_SAMPLE = 1024
 
 
+#: Bytes a first-order check holds per Jacobian entry at its peak: each method's values and bounds
+#: as dense float64 arrays, the finite-difference stencils' outputs and the comparison's temporaries
+#: (about 260 measured, benchmarks/hostile.py; 320 reckoned). `_compare` makes Python records for a few only.
+BYTES_PER_ENTRY = 320
+
+
+def fits(outputs: int, params: int) -> None:
+    """Refuses, before any of it is computed, a Jacobian whose dense check would pass the memory
+    budget (`_options.memory_budget`: $DIFFCHECK_MAX_MEMORY, --max-memory)."""
+    from ._options import memory_budget
+
+    budget, entries = memory_budget(), outputs * params
+    if entries * BYTES_PER_ENTRY > budget:
+        raise PointError(
+            f"the Jacobian has {entries:,} entries ({outputs:,} outputs × {params:,} parameters): checking it "
+            f"needs about {entries * BYTES_PER_ENTRY / 2**30:.3g} GiB, over the memory budget of "
+            f"{budget / 2**30:.3g} GiB (--max-memory, $DIFFCHECK_MAX_MEMORY); check a slice or a sum of the "
+            "outputs, or fewer parameters at a time"
+        )
+
+
 class Plan(NamedTuple):
     """What is checked: the order, and the directions of Hessian-vector products (or None: in full)
     with the weights of the outputs they are products of (a vector output: one random combination)."""
@@ -39,6 +60,8 @@ class Plan(NamedTuple):
 
     @classmethod
     def choose(cls, order, outputs, params, seed, dtype):
+        if order == 1:
+            fits(outputs, params)
         if order == 1 or outputs * params**order <= MAX_TENSOR:
             return cls(order, None)
         if order == 2:

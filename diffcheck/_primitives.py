@@ -249,7 +249,7 @@ PRIMITIVES: dict[str, Primitive] = {
     "sub": _unary(lambda a, b: a - b),
     "mul": _unary(lambda a, b: a * b),
     "div": _unary(lambda a, b: a / b),
-    "pow": _unary(lambda a, b: a**b),
+    "pow": _unary(r.power),
     "integer_pow": _rule(r.integer_pow),
     "square": _unary(lambda x: x**2),
     "sqrt": _unary(sympy.sqrt),

@@ -265,6 +265,29 @@ class Element:
 
 
 @dataclass(frozen=True)
+class Unlisted:
+    """The elements of a large derivative that a point's record does not list one by one
+    (`_compare.MAX_LISTED`), summarised: how many got each verdict, the largest relative error per
+    method pair and the fewest digits of agreement per method among them."""
+
+    counts: dict  # Verdict → how many unlisted elements got it
+    worst: dict = field(default_factory=dict)  # (a, b) → the largest relative error
+    digits: dict = field(default_factory=dict)  # method → the fewest digits of agreement with the exact value
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "count": self.total,
+            "verdicts": {str(k): v for k, v in self.counts.items()},
+            "worst_relative_error": {pair_key(k): _json_number(v) for k, v in self.worst.items()},
+            "digits": {str(k): _json_number(v) for k, v in self.digits.items()},
+        }
+
+
+@dataclass(frozen=True)
 class Expectation:
     """A recorded value the derivative must match to `decimals` decimal places (e.g. a tutorial's)."""
 
@@ -411,6 +434,10 @@ class PointResult:
     diagnosis: tuple = ()  # what a wrong autodiff looks like, per parameter (a factor, a transpose, …)
     precision: str = "warn"  # avoidable precision loss: "warn" (default) or "strict" (a failure)
     value_precision: Precision | None = None  # the function's own value against the exact one, when it lost digits
+    unlisted: Unlisted | None = None  # a large derivative's elements not listed in `elements`, summarised
+
+    def _unlisted(self, verdict) -> int:
+        return 0 if self.unlisted is None else self.unlisted.counts.get(verdict, 0)
 
     @property
     def mismatches(self) -> tuple:
@@ -432,11 +459,12 @@ class PointResult:
         return (
             self.error is None
             and not self.mismatches
+            and not self._unlisted(Verdict.MISMATCH)
             and all(x.ok for x in self.expectations)
             and all(_status(s).ok for s in self.methods.values())
             and (self.dot_product is None or self.dot_product.ok)
             and all(d.ok for d in self.directional)
-            and not (self.strict and self.kinks)
+            and not (self.strict and (self.kinks or self._unlisted(Verdict.KINK)))
             and not (self.precision == "strict" and self.imprecise)
         )
 
@@ -446,6 +474,8 @@ class PointResult:
         for element in self.elements:
             for method, d in element.digits.items():
                 out[method] = min(out.get(method, math.inf), d)
+        for method, d in (self.unlisted.digits if self.unlisted else {}).items():
+            out[method] = min(out.get(method, math.inf), d)
         return out
 
     @property
@@ -458,12 +488,16 @@ class PointResult:
         for element in self.elements:
             for key, rel in element.relative_errors().items():
                 worst[key] = max(worst.get(key, 0.0), rel)
+        for key, rel in (self.unlisted.worst if self.unlisted else {}).items():
+            worst[key] = max(worst.get(key, 0.0), rel)
         return worst
 
     def problems(self) -> list[str]:
         out = [f"error: {self.error}"] if self.error else []
         out += [f"{m} {s}" for m, s in self.methods.items() if not _status(s).ok]
         out += [e.describe() for e in self.mismatches]
+        if self._unlisted(Verdict.MISMATCH):
+            out.append(f"… and {self._unlisted(Verdict.MISMATCH):,} more mismatching elements (not listed)")
         out += [f"pattern: {line}" for line in self.diagnosis]
         out += [x.describe() for x in self.expectations if not x.ok]
         if self.dot_product is not None and not self.dot_product.ok:
@@ -501,6 +535,8 @@ class PointResult:
             "diagnosis": list(self.diagnosis),
             "expectations": [x.to_dict() for x in self.expectations],
             "elements": [e.to_dict() for e in self.elements],
+            "elements_total": len(self.elements) + (self.unlisted.total if self.unlisted else 0),
+            "unlisted": None if self.unlisted is None else self.unlisted.to_dict(),
             "sweeps": [s.to_dict() for s in self.sweeps],
         }
 

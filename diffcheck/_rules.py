@@ -173,8 +173,34 @@ def elementwise(fn, *args):
     args = np.broadcast_arrays(*[as_objects(a) for a in args])
     out = np.empty(args[0].shape, dtype=object)
     for index in np.ndindex(*out.shape):
-        out[index] = fn(*(a[index] for a in args))
+        out[index] = bounded(fn(*(a[index] for a in args)))
     return out
+
+
+#: Bits an exact constant may hold before it is carried as a `CONSTANT_DIGITS`-digit float: SymPy
+#: computes powers and products of numbers exactly, and 0.5**1e300 (or a constant squared in a loop
+#: forty times) would never finish. The derivatives do not depend on a constant's last digits.
+MAX_EXACT_BITS = 2**17
+CONSTANT_DIGITS = 60
+
+
+def bounded(value):
+    """`value`, or its `CONSTANT_DIGITS`-digit float when it is an exact rational over `MAX_EXACT_BITS`."""
+    if isinstance(value, sympy.Rational) and value.p.bit_length() + value.q.bit_length() > MAX_EXACT_BITS:
+        return sympy.Float(value, CONSTANT_DIGITS)
+    return value
+
+
+def power(a, b):
+    """a**b; a power of two numbers whose exact value would pass `MAX_EXACT_BITS` is computed with
+    `CONSTANT_DIGITS` digits instead (mpmath keeps any exponent), never exactly."""
+    if isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational) and abs(a) not in (0, 1):
+        if abs(b) * max(a.p.bit_length(), a.q.bit_length()) > MAX_EXACT_BITS:
+            with mpmath.workdps(CONSTANT_DIGITS):
+                value = mpmath.power(mpmath.mpf(a.p) / a.q, mpmath.mpf(b.p) / b.q)
+            # a negative base to a non-integer power: NaN, as in the float program
+            return sympy.nan if isinstance(value, mpmath.mpc) else sympy.Float(value, CONSTANT_DIGITS)
+    return a**b
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -189,7 +215,7 @@ def identity(x):
 
 
 def integer_pow(x, *, y):
-    return elementwise(lambda a: a**y, x)
+    return elementwise(lambda a: power(a, sympy.Integer(y)), x)
 
 
 def cbrt(x):

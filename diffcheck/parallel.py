@@ -25,10 +25,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .case import Case, collect_cases
-from .errors import CaseError, UsageError
 from ._cache import disable_compilation_cache, enable_compilation_cache
 from ._records import Report
+from ._watchdog import GRACE as PREEMPT_GRACE
+from ._watchdog import phase
+from .case import Case, collect_cases
+from .errors import CaseError, UsageError
 
 
 class CaseId(NamedTuple):
@@ -157,8 +159,8 @@ def check_one(target, options: dict) -> Report:
 def _check_one(target, options: dict, loaded=None, in_worker: bool = False) -> tuple[Report, str | None]:
     """(report, usage error message or None); `loaded()` is called once the case is loaded.
     In a worker (which ignores SIGINT) a KeyboardInterrupt can only come from the case itself."""
-    from ._options import raise_internal_errors
     from ._api import check_case
+    from ._options import raise_internal_errors
 
     name = getattr(target, "name", "?")
     try:
@@ -207,7 +209,7 @@ def run_cases(
         scheduler: the address of a Dask distributed scheduler (needs `diffcheck[distributed]`).
         **options: `check_case`'s options (dtype, device, points, seed, order, rtol, atol, timeout).
             In worker processes `timeout` also bounds each case by preemption: a case running past
-            `timeout` seconds per point check (plus `GRACE`) is killed and reported as timed out.
+            its budget (`timeout` plus grace per point check, plus `GRACE`) is killed.
 
     Give at most one of jobs, executor and scheduler; none checks in this process (a case that
     raises or calls `sys.exit` is still that case's error, but a crash or hang is not contained).
@@ -276,10 +278,17 @@ def _result(case: Case, future) -> Report:
 
 # --- worker processes ---------------------------------------------------------------------------
 
-#: Seconds a case may run past its budget (`timeout` × point checks) before it is killed: the
-#: cooperative symbolic budget inside the core stops first, and autodiff and finite differences
-#: still run after it.
+#: Seconds a case may run past its budget (`_case_budget`) before it is killed.
 GRACE = 5.0
+
+
+def _case_budget(timeout: float, checks: int) -> float:
+    """Seconds a case may run before its worker is killed. Inside, each point is preempted past
+    `timeout` plus `_watchdog.GRACE` (`_pipeline.check_point`); the kill is for what preemption
+    cannot reach (C code: XLA compiling, a C extension) and for the case's own code between points."""
+    return (timeout + PREEMPT_GRACE) * max(checks, 1) + GRACE
+
+
 #: How often the parent looks at its workers (memory, deadlines), in seconds.
 POLL = 0.2
 
@@ -322,12 +331,12 @@ def _rss(pid: int) -> int:
 class _Worker:
     """One spawned worker process, its pipe, and the file its stack is dumped to."""
 
-    def __init__(self, context, cache):
+    def __init__(self, context, cache, memory=None):
         fd, self.stack_file = tempfile.mkstemp(prefix="diffcheck-worker-", suffix=".txt")
         os.close(fd)
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child, cache, self.stack_file), daemon=True, name="diffcheck-worker"
+            target=_worker_main, args=(child, cache, self.stack_file, memory), daemon=True, name="diffcheck-worker"
         )
         self.process.start()
         child.close()
@@ -397,11 +406,11 @@ class Pool:
     def start(self) -> None:
         """Starts the workers now, so that their imports overlap with the caller's own work."""
         while len(self._workers) < self.jobs:
-            self._workers.append(_Worker(self._context, self.cache))
+            self._workers.append(_Worker(self._context, self.cache, self.memory))
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache)
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache, self.memory)
 
     # -- loading cases in a worker (the command line imports no case file itself) --
 
@@ -517,7 +526,7 @@ class Pool:
                 worker.loaded = time.monotonic()
                 timeout = task.options.get("timeout", self.timeout)
                 if timeout is not None and math.isfinite(timeout):
-                    worker.deadline = time.monotonic() + timeout * max(task.checks, 1) + GRACE
+                    worker.deadline = time.monotonic() + _case_budget(timeout, task.checks)
                 return None
             if message is not None and message[0] == "done":
                 worker.task = None
@@ -530,7 +539,9 @@ class Pool:
             timeout = task.options.get("timeout", self.timeout)
             phase = _phase(worker.stack(signal_first=True))
             seconds = time.monotonic() - worker.loaded
-            budget = f"--timeout {timeout:g} s per point × {task.checks} point check(s), plus {GRACE:g} s"
+            budget = (
+                f"{_case_budget(timeout, task.checks):g} s for {task.checks} point check(s) at --timeout {timeout:g} s"
+            )
             self._replace(worker)
             message = f"timed out after {seconds:.0f} s ({budget}){phase}"
             return Event("done", i, _case_error(_name(task), message, task.options))
@@ -556,38 +567,12 @@ def _inherited_cache():
     return (str(env.jax_cache_dir), env.jax_cache_max_size) if env.jax_cache_dir else None
 
 
-# Where a worker's stack says it was, innermost frame first: the first rule that matches names the phase.
-_PHASES = (
-    ("/sympy/", "the symbolic method (SymPy)"),
-    ("/mpmath/", "the symbolic method (high-precision evaluation)"),
-    ("diffcheck/symbolic.py", "the symbolic method (translating the jaxpr to SymPy)"),
-    ("diffcheck/exact.py", "the symbolic method (exact evaluation)"),
-    ("jax/_src/compiler.py", "XLA compilation"),
-    ("jax/_src/interpreters/pxla.py", "XLA compilation"),
-    ("diffcheck/finite.py", "finite differences"),
-    ("diffcheck/autodiff.py", "autodiff"),
-    ("diffcheck/compare.py", "the comparison"),
-    ("/jax/", "JAX (tracing or running the function)"),
-    ("diffcheck/case.py", "loading the case"),
-)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
 
 
 def _phase(dump: str) -> str:
-    """ ", in <phase> (at file:line in fn)" from a faulthandler dump, or "" when it does not tell."""
-    frames = [m.groupdict() for m in _FRAME.finditer(dump)]
-    if not frames:
-        return ""
-    package = str(Path(__file__).resolve().parent)
-    for frame in frames:  # most recent call first
-        path = frame["file"]
-        own = path.startswith(package) or "site-packages" in path or "/lib/python" in path
-        if not own and not path.startswith("<"):
-            return f", in the case's own code ({path}:{frame['line']} in {frame['fn']})"
-        for needle, phase in _PHASES:
-            if needle in path:
-                return f", in {phase} ({Path(path).name}:{frame['line']} in {frame['fn']})"
-    return ""
+    """ ", in <phase> (at file:line in fn)" from a faulthandler dump (most recent call first), or ""."""
+    return phase([(m["file"], m["line"], m["fn"]) for m in _FRAME.finditer(dump)])
 
 
 def _die_with_parent() -> None:
@@ -602,7 +587,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn, cache, stack_file) -> None:
+def _worker_main(conn, cache, stack_file, memory=None) -> None:
     """A worker's loop: ("collect", source) → ("collected", infos, errors); ("check", i, target,
     options) → ("loaded", i), then ("done", i, report, usage_error); None → exit."""
     import faulthandler
@@ -614,6 +599,11 @@ def _worker_main(conn, cache, stack_file) -> None:
     faulthandler.enable(stack)
     faulthandler.register(signal.SIGUSR1, stack, all_threads=False)
     _start_worker(*(cache or (None, None)))
+    if memory:  # the checks inside refuse a Jacobian that cannot fit the worker's budget, before the kill
+        own = os.environ.get("DIFFCHECK_MAX_MEMORY")
+        with contextlib.suppress(ValueError):
+            memory = min(memory, float(own) * 2**30) if own else memory
+        os.environ["DIFFCHECK_MAX_MEMORY"] = repr(memory / 2**30)
     while True:
         try:
             message = conn.recv()

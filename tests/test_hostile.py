@@ -435,6 +435,11 @@ HOSTILE_CASES = """
     m_surrogate = _case("m_surrogate", _raise(ValueError("bad \\ud800 text")))
     n_sampler_exits = Case(name="n_sampler_exits", fn=jnp.sin, wrt="x", sample=lambda rng: sys.exit(0))
     o_returns_none = _case("o_returns_none", lambda x: None)
+    def _deaf(x):  # SIGALRM blocked: the in-process watchdog cannot reach it, the pool's kill does
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        time.sleep(1000)
+
+    q_blocks_sigalrm = _case("q_blocks_sigalrm", _deaf)
     p_good = _case("p_good", lambda x: jnp.cos(x) * x)
 """
 
@@ -464,6 +469,7 @@ EXPECTED = {
     "m_surrogate": "the function raised ValueError: bad \ud800 text",  # JSON keeps it, escaped
     "n_sampler_exits": "the case called sys.exit(0)",
     "o_returns_none": "the function",
+    "q_blocks_sigalrm": "timed out after",
 }
 LOAD_ERRORS = {
     "exits_on_import_cases.py": "it called sys.exit(0) on import",
@@ -521,8 +527,10 @@ def test_each_hostile_case_costs_only_itself(mode, request):
     for name, message in EXPECTED.items():
         assert name in points, f"{name} is missing from the report"
         assert message in points[name][2], (name, points[name])
-    for name in ("d_os_exit_0", "e_segfault", "g_sleeps", "j_memory_hog"):
-        assert points[name][0] == CASE_POINT
+    for name in ("d_os_exit_0", "e_segfault", "q_blocks_sigalrm", "j_memory_hog"):
+        assert points[name][0] == CASE_POINT  # the worker was killed: the case's error
+    for name in ("g_sleeps", "h_spins", "i_ignores_sigterm"):  # preempted inside the worker: the point's
+        assert points[name][0] == "p" and "for the point" in points[name][2], points[name]
     joined = "\n".join(data["errors"])
     for file, message in LOAD_ERRORS.items():
         assert any(file in e and message in e for e in data["errors"]), (file, joined)
@@ -674,3 +682,135 @@ def test_library_api_serial_run_contains_an_exiting_case():
     assert [p.case for p in report.points] == ["exits", "square"]
     assert "sys.exit(0)" in report.points[0].error and report.points[1].ok
     assert np.isfinite(report.seconds)
+
+
+# --- time: the whole point is bounded in the calling process too -------------------------------
+
+
+def _sleeps(x):
+    time.sleep(1000)
+    return x
+
+
+def _spins(x):
+    while True:
+        pass
+
+
+# (A function that catches BaseException in its loop is stopped only by the worker pool's kill.)
+@pytest.mark.parametrize("fn", [_sleeps, _spins], ids=["sleeps", "spins"])
+def test_check_grad_preempts_a_function_that_hangs(fn, monkeypatch):
+    from diffcheck import _watchdog
+
+    monkeypatch.setattr(_watchdog, "GRACE", 0.5)
+    start = time.monotonic()
+    point = diffcheck.check_grad(fn, 1.0, timeout=1).points[0]
+    assert time.monotonic() - start < 60  # generous: a bound, not a benchmark
+    assert point.error.startswith("timed out after") and "--timeout 1 s for the point" in point.error
+    assert "in the case's own code" in point.error and "test_hostile.py" in point.error
+    assert diffcheck.check_grad(jnp.sin, 1.0, timeout=1).ok  # nothing left armed behind it
+
+
+def test_preemption_off_the_main_thread_and_with_sigalrm_taken(monkeypatch):
+    import threading
+
+    from diffcheck import _watchdog
+
+    monkeypatch.setattr(_watchdog, "GRACE", 0.5)
+    got = []
+    worker = threading.Thread(target=lambda: got.append(diffcheck.check_grad(_spins, 1.0, timeout=1)))
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive() and got[0].points[0].error.startswith("timed out after")
+    mine = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: mine.append(1))
+    try:  # the user's SIGALRM handler is kept: the timer thread preempts instead
+        point = diffcheck.check_grad(_spins, 1.0, timeout=1).points[0]
+        assert point.error.startswith("timed out after") and signal.getsignal(signal.SIGALRM) is not previous
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert not mine
+
+
+def test_huge_exact_constants_in_a_function_are_not_computed_exactly():
+    from jax import lax
+
+    start = time.monotonic()
+    cases = [
+        lambda x: x + (x - x + 0.5) ** 1e300,  # 0.5**1e300: 1e300 bits exactly (was 4.5 GB, minutes)
+        lambda x: x + (x - x + 0.5) ** (2**40),  # integer_pow
+        lambda x: x + lax.fori_loop(0, 25, lambda i, c: c * c, x - x + 1.0000001),  # squared 25 times
+    ]
+    for fn in cases:
+        point = diffcheck.check_grad(fn, 1.0, timeout=30).points[0]
+        assert point.ok and point.methods["symbolic"] == "ok", point
+    assert time.monotonic() - start < 120
+
+
+# --- a wrong rule far below 1 is seen: the floor is the function's own scale ------------------
+
+
+@pytest.mark.parametrize("s", [1.0, 1e-10, 1e-16, 1e-20])
+def test_a_sign_flip_of_a_tiny_function_is_a_mismatch(s):
+    import jax
+
+    @jax.custom_jvp
+    def f(x):
+        return s * jnp.sin(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return f(x), -5 * s * jnp.cos(x) * dx
+
+    point = diffcheck.check_grad(f, 1.0).points[0]
+    assert point.status == "mismatch" and point.mismatches[0].odd_one_out == "autodiff"
+    assert diffcheck.check_grad(lambda x: s * jnp.sin(x), 1.0).ok  # the right rule still agrees
+
+
+# --- memory: a large Jacobian is summarised, not one record per element -----------------------
+
+
+def test_a_large_jacobian_lists_failures_and_the_worst_and_summarises_the_rest(monkeypatch):
+    import jax
+
+    from diffcheck import _compare
+
+    monkeypatch.setattr(_compare, "MAX_LISTED", 50)
+    monkeypatch.setattr(_compare, "MAX_FAILURES_LISTED", 5)
+    x = jnp.linspace(0.1, 1, 12)
+    point = diffcheck.check_grad(jnp.sin, x).points[0]
+    assert point.ok and len(point.elements) == _compare.WORST_LISTED
+    data = point.to_dict()
+    assert data["elements_total"] == 144 and data["unlisted"]["verdicts"] == {"agree": 144 - _compare.WORST_LISTED}
+    assert data["unlisted"]["digits"]["autodiff"] > 14
+
+    @jax.custom_jvp
+    def wrong(x):
+        return jnp.sin(x)
+
+    @wrong.defjvp
+    def wrong_jvp(primals, tangents):
+        return wrong(primals[0]), -jnp.cos(primals[0]) * tangents[0]
+
+    point = diffcheck.check_grad(wrong, x).points[0]
+    assert not point.ok and len(point.mismatches) == 5
+    assert point.unlisted.counts["mismatch"] == 7  # 12 diagonal, 5 listed
+    assert any("7 more mismatching elements" in p for p in point.problems())
+    json.dumps(point.to_dict())
+
+
+def test_a_jacobian_past_the_memory_budget_is_refused_before_it_is_computed(monkeypatch, capsys):
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "0.001")
+    _options.reload_settings()
+    try:
+        point = diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 100)).points[0]
+        assert point.error.startswith("the Jacobian has 10,000 entries (100 outputs × 100 parameters)")
+        assert "over the memory budget of 0.001 GiB (--max-memory, $DIFFCHECK_MAX_MEMORY)" in point.error
+        assert diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 3)).ok  # a small one still fits
+    finally:
+        monkeypatch.delenv("DIFFCHECK_MAX_MEMORY")
+        _options.reload_settings()
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "lots")
+    assert cli.main(["check", "x*x", "--at", "x=1"]) == cli.USAGE_ERROR
+    assert "$DIFFCHECK_MAX_MEMORY='lots' is not valid" in capsys.readouterr().err
