@@ -1,16 +1,25 @@
 """PyTorch's own OpInfo database through the torch.export → JAX translator, beside gradcheck.
 
-    python -m benchmarks.torch_suite [--limit N] [--samples 1] [--md docs/torch_suite.md] [--json PATH]
+    python -m benchmarks.torch_suite [--limit N] [--samples 1] [--stride K:R] [--only REGEX] [--check K]
+                                     [--md docs/torch_suite.md] [--json PATH] [--from-json PATH ...]
 
 For every op of `torch.testing._internal.common_methods_invocations.op_db` that supports autograd,
-its first `--samples` sample inputs (CPU, float64, requires_grad) are one entry each. Per entry:
+its first `--samples` sample inputs (CPU, float64, requires_grad) are one entry each, differentiated
+as OpInfo's own gradient tests do (the op's gradcheck wrapper, the sample's output processing).
+Per entry:
 
 * captured — `torch.export` + `run_decompositions()` succeeded;
 * translated — every ATen op of the graph has a record (`diffcheck._aten`);
 * value equal — the translated JAX function (x64) equals torch's forward at the sample;
 * SymPy-ready — every JAX primitive the translation applies to the inputs has a rule in
   diffcheck's jaxpr → SymPy translation (`diffcheck.symbolic`), so the exact method can run;
-* gradcheck — `torch.autograd.gradcheck` at its default tolerances, as the side-by-side anchor.
+* gradcheck — `torch.autograd.gradcheck` at its default tolerances, as the side-by-side anchor;
+* with `--check K`, for the ops at positions 0 mod K: the full `diffcheck.check_grad` of the entry
+  (torch autograd, finite differences and the exact reference from the torch program, compared):
+  its verdict, and whether the exact reference ran.
+
+`--stride K:R` runs the ops at positions R mod K only (two processes with 2:0 and 2:1 split the
+suite; `--from-json` merges their `--json` files into one table).
 
 Entries run in worker processes (started with subprocess, never forked after importing JAX); an
 entry that kills its worker (some sparse ops abort the interpreter) is recorded as a crash and the
@@ -138,7 +147,10 @@ def _entry(torch, op, sample, full: bool, timeout: float) -> dict:
     args, kwargs = (sample.input, *sample.args), dict(sample.kwargs)
 
     def fn(*a, **k):
-        return op(*a, **k)
+        # what OpInfo's own gradient tests differentiate: the op through its gradcheck wrapper
+        # (linalg ops symmetrise a Hermitian input), then the sample's output processing
+        # (eigenvectors up to their sign: abs)
+        return sample.output_process_fn_grad(op.gradcheck_wrapper(op, *a, **k))
 
     row.update(_translation(torch, fn, args, kwargs))
     row["gradcheck"] = _gradcheck(torch, fn, args, kwargs)
@@ -391,6 +403,7 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
         "magnitude), NaN and infinities in the same places; integer outputs (indices) exactly.",
         "",
     ]
+    out += _check_section(rows)
     missing = collections.defaultdict(list)
     for r in rows:
         for op in r.get("missing", []):
@@ -427,6 +440,41 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
     ops = collections.Counter(op for r in translated for op in r["ops"])
     out += ["", f"## ATen ops translated ({len(ops)} distinct)", "", ", ".join(f"`{op}`" for op in sorted(ops)), ""]
     return "\n".join(out)
+
+
+def _check_section(rows) -> list[str]:
+    """The full check beside gradcheck, on the entries it ran on."""
+    checked = [r for r in rows if "check" in r]
+    if not checked:
+        return []
+    n = len(checked)
+    status = collections.Counter(r["check"]["status"] for r in checked)
+    exact = sum(1 for r in checked if r["check"].get("symbolic") == "ok")
+    cross = collections.Counter((r["check"]["status"], _grad_class(r.get("gradcheck"))) for r in checked)
+    grads = ["pass", "fail", "error", "none"]
+    out = [
+        f"## The full check beside gradcheck ({n} entries)",
+        "",
+        f"`diffcheck.check_grad` on {n} entries (the ops at positions 0 mod the `--check` stride of op_db: a "
+        "deterministic subset), the exact reference from the torch program itself. "
+        f"Exact reference ran (symbolic ok): {exact} of {n} ({100 * exact / n:.0f}%).",
+        "",
+        "| diffcheck \\ gradcheck | " + " | ".join(grads) + " | all |",
+        "|---|" + "---|" * (len(grads) + 1),
+    ]
+    for st in sorted(status, key=lambda k: -status[k]):
+        cells = [str(cross[(st, g)]) for g in grads]
+        out.append(f"| {st} | " + " | ".join(cells) + f" | {status[st]} |")
+    out.append("")
+    odd = [r for r in checked if r["check"]["status"] not in ("agree",)]
+    if odd:
+        out += ["| OpInfo entry | diffcheck | gradcheck | symbolic | detail |", "|---|---|---|---|---|"]
+        for r in odd:
+            c = r["check"]
+            detail = _short(c.get("message", "") + (f" (odd one out: {c['odd']})" if c.get("odd") else ""))
+            out.append(f"| {r['op']} | {c['status']} | {r.get('gradcheck')} | {_short(c.get('symbolic', ''))} | {detail} |")
+        out.append("")
+    return out
 
 
 def _captured(row) -> bool:
