@@ -60,9 +60,7 @@ def _op_db():
     return [op for op in op_db if op.supports_autograd]
 
 
-def _worker(
-    start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str, select: str
-):
+def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str, select: str):
     import logging
     import signal
     import warnings
@@ -472,7 +470,8 @@ def _check_section(rows) -> list[str]:
         for r in odd:
             c = r["check"]
             detail = _short(c.get("message", "") + (f" (odd one out: {c['odd']})" if c.get("odd") else ""))
-            out.append(f"| {r['op']} | {c['status']} | {r.get('gradcheck')} | {_short(c.get('symbolic', ''))} | {detail} |")
+            symbolic = _short(c.get("symbolic", ""))
+            out.append(f"| {r['op']} | {c['status']} | {r.get('gradcheck')} | {symbolic} | {detail} |")
         out.append("")
     return out
 
@@ -532,9 +531,8 @@ def main(argv=None) -> int:
         rows = sorted((r for part in parts for r in part), key=lambda r: (r["i"], r["j"]))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            select = ";".join(
-                f"{k}={v}" for k, v in (("stride", args.stride), ("only", args.only), ("check", args.check)) if v is not None
-            )
+            chosen = (("stride", args.stride), ("only", args.only), ("check", args.check))
+            select = ";".join(f"{k}={v}" for k, v in chosen if v is not None)
             rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl", select)
         seconds = time.perf_counter() - start
         if rows:
