@@ -132,10 +132,16 @@ def _selection(select: str):
 
 
 def _first(iterable, n):
-    for k, item in enumerate(iterable):
+    """The first n samples whose tensors that require grad all have elements (OpInfo's first sample
+    is often an empty one, whose derivative has nothing to check)."""
+    k = 0
+    for item in iterable:
         if k >= n:
             return
-        yield item
+        leaves = [item.input, *item.args, *item.kwargs.values()]
+        if all(getattr(t, "numel", lambda: 1)() for t in leaves if getattr(t, "requires_grad", False)):
+            k += 1
+            yield item
 
 
 def _entry(torch, op, sample, full: bool, timeout: float) -> dict:
