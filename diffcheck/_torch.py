@@ -266,7 +266,10 @@ class _TorchBackend:
         except UsageError as exc:
             raise PointError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
-            raise PointError(f"the function raised {type(exc).__name__}: {exc}".splitlines()[0]) from None
+            why = f"the function raised {type(exc).__name__}: {exc}".splitlines()[0]
+            if isinstance(exc, Warning):  # torch's own warnings too ("index_reduce() is in beta")
+                why += " (a warning, raised as an error by the warnings filter in force: filterwarnings=error?)"
+            raise PointError(why) from None
         if theta.size == 0 or f_run.size == 0:
             empty = "the parameters have" if theta.size == 0 else "the function's output has"
             raise PointError(f"{empty} no elements at this point: there is no derivative to check")

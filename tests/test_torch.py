@@ -1,6 +1,8 @@
 """The tutorial's PyTorch programs and torch functions: torch autograd against the exact value (from
 the JAX cases) and finite differences. Runs wherever torch is installed (the test extra installs it)."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -355,3 +357,26 @@ def test_a_wrong_double_backward_is_caught_with_autodiff_the_odd_one_out():
 def test_an_empty_output_is_the_points_error():
     point = diffcheck.check_grad(lambda x: x[:0] * 2, _X3).points[0]
     assert "no elements" in point.error
+
+
+# --- torch's warnings under filterwarnings=error (as this suite runs) ------------------------------
+
+
+def test_diffcheck_itself_raises_no_torch_warning_as_errors():
+    # capture (torch.export), forward mode (torch.func, which loads decompositions with
+    # torch.jit.script), the float32 ladder and double backward, under pytest's filterwarnings=error
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU(), torch.nn.Softmax(-1)).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = diffcheck.check_grad(net, torch.ones(2, 3, dtype=torch.float64), loss=lambda o: o[:, 0].sum())
+        assert report.ok and report.points[0].methods["autodiff_forward"] == "ok"
+        assert diffcheck.check_grad(net.float(), torch.ones(2, 3), loss=lambda o: o[:, 0].sum()).ok
+        assert diffcheck.check_grad(lambda x: torch.tanh(x).prod(), _X3, order=2).ok
+
+
+def test_a_torch_warning_raised_as_an_error_is_the_points_error_and_says_so():
+    index = torch.tensor([0, 2, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point = diffcheck.check_grad(lambda x: x.index_reduce(1, index, 2 * x, "prod").sum(), _X3[None, :]).points[0]
+    assert "UserWarning: index_reduce() is in beta" in point.error and "warnings filter" in point.error
