@@ -524,7 +524,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--select", default="", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
+    parser.add_argument("--log", help="keep the entries here as they finish (read back with --from-json)")
     args = parser.parse_args(argv)
     if args.worker:
         i, j = (int(p) for p in args.worker.split(":"))
@@ -532,14 +532,17 @@ def main(argv=None) -> int:
         return 0
     start = time.perf_counter()
     if args.from_json:
+        # a run's --log file too: its "begin" lines (entries under way when it stopped) are left out
         parts = [[json.loads(line) for line in p.read_text().splitlines() if line.strip()] for p in args.from_json]
+        parts = [[r for r in part if "begin" not in r] for part in parts]
         seconds = sum(float(part[0].get("run_seconds", 0)) for part in parts if part)
         rows = sorted((r for part in parts for r in part), key=lambda r: (r["i"], r["j"]))
     else:
+        chosen = (("stride", args.stride), ("only", args.only), ("check", args.check))
+        select = ";".join(f"{k}={v}" for k, v in chosen if v is not None)
         with tempfile.TemporaryDirectory() as tmp:
-            chosen = (("stride", args.stride), ("only", args.only), ("check", args.check))
-            select = ";".join(f"{k}={v}" for k, v in chosen if v is not None)
-            rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl", select)
+            log = args.log or Path(tmp) / "entries.jsonl"
+            rows = run(args.limit, args.samples, args.timeout, Path(log), select)
         seconds = time.perf_counter() - start
         if rows:
             rows[0]["run_seconds"] = round(seconds)
