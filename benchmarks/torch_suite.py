@@ -338,8 +338,8 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
 # --- the parent: runs workers, survives crashes, writes the table ----------------------------------
 
 
-def run(limit: int | None, samples: int, timeout: float, log_path: Path, select: str = "") -> list[dict]:
-    rows, start = [], (0, 0)
+def run(limit: int | None, samples: int, timeout: float, log_path: Path, select: str = "", first: int = 0) -> list[dict]:
+    rows, start = [], (first, 0)
     log_path.write_text("")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     while True:
@@ -519,6 +519,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--stride", help="K:R: only the ops at positions R mod K of op_db (a deterministic subset)")
     parser.add_argument("--only", help="only the ops whose name matches this regular expression")
+    parser.add_argument("--start", type=int, default=0, help="begin at this position of op_db (split a run)")
     parser.add_argument(
         "--check", type=int, metavar="K", help="also run the full diffcheck check on the ops at positions 0 mod K"
     )
@@ -536,13 +537,14 @@ def main(argv=None) -> int:
         parts = [[json.loads(line) for line in p.read_text().splitlines() if line.strip()] for p in args.from_json]
         parts = [[r for r in part if "begin" not in r] for part in parts]
         seconds = sum(float(part[0].get("run_seconds", 0)) for part in parts if part)
-        rows = sorted((r for part in parts for r in part), key=lambda r: (r["i"], r["j"]))
+        merged = {(r["i"], r["j"]): r for part in parts for r in part}  # an entry run twice counts once
+        rows = [merged[key] for key in sorted(merged)]
     else:
         chosen = (("stride", args.stride), ("only", args.only), ("check", args.check))
         select = ";".join(f"{k}={v}" for k, v in chosen if v is not None)
         with tempfile.TemporaryDirectory() as tmp:
             log = args.log or Path(tmp) / "entries.jsonl"
-            rows = run(args.limit, args.samples, args.timeout, Path(log), select)
+            rows = run(args.limit, args.samples, args.timeout, Path(log), select, args.start)
         seconds = time.perf_counter() - start
         if rows:
             rows[0]["run_seconds"] = round(seconds)
