@@ -338,7 +338,7 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
 # --- the parent: runs workers, survives crashes, writes the table ----------------------------------
 
 
-def run(limit: int | None, samples: int, timeout: float, log_path: Path, select: str = "", first: int = 0) -> list[dict]:
+def run(limit, samples: int, timeout: float, log_path: Path, select: str = "", first: int = 0) -> list[dict]:
     rows, start = [], (first, 0)
     log_path.write_text("")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
