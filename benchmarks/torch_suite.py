@@ -370,7 +370,7 @@ def run(limit, samples: int, timeout: float, log_path: Path, select: str = "", f
     return rows
 
 
-def markdown(rows: list[dict], seconds: float, samples: int) -> str:
+def markdown(rows: list[dict], seconds: float, samples: int, note: str = "") -> str:
     n = len(rows)
     captured = [r for r in rows if _captured(r)]
     translated = [r for r in rows if "value" in r]
@@ -391,6 +391,7 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
         "`run_decompositions()` to core ATen, one JAX record per ATen op); gradcheck is "
         "`torch.autograd.gradcheck` at its default tolerances, the side-by-side anchor.",
         "",
+        *([note, ""] if note else []),
         "| stage | entries |",
         "|---|---|",
         f"| entries | {n} |",
@@ -524,6 +525,7 @@ def main(argv=None) -> int:
         "--check", type=int, metavar="K", help="also run the full diffcheck check on the ops at positions 0 mod K"
     )
     parser.add_argument("--select", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--note", help="a paragraph under the table's heading (how the run was made)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--log", help="keep the entries here as they finish (read back with --from-json)")
     args = parser.parse_args(argv)
@@ -548,7 +550,7 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - start
         if rows:
             rows[0]["run_seconds"] = round(seconds)
-    text = markdown(rows, seconds, args.samples)
+    text = markdown(rows, seconds, args.samples, args.note or "")
     if args.json:
         args.json.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     if args.md:
