@@ -1,16 +1,25 @@
 """PyTorch's own OpInfo database through the torch.export → JAX translator, beside gradcheck.
 
-    python -m benchmarks.torch_suite [--limit N] [--samples 1] [--md docs/torch_suite.md] [--json PATH]
+    python -m benchmarks.torch_suite [--limit N] [--samples 1] [--stride K:R] [--only REGEX] [--check K]
+                                     [--md docs/torch_suite.md] [--json PATH] [--from-json PATH ...]
 
 For every op of `torch.testing._internal.common_methods_invocations.op_db` that supports autograd,
-its first `--samples` sample inputs (CPU, float64, requires_grad) are one entry each. Per entry:
+its first `--samples` sample inputs (CPU, float64, requires_grad) are one entry each, differentiated
+as OpInfo's own gradient tests do (the op's gradcheck wrapper, the sample's output processing).
+Per entry:
 
 * captured — `torch.export` + `run_decompositions()` succeeded;
 * translated — every ATen op of the graph has a record (`diffcheck._aten`);
 * value equal — the translated JAX function (x64) equals torch's forward at the sample;
 * SymPy-ready — every JAX primitive the translation applies to the inputs has a rule in
   diffcheck's jaxpr → SymPy translation (`diffcheck.symbolic`), so the exact method can run;
-* gradcheck — `torch.autograd.gradcheck` at its default tolerances, as the side-by-side anchor.
+* gradcheck — `torch.autograd.gradcheck` at its default tolerances, as the side-by-side anchor;
+* with `--check K`, for the ops at positions 0 mod K: the full `diffcheck.check_grad` of the entry
+  (torch autograd, finite differences and the exact reference from the torch program, compared):
+  its verdict, and whether the exact reference ran.
+
+`--stride K:R` runs the ops at positions R mod K only (two processes with 2:0 and 2:1 split the
+suite; `--from-json` merges their `--json` files into one table).
 
 Entries run in worker processes (started with subprocess, never forked after importing JAX); an
 entry that kills its worker (some sparse ops abort the interpreter) is recorded as a crash and the
@@ -23,6 +32,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -50,7 +60,7 @@ def _op_db():
     return [op for op in op_db if op.supports_autograd]
 
 
-def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str):
+def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, timeout: float, out: str, select: str):
     import logging
     import signal
     import warnings
@@ -60,6 +70,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
     import torch
 
     ops = _op_db()
+    chosen = _selection(select)
 
     def alarm(signum, frame):
         raise TimeoutError(f"over {timeout:g} s")
@@ -67,7 +78,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
     signal.signal(signal.SIGALRM, alarm)
     with open(out, "a") as log:
         for i, op in enumerate(ops):
-            if i < start_op:
+            if i < start_op or not chosen(i, op.name):
                 continue
             torch.manual_seed(i)  # the samples do not depend on where the worker started
             try:
@@ -89,7 +100,7 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
                 row = {"op": op.name, "i": i, "j": j}
                 try:
                     signal.alarm(int(timeout))
-                    row.update(_entry(torch, op, sample))
+                    row.update(_entry(torch, op, sample, chosen.full(i), timeout))
                 except TimeoutError as exc:
                     row["timeout"] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - one failing entry never stops the rest
@@ -100,23 +111,134 @@ def _worker(start_op: int, start_sample: int, samples: int, limit: int | None, t
                 log.flush()
 
 
+def _selection(select: str):
+    """`--stride K:R` keeps the ops whose position in op_db is R mod K; `--only REGEX` the ops
+    whose name matches (both deterministic: the same entries on every run)."""
+    stride, offset, pattern, full = 1, 0, None, None
+    for part in filter(None, select.split(";")):
+        key, _, value = part.partition("=")
+        if key == "stride":
+            stride, offset = (int(v) for v in value.split(":"))
+        elif key == "only":
+            pattern = re.compile(value)
+        elif key == "check":
+            full = int(value)
+
+    def chosen(i, name):
+        return i % stride == offset and (pattern is None or pattern.search(name) is not None)
+
+    chosen.full = lambda i: full is not None and i % full == 0
+    return chosen
+
+
 def _first(iterable, n):
-    for k, item in enumerate(iterable):
+    """The first n samples whose tensors that require grad all have elements (OpInfo's first sample
+    is often an empty one, whose derivative has nothing to check)."""
+    k = 0
+    for item in iterable:
         if k >= n:
             return
-        yield item
+        leaves = [item.input, *item.args, *item.kwargs.values()]
+        if all(getattr(t, "numel", lambda: 1)() for t in leaves if getattr(t, "requires_grad", False)):
+            k += 1
+            yield item
 
 
-def _entry(torch, op, sample) -> dict:
+def _entry(torch, op, sample, full: bool, timeout: float) -> dict:
+    import signal
+
     row = {}
     args, kwargs = (sample.input, *sample.args), dict(sample.kwargs)
 
     def fn(*a, **k):
-        return op(*a, **k)
+        # what OpInfo's own gradient tests differentiate: the op through its gradcheck wrapper
+        # (linalg ops symmetrise a Hermitian input), then the sample's output processing
+        # (eigenvectors up to their sign: abs)
+        return sample.output_process_fn_grad(op.gradcheck_wrapper(op, *a, **k))
 
     row.update(_translation(torch, fn, args, kwargs))
     row["gradcheck"] = _gradcheck(torch, fn, args, kwargs)
+    if full:
+        signal.alarm(int(3 * timeout))  # a time of its own: the exact method's budget is a third of it
+        try:
+            row["check"] = _full_check(torch, fn, args, kwargs, timeout)
+        except TimeoutError as exc:
+            row["check"] = {"status": "timeout", "message": str(exc)}
     return row
+
+
+def _full_check(torch, fn, args, kwargs, timeout) -> dict:
+    """`diffcheck.check_grad` on the entry: its differentiable tensors are the parameters, the
+    rest of the sample is held fixed, the floating outputs are flattened into one vector."""
+    from torch.utils import _pytree
+
+    import diffcheck
+
+    leaves, spec = _pytree.tree_flatten((args, kwargs))
+    where = [k for k, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not where:
+        return {"status": "no differentiable input"}
+    fixed = [t.detach() if isinstance(t, torch.Tensor) else t for t in leaves]
+
+    def on(*diff):
+        full = list(fixed)
+        for k, t in zip(where, diff):
+            full[k] = t
+        a, kw = _pytree.tree_unflatten(full, spec)
+        out = [t for t in _pytree.tree_leaves(fn(*a, **kw)) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if not out:
+            raise _NoRealOutput
+        return out[0] if len(out) == 1 else torch.cat([t.reshape(-1) for t in out])
+
+    on.__name__ = "entry"
+    try:
+        report = diffcheck.check_grad(on, *[leaves[k].detach() for k in where], timeout=timeout)
+    except diffcheck.errors.UsageError as exc:
+        return {"status": "usage error", "message": str(exc).splitlines()[0][:200]}
+    point = report.points[0]
+    if point.error and "_NoRealOutput" in point.error:
+        return {"status": "no real output", "message": "its outputs are complex or integer: no real derivative"}
+    result = {"status": point.status, "symbolic": str(point.methods.get("symbolic", ""))[:200]}
+    if point.error:
+        internal = point.traceback is not None or "internal error" in point.error
+        result.update(status="internal error" if internal else "error", message=point.error[:200])
+    elif point.status == "mismatch":
+        first = point.mismatches[0] if point.mismatches else None
+        result["message"] = (_element(first) if first else _failed_method(point))[:300]
+        result["odd"] = str(first.odd_one_out) if first is not None and first.odd_one_out else None
+    if "TimeoutError: over" in result["symbolic"]:  # the suite's own alarm, inside the exact method
+        result["status"] = "timeout"
+    elif "internal error" in result["symbolic"]:
+        result["status"] = "internal error"
+    return result
+
+
+class _NoRealOutput(Exception):
+    pass
+
+
+def _check_status(check) -> str:
+    """The full check's status; in logs of earlier runs, the suite's own alarm inside the pipeline
+    (reported there as an internal error) is a timeout, and an entry with only complex outputs
+    (its flattening failed on an empty list) has no real output."""
+    message = check.get("message", "")
+    if "TimeoutError: over" in message:
+        return "timeout"
+    if "torch.cat(): expected a non-empty list of Tensors" in message:
+        return "no real output"
+    return check["status"]
+
+
+def _element(e) -> str:
+    values = ", ".join(f"{m} {v:.6g}" for m, v in e.values.items())
+    return f"{e.name}: {values}"
+
+
+def _failed_method(point) -> str:
+    bad = [f"{m}: {s}" for m, s in point.methods.items() if not getattr(s, "ok", True)]
+    if point.dot_product is not None and not point.dot_product.ok:
+        bad.append(f"dot product: {point.dot_product}")
+    return "; ".join(bad) or "mismatch"
 
 
 def _translation(torch, fn, args, kwargs) -> dict:
@@ -236,13 +358,13 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
 # --- the parent: runs workers, survives crashes, writes the table ----------------------------------
 
 
-def run(limit: int | None, samples: int, timeout: float, log_path: Path) -> list[dict]:
-    rows, start = [], (0, 0)
+def run(limit, samples: int, timeout: float, log_path: Path, select: str = "", first: int = 0) -> list[dict]:
+    rows, start = [], (first, 0)
     log_path.write_text("")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     while True:
         cmd = [sys.executable, "-m", "benchmarks.torch_suite", "--worker", f"{start[0]}:{start[1]}"]
-        cmd += ["--samples", str(samples), "--timeout", str(timeout), "--log", str(log_path)]
+        cmd += ["--samples", str(samples), "--timeout", str(timeout), "--log", str(log_path), "--select", select]
         if limit is not None:
             cmd += ["--limit", str(limit)]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -268,7 +390,7 @@ def run(limit: int | None, samples: int, timeout: float, log_path: Path) -> list
     return rows
 
 
-def markdown(rows: list[dict], seconds: float, samples: int) -> str:
+def markdown(rows: list[dict], seconds: float, samples: int, note: str = "") -> str:
     n = len(rows)
     captured = [r for r in rows if _captured(r)]
     translated = [r for r in rows if "value" in r]
@@ -289,6 +411,7 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
         "`run_decompositions()` to core ATen, one JAX record per ATen op); gradcheck is "
         "`torch.autograd.gradcheck` at its default tolerances, the side-by-side anchor.",
         "",
+        *([note, ""] if note else []),
         "| stage | entries |",
         "|---|---|",
         f"| entries | {n} |",
@@ -305,6 +428,7 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
         "magnitude), NaN and infinities in the same places; integer outputs (indices) exactly.",
         "",
     ]
+    out += _check_section(rows)
     missing = collections.defaultdict(list)
     for r in rows:
         for op in r.get("missing", []):
@@ -343,6 +467,44 @@ def markdown(rows: list[dict], seconds: float, samples: int) -> str:
     return "\n".join(out)
 
 
+def _check_section(rows) -> list[str]:
+    """The full check beside gradcheck, on the entries it ran on."""
+    checked = [r for r in rows if "check" in r]
+    if not checked:
+        return []
+    n = len(checked)
+    for r in checked:
+        r["check"]["status"] = _check_status(r["check"])
+    status = collections.Counter(r["check"]["status"] for r in checked)
+    exact = sum(1 for r in checked if r["check"].get("symbolic") == "ok")
+    cross = collections.Counter((r["check"]["status"], _grad_class(r.get("gradcheck"))) for r in checked)
+    grads = ["pass", "fail", "error", "none"]
+    out = [
+        f"## The full check beside gradcheck ({n} entries)",
+        "",
+        f"`diffcheck.check_grad` on {n} entries (the ops at positions 0 mod the `--check` stride of op_db: a "
+        "deterministic subset), the exact reference from the torch program itself. "
+        f"Exact reference ran (symbolic ok): {exact} of {n} ({100 * exact / n:.0f}%).",
+        "",
+        "| diffcheck \\ gradcheck | " + " | ".join(grads) + " | all |",
+        "|---|" + "---|" * (len(grads) + 1),
+    ]
+    for st in sorted(status, key=lambda k: -status[k]):
+        cells = [str(cross[(st, g)]) for g in grads]
+        out.append(f"| {st} | " + " | ".join(cells) + f" | {status[st]} |")
+    out.append("")
+    odd = [r for r in checked if r["check"]["status"] not in ("agree",)]
+    if odd:
+        out += ["| OpInfo entry | diffcheck | gradcheck | symbolic | detail |", "|---|---|---|---|---|"]
+        for r in odd:
+            c = r["check"]
+            detail = _short(c.get("message", "") + (f" (odd one out: {c['odd']})" if c.get("odd") else ""))
+            symbolic = _short(c.get("symbolic", ""))
+            out.append(f"| {r['op']} | {c['status']} | {r.get('gradcheck')} | {symbolic} | {detail} |")
+        out.append("")
+    return out
+
+
 def _captured(row) -> bool:
     """torch.export gave a graph (whatever the translation then made of it)."""
     if "ops" in row:
@@ -375,25 +537,42 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=60, help="seconds per entry (default 60)")
     parser.add_argument("--md", type=Path, help="write the Markdown table here (e.g. docs/torch_suite.md)")
     parser.add_argument("--json", type=Path, help="write one JSON object per entry here")
-    parser.add_argument("--from-json", type=Path, help="rewrite the table from a --json file of an earlier run")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", help="rewrite the table from --json files of earlier runs (merged)"
+    )
+    parser.add_argument("--stride", help="K:R: only the ops at positions R mod K of op_db (a deterministic subset)")
+    parser.add_argument("--only", help="only the ops whose name matches this regular expression")
+    parser.add_argument("--start", type=int, default=0, help="begin at this position of op_db (split a run)")
+    parser.add_argument(
+        "--check", type=int, metavar="K", help="also run the full diffcheck check on the ops at positions 0 mod K"
+    )
+    parser.add_argument("--select", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--note", help="a paragraph under the table's heading (how the run was made)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
+    parser.add_argument("--log", help="keep the entries here as they finish (read back with --from-json)")
     args = parser.parse_args(argv)
     if args.worker:
         i, j = (int(p) for p in args.worker.split(":"))
-        _worker(i, j, args.samples, args.limit, args.timeout, args.log)
+        _worker(i, j, args.samples, args.limit, args.timeout, args.log, args.select)
         return 0
     start = time.perf_counter()
     if args.from_json:
-        rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
-        seconds = float(rows[0].get("run_seconds", 0)) if rows else 0.0
+        # a run's --log file too: its "begin" lines (entries under way when it stopped) are left out
+        parts = [[json.loads(line) for line in p.read_text().splitlines() if line.strip()] for p in args.from_json]
+        parts = [[r for r in part if "begin" not in r] for part in parts]
+        seconds = sum(float(part[0].get("run_seconds", 0)) for part in parts if part)
+        merged = {(r["i"], r["j"]): r for part in parts for r in part}  # an entry run twice counts once
+        rows = [merged[key] for key in sorted(merged)]
     else:
+        chosen = (("stride", args.stride), ("only", args.only), ("check", args.check))
+        select = ";".join(f"{k}={v}" for k, v in chosen if v is not None)
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.limit, args.samples, args.timeout, Path(tmp) / "entries.jsonl")
+            log = args.log or Path(tmp) / "entries.jsonl"
+            rows = run(args.limit, args.samples, args.timeout, Path(log), select, args.start)
         seconds = time.perf_counter() - start
         if rows:
             rows[0]["run_seconds"] = round(seconds)
-    text = markdown(rows, seconds, args.samples)
+    text = markdown(rows, seconds, args.samples, args.note or "")
     if args.json:
         args.json.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     if args.md:

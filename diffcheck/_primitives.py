@@ -314,8 +314,8 @@ PRIMITIVES: dict[str, Primitive] = {
     "or": _unary(r.logical(sympy.Or), analytic=False),
     "not": _unary(r.logical(sympy.Not), analytic=False),
     "select_n": _local(r.select_n),
-    # A symbolic value is a real number by construction: finite wherever it is defined.
-    "is_finite": _unary(lambda x: sympy.true, analytic=False),
+    # its value at the point (log(0) = −∞ is not finite), constant on the piece
+    "is_finite": _local(r.is_finite),
     # identities: the complex step must not differentiate through a stop_gradient, and a rounding
     # to lower precision is not analytic
     "stop_gradient": _unary(StopGradient, analytic=False),

@@ -62,6 +62,7 @@ class State(enum.StrEnum):
     TIMED_OUT = "timed out"  # past its time budget (--timeout)
     TOO_LARGE = "too large"  # past its size budget
     DIRECTIONAL = "directional"  # checked along random directions (see PointResult.directional)
+    NONDETERMINISTIC = "not deterministic"  # two runs at the same input differ: a failure
 
 
 class Status(str):
@@ -81,7 +82,7 @@ class Status(str):
 
     @property
     def ok(self) -> bool:
-        return self.state is not State.MISMATCH and self.state is not State.REJECTED
+        return self.state not in (State.MISMATCH, State.REJECTED, State.NONDETERMINISTIC)
 
 
 OK = Status(State.OK)

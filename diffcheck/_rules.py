@@ -326,6 +326,19 @@ def rem(point, a, b):
     return elementwise(lambda x, y: x - y * _trunc(point, x / y), a, b)
 
 
+def is_finite(point, x):
+    """isfinite, as its value at the point: True where the exact value is a float64 number (not
+    ±∞, NaN, or past float64's range, where the program's own value overflows). A value finite at
+    the point is finite near it, so the condition is constant on the piece and needs no guard."""
+    limit = mpmath.mpf(np.finfo(np.float64).max)
+
+    def one(a):
+        v = point.value(a)
+        return sympy.true if mpmath.isfinite(v) and abs(v) <= limit else sympy.false
+
+    return elementwise(one, x)
+
+
 def _boolean(x) -> bool:
     # a SymPy Symbol is a Boolean too: only a condition that is not an expression counts
     return isinstance(x, (bool, np.bool_)) or (

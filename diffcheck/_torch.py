@@ -17,6 +17,7 @@ torch is imported on first use, never by `import diffcheck`.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from ._pipeline import check_point as run_pipeline
 from ._plan import Plan
 from ._probes import dot_product_test
 from ._problem import Problem, normalise_argnums
-from ._records import OK, Method, PointResult, unavailable
+from ._records import OK, Method, PointResult, State, Status, element_names, unavailable
 from .errors import PointError, Unavailable, UsageError
 
 DEVICES = ("cpu", "cuda")
@@ -65,8 +66,11 @@ def check_point(
     where torch runs. Other options as `diffcheck.check_grad`.
     """
     torch = _torch()
-    if order != 1:
-        raise UsageError(f"torch functions are checked at order 1 (the gradient or Jacobian), got order={order!r}")
+    if order not in (1, 2):
+        raise UsageError(
+            f"torch functions are checked at order 1 (the gradient or Jacobian) or 2 (by double backward), "
+            f"got order={order!r}"
+        )
     if not args:
         raise UsageError("check_grad needs at least one argument to differentiate in")
     argnums = normalise_argnums(argnums, len(args))
@@ -107,7 +111,9 @@ def check_point(
         no_reference=no_reference,
         backend=backend,
     )
-    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision)
+    options = dict(
+        dtype=dtype, order=order, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision
+    )
     return run_pipeline(problem, device=device, **options)
 
 
@@ -263,50 +269,79 @@ class _TorchBackend:
         except UsageError as exc:
             raise PointError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
-            raise PointError(f"the function raised {type(exc).__name__}: {exc}".splitlines()[0]) from None
+            why = f"the function raised {type(exc).__name__}: {exc}".splitlines()[0]
+            if isinstance(exc, Warning):  # torch's own warnings too ("index_reduce() is in beta")
+                why += " (a warning, raised as an error by the warnings filter in force: filterwarnings=error?)"
+            raise PointError(why) from None
+        if theta.size == 0 or f_run.size == 0:
+            empty = "the parameters have" if theta.size == 0 else "the function's output has"
+            raise PointError(f"{empty} no elements at this point: there is no derivative to check")
         bad = np.flatnonzero(~np.isfinite(f_run))
         if bad.size:
             raise PointError(f"output element {int(bad[0])} is {f_run[bad[0]]} in {run_dtype.name} at this point")
         ladder_dtype = ladder_of(run_dtype)
-        ladder, checks = self._ladder(shapes, theta, ladder_dtype), ["gradient"]
+        ladder, checks = self._ladder(shapes, theta, ladder_dtype, order), ["gradient" if order == 1 else "full"]
         if ladder is None:
             checks.append(f"autodiff's rounding not measured: the function does not run in {ladder_dtype.name}")
+        jacobian = functools.partial(_torch_jacobian, self.on_theta, shapes, theta, run_dtype, device=self.torch_device)
+        if order > 1:  # what is differentiated: torch's own first derivative (its backward), flat
+            try:
+                f_run = jacobian("reverse").reshape(-1)
+            except Exception as exc:  # noqa: BLE001
+                raise PointError(f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
         methods, values, bounds = {}, {}, {}
         for method, mode in ((Method.AUTODIFF, "reverse"), (Method.FORWARD, "forward")):
             try:
-                values[method] = _torch_jacobian(self.on_theta, shapes, theta, run_dtype, mode, self.torch_device)
+                values[method] = jacobian(mode, order=order)
             except Exception as exc:  # noqa: BLE001 - e.g. an operation without a forward-mode rule
                 if method == Method.AUTODIFF:
-                    raise PointError(f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+                    why = f"torch autograd failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                    if order > 1:
+                        why += " (order 2 needs the backward to be differentiable: double backward)"
+                    raise PointError(why) from None
                 methods[method] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
             floor = compare.rounding_floor(f_run, values[Method.AUTODIFF])
             bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype, floor=floor)
             methods[method] = OK
-        F = _on_host(flat, f_run.size)
+        again = jacobian("reverse", order=order)  # gradcheck's nondeterminism check: backward twice
+        names = element_names(problem.names, shapes)
+        methods[Method.AUTODIFF], note = _determinism(values[Method.AUTODIFF], again, bounds[Method.AUTODIFF], names)
+        checks += [note] if note else []
+        if order == 1:
+            F = _on_host(flat, f_run.size)
+        else:
+            F = _on_host(_flat_derivative(self.on_theta, shapes, self.torch_device), f_run.size)
         with precision(run_dtype):
             fd = finite.jacobian(
-                F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None
-            )
+                F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None,
+                noise_floor=floor if order > 1 else 0.0,
+            )  # fmt: skip
         values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
         methods[Method.FINITE] = OK
         dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
-        plan = Plan(1, None)
+        if methods[Method.AUTODIFF].state == State.NONDETERMINISTIC:  # its values judge nothing
+            del values[Method.AUTODIFF], bounds[Method.AUTODIFF]
+        plan = Plan(order, None)
+        out_shape = (f64.size,) if f64.size > 1 else ()
+        F1 = _on_host(flat, f64.size) if order > 1 else F
         return Numeric(
-            f64, f64, (f_run.size,) if f_run.size > 1 else (), methods, values, bounds, fd.steps, fd.notes, plan,
-            dot, None, "; ".join(checks), F, {}, floor, value_eps,
+            f64, f64, out_shape, methods, values, bounds, fd.steps, fd.notes, plan,
+            dot, None, "; ".join(checks), F1, {}, floor, value_eps,
         )  # fmt: skip
 
-    def _ladder(self, shapes, theta, ladder_dtype):
-        """torch's reverse-mode Jacobian in the other precision, where the function really runs in it
-        (float64 data it closes over would promote it back, or refuse the other dtype): else None."""
+    def _ladder(self, shapes, theta, ladder_dtype, order):
+        """torch's reverse-mode derivative in the other precision, where the function really runs in
+        it (float64 data it closes over would promote it back, or refuse the other dtype): else None."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 probe = _flat(self.on_theta, shapes, self.torch_device, cast=False)(theta, ladder_dtype)
                 if probe.dtype != ladder_dtype:
                     return None
-                return _torch_jacobian(self.on_theta, shapes, theta, ladder_dtype, "reverse", self.torch_device)
+                return _torch_jacobian(
+                    self.on_theta, shapes, theta, ladder_dtype, "reverse", device=self.torch_device, order=order
+                )
         except Exception:  # noqa: BLE001 - the function does not run in that dtype: no ladder
             return None
 
@@ -324,6 +359,38 @@ def _flat(on_theta, shapes, device, cast=True):
         return _numpy(out, run if cast else None)
 
     return flat
+
+
+def _flat_derivative(on_theta, shapes, device):
+    """θ ↦ torch's first derivative (reverse mode: the function's backward), flat, in dtype `run`:
+    the function whose Jacobian is the second derivative."""
+
+    def flat(theta, run):
+        return _torch_jacobian(on_theta, shapes, np.asarray(theta), run, "reverse", device=device).reshape(-1)
+
+    return flat
+
+
+def _determinism(first, second, bound, names) -> tuple:
+    """(autodiff's status, a note) from two backward passes at the same input, as gradcheck's
+    nondeterminism check: bitwise equal is deterministic; apart within autodiff's rounding bound is
+    a note (a GPU's atomic scatter-adds sum in any order); farther apart, autodiff is not
+    deterministic, which no comparison of its values can then judge."""
+    diff = np.abs(first - second)
+    if not np.any(diff > 0):
+        return OK, ""
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    where = f"{names[worst[1]]}" + (f", row {worst[0]}" if diff.shape[0] > 1 else "")
+    if np.all(diff <= bound):
+        return OK, f"autodiff not bitwise deterministic: two backward passes differ by {diff[worst]:.2g} (rounding)"
+    return (
+        Status(
+            State.NONDETERMINISTIC,
+            f"two backward passes at the same input differ by {diff[worst]:.2g} "
+            f"(∂/∂{where}), over its rounding bound {bound[worst]:.2g}",
+        ),
+        "",
+    )
 
 
 def _on_host(flat, n_out):
@@ -357,8 +424,9 @@ def _on_host(flat, n_out):
     return F
 
 
-def _torch_jacobian(on_theta, shapes, theta, run, mode, device) -> np.ndarray:
-    """d output / dθ (outputs × parameters) by torch autograd in `run`'s precision."""
+def _torch_jacobian(on_theta, shapes, theta, run, mode, *, device, order=1) -> np.ndarray:
+    """d output / dθ (outputs × parameters) by torch autograd in `run`'s precision; at order 2 the
+    Jacobian of that Jacobian (rows: output, then the first parameter), by double backward."""
     torch = _torch()
     sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
     t = torch.tensor(np.array(theta, run), device=device)
@@ -367,12 +435,17 @@ def _torch_jacobian(on_theta, shapes, theta, run, mode, device) -> np.ndarray:
         return on_theta(_split(t, sizes, shapes), run).reshape(-1)
 
     if mode == "reverse":
-        jac = torch.autograd.functional.jacobian(f, t)
+        if order == 1:
+            jac = torch.autograd.functional.jacobian(f, t)
+        else:
+            jac = torch.autograd.functional.jacobian(
+                lambda t: torch.autograd.functional.jacobian(f, t, create_graph=True).reshape(-1), t
+            )
     else:
         with warnings.catch_warnings():
             # torch's forward mode loads its own decompositions with torch.jit.script, which warns
             warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
-            jac = torch.func.jacfwd(f)(t)
+            jac = torch.func.jacfwd(f)(t) if order == 1 else torch.func.jacfwd(torch.func.jacrev(f))(t)
     return jac.detach().cpu().numpy().astype(np.float64).reshape(-1, theta.size)
 
 

@@ -298,6 +298,47 @@ CASES = {
         ),
         (x34[:, :3], x34),
     ),
+    "solve-lu-slogdet": (
+        lambda a, b: (
+            torch.linalg.solve(a, b[:, :3]),
+            torch.linalg.solve(a, b[:, 0]),
+            torch.linalg.solve(a, b[:, :3].T, left=False),
+            *torch.lu_unpack(*torch.linalg.lu_factor(a)),
+            *torch.linalg.lu(b),
+            torch.linalg.lu_solve(*torch.linalg.lu_factor(a), b),
+            torch.linalg.lu_solve(*torch.linalg.lu_factor(a), b, adjoint=True),
+            torch.linalg.lu_solve(*torch.linalg.lu_factor(a), b.T, left=False),
+            *torch.linalg.slogdet(a),
+        ),
+        (x34[:, :3] + 2 * torch.eye(3, dtype=torch.float64), x34),
+    ),
+    "svd-eigh-qr-pinv": (
+        lambda a, s: (
+            torch.linalg.svdvals(a),
+            torch.linalg.svd(a, full_matrices=False).U.abs(),  # each singular vector up to its sign
+            torch.linalg.eigvalsh(s @ s.T),
+            torch.linalg.eigh(s @ s.T).eigenvectors.abs(),
+            torch.linalg.qr(a).R.abs(),
+            torch.linalg.pinv(a),
+            torch.linalg.pinv(a, atol=0.5),
+        ),
+        (x34, x34[:, :3]),
+    ),
+    "householder-ormqr": (
+        lambda v, tau, c: (torch.linalg.householder_product(v, tau), torch.ormqr(v, tau, c, transpose=True)),
+        (x34.T, x4[:3], randn(4, 2, seed=34)),
+    ),
+    "nanmedian-pdist-bilinear": (
+        lambda x, w: (
+            torch.nanmedian(torch.where(x > 1, torch.nan, x)),
+            *torch.nanmedian(torch.where(x > 1, torch.nan, x), 1),
+            F.pdist(x),
+            F.pdist(x, 1.5),
+            F.bilinear(x, x[:, :2], w),
+            torch.as_strided_scatter(x, x[:2, :2], (2, 2), (1, 2), 1),
+        ),
+        (x34, randn(5, 4, 2, seed=35)),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }

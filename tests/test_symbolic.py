@@ -10,6 +10,7 @@ import sympy
 from jax import lax
 from jax.scipy import special
 
+import diffcheck
 from diffcheck import _graph as exact
 from diffcheck import _primitives as records
 from diffcheck import _translate as symbolic
@@ -426,3 +427,13 @@ def test_the_primitives_page_is_generated_from_the_records():
     from benchmarks import primitives
 
     assert primitives.PAGE.read_text() == primitives.page(), "run python -m benchmarks.primitives"
+
+
+def test_is_finite_is_its_value_at_the_point():
+    # log(x − 1) is −∞ at x = 1: the program takes the other branch there, and so must the translation
+    def f(x):
+        return jnp.sum(jnp.where(jnp.isfinite(jnp.log(x - 1.0)), 0.0 * x, 2.0 * x))
+
+    point = diffcheck.check_grad(f, np.array([1.0, 3.0])).points[0]
+    assert point.methods["symbolic"] == "ok"
+    assert point.value["symbolic"] == 2.0

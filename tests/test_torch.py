@@ -1,6 +1,8 @@
 """The tutorial's PyTorch programs and torch functions: torch autograd against the exact value (from
 the JAX cases) and finite differences. Runs wherever torch is installed (the test extra installs it)."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from diffcheck.cases import _torch_tutorial as tutorial  # noqa: E402
 
 import diffcheck  # noqa: E402
 from diffcheck import _compare as compare  # noqa: E402
+from diffcheck._records import Method, State  # noqa: E402
 
 
 def _point(report):
@@ -141,7 +144,7 @@ BAD = [
         lambda: diffcheck.check_grad(lambda n: n * 2.0, torch.tensor([1, 2])),
         "int64 values cannot be differentiated",
     ),
-    ("order 2", lambda: diffcheck.check_grad(torch.sin, torch.tensor(0.3), order=2), "checked at order 1"),
+    ("order 3", lambda: diffcheck.check_grad(torch.sin, torch.tensor(0.3), order=3), "or 2 (by double backward)"),
     ("no arguments", lambda: diffcheck.check_grad(torch.sin), "at least one argument"),
     ("argnums", lambda: diffcheck.check_grad(torch.sin, torch.tensor(0.3), argnums=3), "argnums [3] out of range"),
     (
@@ -291,3 +294,89 @@ def test_a_float32_module_is_checked_in_float32_and_a_float64_copy_in_float64():
     for module, inputs, dtype in ((net, x, "float32"), (copy.double(), x.double(), "float64")):
         point = _point(diffcheck.check_grad(module, inputs, loss=lambda out: out.sum()))
         assert point.ok and point.dtype == dtype and point.methods["symbolic"] == "ok", point.problems()
+
+
+# --- torch.autograd.Function: double backward, and gradcheck's nondeterminism check ----------------
+
+
+class _Sin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)
+
+
+class _NoisySin(_Sin):
+    @staticmethod
+    def backward(ctx, g):  # a GPU kernel's race, in miniature: a little noise on every call
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x) * (1 + 1e-9 * torch.randn_like(x))
+
+
+class _DetachedSin(_Sin):
+    @staticmethod
+    def backward(ctx, g):  # right at order 1; its own derivative is lost (cos of a detached x)
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x.detach())
+
+
+_X3 = torch.tensor([0.4, 1.3, -0.7], dtype=torch.float64)
+
+
+def test_a_backward_with_random_noise_is_reported_not_deterministic():
+    point = diffcheck.check_grad(lambda x: _NoisySin.apply(x).sum(), _X3).points[0]
+    status = point.methods["autodiff"]
+    assert status.state == State.NONDETERMINISTIC and "two backward passes at the same input differ" in status
+    assert not point.ok and not point.mismatches  # its values are not compared: no element is blamed
+    assert point.methods["symbolic"] == "ok"
+
+
+def test_a_deterministic_backward_is_not_reported():
+    point = diffcheck.check_grad(lambda x: _Sin.apply(x).sum(), _X3).points[0]
+    assert point.ok and point.methods["autodiff"] == "ok" and "deterministic" not in point.checks
+
+
+def test_double_backward_of_a_function_is_checked_at_order_2():
+    point = diffcheck.check_grad(lambda x: (_Sin.apply(x) ** 2).sum(), _X3, order=2).points[0]
+    assert point.ok and point.order == 2 and point.methods["symbolic"] == "ok"
+    assert len(point.elements) == 9  # the whole Hessian
+
+
+def test_a_wrong_double_backward_is_caught_with_autodiff_the_odd_one_out():
+    point = diffcheck.check_grad(lambda x: (_DetachedSin.apply(x) ** 2).sum(), _X3, order=2).points[0]
+    assert point.mismatches and {e.odd_one_out for e in point.mismatches} == {Method.AUTODIFF}
+    # at order 1 the same rule is right
+    assert diffcheck.check_grad(lambda x: (_DetachedSin.apply(x) ** 2).sum(), _X3).ok
+
+
+def test_an_empty_output_is_the_points_error():
+    point = diffcheck.check_grad(lambda x: x[:0] * 2, _X3).points[0]
+    assert "no elements" in point.error
+
+
+# --- torch's warnings under filterwarnings=error (as this suite runs) ------------------------------
+
+
+def test_diffcheck_itself_raises_no_torch_warning_as_errors():
+    # capture (torch.export), forward mode (torch.func, which loads decompositions with
+    # torch.jit.script), the float32 ladder and double backward, under pytest's filterwarnings=error
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU(), torch.nn.Softmax(-1)).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = diffcheck.check_grad(net, torch.ones(2, 3, dtype=torch.float64), loss=lambda o: o[:, 0].sum())
+        assert report.ok and report.points[0].methods["autodiff_forward"] == "ok"
+        assert diffcheck.check_grad(net.float(), torch.ones(2, 3), loss=lambda o: o[:, 0].sum()).ok
+        assert diffcheck.check_grad(lambda x: torch.tanh(x).prod(), _X3, order=2).ok
+
+
+def test_a_torch_warning_raised_as_an_error_is_the_points_error_and_says_so():
+    index = torch.tensor([0, 2, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point = diffcheck.check_grad(lambda x: x.index_reduce(1, index, 2 * x, "prod").sum(), _X3[None, :]).points[0]
+    assert "UserWarning: index_reduce() is in beta" in point.error and "warnings filter" in point.error
