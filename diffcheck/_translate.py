@@ -524,7 +524,7 @@ def _while(params, invals):
             point = _point()
             guards += point.guards(go.reshape(-1))
             go = point.concrete(go, np.bool_)
-        if not bool(go):
+        if not bool(np.any(go)):  # a batched loop (vmap) runs while any element's predicate holds
             return [_let(attach_all(c, guards, _POINT.get())) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
     raise Unavailable(
