@@ -46,6 +46,42 @@ def _f(point, e) -> float:
     return float(point.value(e)) if isinstance(e, sympy.Basic) else float(e)
 
 
+#: A gap between eigenvalues (or singular values) below this, relative to the largest, is a tie.
+TIE = 1e-10
+
+
+def _parameters(point, exprs) -> list:
+    """The parameters (symbols without a definition) that `exprs` depend on."""
+    found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if e in point.definitions:
+            stack.append(point.definitions[e])
+        elif e.is_Symbol:
+            found.append(e)
+        else:
+            stack.extend(e.args)
+    return sorted(found, key=str)
+
+
+def _pinned(point, exprs) -> list:
+    """A guard that is 0 at the point and moves with every parameter `exprs` depend on: at a repeated
+    eigenvalue the decomposition has no derivative (its Jacobian F_y is singular), and every
+    parameter is then at a kink, rather than some derivatives NaN where the others are."""
+    params = _parameters(point, exprs)
+    if not params:
+        return []
+    return [sympy.Add(*[p - sympy.Rational(float(point.value(p))) for p in params])]
+
+
+def _ties(point, values, gaps) -> bool:
+    scale = max([abs(_f(point, v)) for v in values] + [1e-300])
+    return any(abs(_f(point, g)) <= TIE * scale for g in gaps)
+
+
 def _batches(a):
     return list(np.ndindex(*a.shape[:-2]))
 
@@ -213,10 +249,11 @@ def eigh(point, a, *, lower=True, sort_eigenvalues=True, subset_by_index=None, *
         systems = [_eigh_system(n, k, lower, list(ref_v[:, k])) for k in range(n)]
         lam = [_let(point, s.node(0)(*flat)) for s in systems]
         gaps = [lam[k + 1] - lam[k] for k in range(n - 1)]
+        pin = _pinned(point, flat) if _ties(point, lam, gaps) else []
         for k, s in enumerate(systems):
-            values[batch + (k,)] = attach(lam[k], gaps[max(k - 1, 0) : k + 1], point)
+            values[batch + (k,)] = attach(lam[k], gaps[max(k - 1, 0) : k + 1] + pin, point)
             column = [s.node(1 + r)(*flat) for r in range(n)]
-            vectors[batch + (slice(None), k)] = attach_all(np.array(column, dtype=object), gaps, point)
+            vectors[batch + (slice(None), k)] = attach_all(np.array(column, dtype=object), gaps + pin, point)
     return [vectors, values]
 
 
@@ -270,13 +307,14 @@ def svd(point, a, *, full_matrices=True, compute_uv=True, subset_by_index=None, 
         s = [_let(point, sy.node(0)(*flat)) for sy in systems]
         # a tie is a kink, and so is the smallest value at 0 (|·| there)
         gaps = [s[i] - s[i + 1] for i in range(k - 1)] + [s[-1]]
+        pin = _pinned(point, flat) if _ties(point, s, gaps) else []
         for i, sy in enumerate(systems):
-            S[batch + (i,)] = attach(s[i], gaps[max(i - 1, 0) : i + 1] + ([s[-1]] if i == k - 1 else []), point)
+            S[batch + (i,)] = attach(s[i], gaps[max(i - 1, 0) : i + 1] + ([s[-1]] if i == k - 1 else []) + pin, point)
             if compute_uv:
                 u = np.array([sy.node(1 + r)(*flat) for r in range(m)], dtype=object)
                 v = np.array([sy.node(1 + m + c)(*flat) for c in range(n)], dtype=object)
-                U[batch + (slice(None), i)] = attach_all(u, gaps, point)
-                Vt[batch + (i,)] = attach_all(v, gaps, point)
+                U[batch + (slice(None), i)] = attach_all(u, gaps + pin, point)
+                Vt[batch + (i,)] = attach_all(v, gaps + pin, point)
     return [S, U, Vt] if compute_uv else [S]
 
 
