@@ -209,6 +209,7 @@ def _eigsy_cached(values, n, prec):
 
 def _symmetric(a, n, lower):
     """The symmetric matrix LAPACK reads: the lower (or upper) triangle, mirrored."""
+
     def pick(i, j):
         return a[max(i, j) * n + min(i, j)] if lower else a[min(i, j) * n + max(i, j)]
 

@@ -565,7 +565,9 @@ def _linear_solve(params, invals):
     for i in range(b.size):
         basis = np.zeros(b.size)
         basis[i] = 1.0
-        (column,) = evaluate_jaxpr(matvec.jaxpr, matvec.consts, list(consts[: lengths.matvec]) + [basis.reshape(b.shape)])
+        (column,) = evaluate_jaxpr(
+            matvec.jaxpr, matvec.consts, list(consts[: lengths.matvec]) + [basis.reshape(b.shape)]
+        )
         columns.append(as_objects(column).reshape(-1))
     x = linalg.solve(_point(), np.stack(columns, axis=1), b.reshape(-1))
     return [_let(x.reshape(b.shape))]
