@@ -239,6 +239,24 @@ UNTRANSLATED = {
     "random_gamma_grad": "JAX's own derivative of a random draw",
 }
 
+#: How a primitive is translated where its form alone does not say (docs/primitives.md reads it).
+HOW = {
+    "eigh": "implicit equations: A·v = λ·v, vᵀv = 1 per eigenpair (A's lower triangle), solved by mpmath's "
+    "eigsy; derivatives by the implicit function theorem on the equations (SymPy); ascending order and "
+    "the vectors' signs as the program's at the point; a tie is a kink",
+    "svd": "implicit equations: A·v = s·u, Aᵀ·u = s·v, uᵀu + vᵀv = 2 per singular triplet, solved by "
+    "mpmath's svd_r; derivatives by the implicit function theorem on the equations (SymPy); descending "
+    "order and signs as the program's at the point; a tie or a zero singular value is a kink",
+    "lu": "local piece: Gaussian elimination with partial pivoting's pivots at the point (the largest in "
+    "magnitude, the first on a tie, as LAPACK's getrf); abs(pivot) − abs(candidate) are kinks",
+    "qr": "local piece: Householder reflections as LAPACK's geqrf/orgqr (β = −sign(α)·‖x‖, the sign at the "
+    "point); α = 0 is a kink",
+    "regularized_incomplete_beta": "closed form I_x(a, b) (mpmath's betainc); its derivative in x, "
+    "x^(a−1)·(1 − x)^(b−1)/B(a, b); in a or b SymPy has none in closed form: unavailable, never zero",
+    "cholesky": "closed form: the Cholesky–Banachiewicz recurrence on the lower triangle",
+    "triangular_solve": "closed form: substitution, reading only A's triangle",
+}
+
 #: JAX primitive name → its record. Call primitives (jit, custom_jvp_call, …) and `INTERPRETED`
 #: control flow are run by the translator itself: they hold jaxprs, not mathematics.
 PRIMITIVES: dict[str, Primitive] = {
