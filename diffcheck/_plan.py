@@ -24,26 +24,39 @@ LADDER_SAMPLE = 1024
 
 
 class Plan(NamedTuple):
-    """What is checked: the order, and the directions of Hessian-vector products (or None: in full)."""
+    """What is checked: the order, and the directions of Hessian-vector products (or None: in full).
+
+    For a vector output f the rows are wᵢᵀ·∂²f·vᵢ, the Hessian-vector product of the scalar wᵢᵀ·f
+    along vᵢ, with random output weights wᵢ (`weights`, None for a scalar output): what
+    `jax.test_util.check_grads` checks along random directions, and exact where it is checked."""
 
     order: int
     directions: np.ndarray | None
+    weights: np.ndarray | None = None
 
     def describe(self) -> str:
         if self.directions is None:
             return "full" if self.order > 1 else "gradient"
+        if self.weights is not None:
+            return (
+                f"Hessian-vector products of random output combinations along {len(self.directions)} random directions"
+            )
         return f"Hessian-vector products along {len(self.directions)} random directions"
 
     @classmethod
     def choose(cls, order, outputs, params, seed, dtype):
         if order == 1 or outputs * params**order <= MAX_TENSOR:
             return cls(order, None)
-        if order == 2 and outputs == 1:
+        if order == 2:
             rng = np.random.default_rng([seed, params])
-            return cls(order, rng.standard_normal((DIRECTIONS, params)).astype(dtype).astype(np.float64))
+            directions = rng.standard_normal((DIRECTIONS, params)).astype(dtype).astype(np.float64)
+            weights = (
+                None if outputs == 1 else rng.standard_normal((DIRECTIONS, outputs)).astype(dtype).astype(np.float64)
+            )
+            return cls(order, directions, weights)
         raise PointError(
             f"order {order} of {outputs} output(s) in {params} parameters has {outputs * params**order:,} entries, "
-            f"over the {MAX_TENSOR:,} checked in full; Hessian-vector products cover order 2 of a scalar"
+            f"over the {MAX_TENSOR:,} checked in full; Hessian-vector products cover order 2"
         )
 
 
@@ -52,7 +65,8 @@ def labels(names, shapes, out_shape, plan) -> list[tuple]:
     params = element_names(names, shapes)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     if plan.directions is not None:
-        return [((d,), f"H·v{d}: ") for d in range(len(plan.directions))]
+        prefix = "H·v" if plan.weights is None else "wᵀH·v"
+        return [((d,), f"{prefix}{d}: ") for d in range(len(plan.directions))]
     labels = []
     for m in range(n_out * len(params) ** (plan.order - 1)):
         out, *earlier = np.unravel_index(m, (n_out,) + (len(params),) * (plan.order - 1))
