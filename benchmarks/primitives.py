@@ -37,6 +37,10 @@ def page() -> str:
         "  an integer, `rem`'s quotient, a branch): at the point checked it is one smooth piece, and the",
         "  translation is that piece, exactly. The expressions whose sign change ends the piece (a tie,",
         "  a threshold, an integer boundary) are carried along and reported as kinks.",
+        "- **implicit equations** (eigh, svd: no closed form beyond 2×2): each output is a node y(a)",
+        "  defined by equations F(y, a) = 0 written in SymPy, its value solved by mpmath at the working",
+        "  precision, its derivative the implicit function theorem, ∂y/∂a = −F_y⁻¹·F_a, with F_y and",
+        "  F_a SymPy's derivatives of the equations (again an implicit node, so every order works).",
         "- **move**: the primitive only moves elements; JAX runs it on arrays of element indices.",
         "- **integer results**: any primitive whose result is an integer computed from the parameters",
         "  (integer division, a cast, an index) is the constant it is at the point, computed by JAX on",
@@ -54,7 +58,7 @@ def page() -> str:
     for name in sorted(records.PRIMITIVES):
         record = records.PRIMITIVES[name]
         analytic = "analytic" if record.analytic else "not analytic"
-        lines.append(f"| `{name}` | {HOW[record.form]} | {analytic} |")
+        lines.append(f"| `{name}` | {records.HOW.get(name, HOW[record.form])} | {analytic} |")
     lines += ["", "## Control flow, run by the translator", "", "| primitive | translated how |", "|---|---|"]
     lines += [f"| `{name}` | {how} |" for name, how in sorted(records.INTERPRETED.items())]
     lines += [

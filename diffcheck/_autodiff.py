@@ -287,14 +287,19 @@ def derivative(F, order: int, directional: bool = False):
 
     order 1: F itself. Higher orders: the (order − 1)-th reverse-mode derivative, flattened, so
     that the checked Jacobian (by `jacrev` and by `jacfwd`, i.e. `jax.hessian` at order 2) is the
-    next one. `directional` (order 2 only): θ, (data, V, w) ↦ V ∇(w·F)(θ), whose Jacobian is the
-    Hessian-vector products H vᵢ of w·F for the rows vᵢ of V — where the full tensor is too large.
+    next one. `directional` (order 2 only): θ, (data, V) ↦ V ∇F(θ), whose Jacobian is the
+    Hessian-vector products H vᵢ for the rows vᵢ of V — for parameter counts where the full Hessian
+    is too large; with output weights W after V (a vector F: data is (data, V, W)),
+    θ ↦ (vᵢ·(wᵢᵀ ∇F(θ)))ᵢ, whose Jacobian is the Hessian-vector products of the scalars wᵢᵀF.
     """
     if directional:
 
-        def hvp(theta, data_directions_weights):
-            data, directions, weights = data_directions_weights
-            return directions @ (weights.astype(theta.dtype) @ jax.jacrev(F)(theta, data))
+        def hvp(theta, data_and_directions):
+            data, directions, *weights = data_and_directions
+            jac = jax.jacrev(F)(theta, data)
+            if not weights:
+                return directions @ jac[0]
+            return jax.numpy.sum(directions * (weights[0] @ jac), axis=1)
 
         return hvp
     if order == 1:

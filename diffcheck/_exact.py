@@ -125,9 +125,16 @@ def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
     """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
     level = list(outputs)
     if plan.directions is not None:
-        combined = level[0] if len(plan.weights) == 1 else sympy.Add(*[to_sympy(w) * e for w, e in zip(plan.weights, level)])
-        gradient = graph.gradient_expressions(combined, symbols, lets)
-        return [sympy.Add(*[g * to_sympy(v) for g, v in zip(gradient, direction)]) for direction in plan.directions]
+        out = []
+        for d, direction in enumerate(plan.directions):
+            scalar = (
+                level[0]
+                if plan.weights is None
+                else sympy.Add(*[to_sympy(w) * e for w, e in zip(plan.weights[d], level)])
+            )
+            gradient = graph.gradient_expressions(scalar, symbols, lets)
+            out.append(sympy.Add(*[g * to_sympy(v) for g, v in zip(gradient, direction)]))
+        return out
     for _ in range(plan.order - 1):
         budget.check()
         level = [g for expr in level for g in graph.gradient_expressions(expr, symbols, lets)]

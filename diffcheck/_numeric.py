@@ -195,7 +195,8 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
                 ladder = None
         if plan.order > 1:
             if plan.directions is not None:
-                F, data = autodiff.derivative(F, 2, directional=True), (data, plan.directions, plan.weights)
+                along = (plan.directions,) if plan.weights is None else (plan.directions, plan.weights)
+                F, data = autodiff.derivative(F, 2, directional=True), (data, *along)
             else:
                 F = autodiff.derivative(F, plan.order)
             if ladder is not None:

@@ -45,18 +45,24 @@ def fits(outputs: int, params: int) -> None:
 
 
 class Plan(NamedTuple):
-    """What is checked: the order, and the directions of Hessian-vector products (or None: in full)
-    with the weights of the outputs they are products of (a vector output: one random combination)."""
+    """What is checked: the order, and the directions of Hessian-vector products (or None: in full).
+
+    For a vector output f the rows are wᵢᵀ·∂²f·vᵢ, the Hessian-vector product of the scalar wᵢᵀ·f
+    along vᵢ, with random output weights wᵢ (`weights`, None for a scalar output): what
+    `jax.test_util.check_grads` checks along random directions, and exact where it is checked."""
 
     order: int
     directions: np.ndarray | None
-    weights: np.ndarray | None = None  # one per output: the Hessian is that of Σ wᵢ fᵢ
+    weights: np.ndarray | None = None
 
     def describe(self) -> str:
         if self.directions is None:
             return "full" if self.order > 1 else "gradient"
-        of = f" of a random combination of the {len(self.weights)} outputs" if len(self.weights) > 1 else ""
-        return f"Hessian-vector products{of} along {len(self.directions)} random directions"
+        if self.weights is not None:
+            return (
+                f"Hessian-vector products of random output combinations along {len(self.directions)} random directions"
+            )
+        return f"Hessian-vector products along {len(self.directions)} random directions"
 
     @classmethod
     def choose(cls, order, outputs, params, seed, dtype):
@@ -65,15 +71,15 @@ class Plan(NamedTuple):
         if order == 1 or outputs * params**order <= MAX_TENSOR:
             return cls(order, None)
         if order == 2:
-            # A wrong second derivative of any output shows in a random combination of them,
-            # almost surely, as jax.test_util.check_grads relies on with its random cotangents.
-            rng = np.random.default_rng([seed, params, outputs])
+            rng = np.random.default_rng([seed, params])
             directions = rng.standard_normal((DIRECTIONS, params)).astype(dtype).astype(np.float64)
-            weights = np.ones(1) if outputs == 1 else rng.standard_normal(outputs).astype(dtype).astype(np.float64)
+            weights = (
+                None if outputs == 1 else rng.standard_normal((DIRECTIONS, outputs)).astype(dtype).astype(np.float64)
+            )
             return cls(order, directions, weights)
         raise PointError(
             f"order {order} of {outputs} output(s) in {params} parameters has {outputs * params**order:,} entries, "
-            f"over the {MAX_TENSOR:,} checked in full; above order 2 there are no Hessian-vector products"
+            f"over the {MAX_TENSOR:,} checked in full; Hessian-vector products cover order 2"
         )
 
 
@@ -82,8 +88,8 @@ def labels(names, shapes, out_shape, plan) -> list[tuple]:
     params = element_names(names, shapes)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     if plan.directions is not None:
-        of = "" if len(plan.weights) == 1 else "(w·f)"
-        return [((d,), f"H{of}·v{d}: ") for d in range(len(plan.directions))]
+        prefix = "H·v" if plan.weights is None else "wᵀH·v"
+        return [((d,), f"{prefix}{d}: ") for d in range(len(plan.directions))]
     labels = []
     for m in range(n_out * len(params) ** (plan.order - 1)):
         out, *earlier = np.unravel_index(m, (n_out,) + (len(params),) * (plan.order - 1))

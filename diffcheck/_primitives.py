@@ -29,6 +29,7 @@ import mpmath
 import numpy as np
 import sympy
 
+from . import _linalg as la
 from . import _rules as r
 from ._rules import (  # noqa: F401 - the array helpers and SymPy functions other modules use
     Maximum,
@@ -119,12 +120,14 @@ NUMERIC = {
         sympy.im: lambda x: mpmath.mpf(0),
         # mpmath's I_n of a negative argument is an mpc with a zero imaginary part: real for integer n
         sympy.besseli: lambda n, x: mpmath.re(mpmath.besseli(n, x)),
+        la.RegularizedBeta: la._betainc_mp,
         **_STEPS["mpmath"],
     },
     "numpy": {
         StopGradient: lambda x: x,
         Maximum: lambda *a: functools.reduce(np.maximum, a),
         Minimum: lambda *a: functools.reduce(np.minimum, a),
+        la.RegularizedBeta: la._betainc_np,
         **_STEPS["numpy"],
     },
 }
@@ -214,17 +217,15 @@ INTERPRETED = {
     "cond": "the branch taken at the point (a parameter-dependent index is a constant there, its threshold a kink)",
     "while": "unrolled for the trip count at the point (the predicates' thresholds are kinks), up to a bound",
     "reduce": "its reduction jaxpr folded over each reduced row (several operands at once)",
+    "custom_linear_solve": "x with matvec(x) = b: the matrix of its matvec jaxpr, eliminated (never its solve "
+    "jaxpr, which may run on stop_gradient(A))",
 }
 
 #: Why a primitive has no translation yet (the Unavailable message and docs/primitives.md say it).
 UNTRANSLATED = {
-    "svd": "linear algebra: not yet written as implicit equations (A = U·S·Vᵀ)",
-    "eigh": "linear algebra: not yet written as implicit equations (A·v = λ·v, ‖v‖ = 1)",
     "eig": "linear algebra: complex eigenvalues are not translated",
-    "lu": "linear algebra: the pivoted factorisation is not translated yet",
-    "qr": "linear algebra: not yet written as implicit equations (A = Q·R)",
-    "householder_product": "linear algebra: not translated yet",
-    "geqrf": "linear algebra: not translated yet",
+    "householder_product": "linear algebra: not emitted by jnp.linalg.qr (its `qr` is translated); alone, not yet",
+    "geqrf": "linear algebra: not emitted by jnp.linalg.qr (its `qr` is translated); alone, not yet",
     "fft": "complex values are not translated (a DFT of exact complex values would be)",
     "real": "complex values are not translated",
     "imag": "complex values are not translated",
@@ -234,9 +235,26 @@ UNTRANSLATED = {
     "select_and_gather_add": "appears in max-pool gradients inside the function: not translated",
     "reduce_window": "a window reduction with a custom computation: not translated",
     "igamma_grad_a": "JAX's own derivative of igamma: diffcheck differentiates igamma itself",
-    "custom_linear_solve": "a linear solve whose primal is a user callback: not translated",
     "nextafter": "a step to the neighbouring float: not a real function of its arguments",
     "random_gamma_grad": "JAX's own derivative of a random draw",
+}
+
+#: How a primitive is translated where its form alone does not say (docs/primitives.md reads it).
+HOW = {
+    "eigh": "implicit equations: A·v = λ·v, vᵀv = 1 per eigenpair (A's lower triangle), solved by mpmath's "
+    "eigsy; derivatives by the implicit function theorem on the equations (SymPy); ascending order and "
+    "the vectors' signs as the program's at the point; a tie is a kink",
+    "svd": "implicit equations: A·v = s·u, Aᵀ·u = s·v, uᵀu + vᵀv = 2 per singular triplet, solved by "
+    "mpmath's svd_r; derivatives by the implicit function theorem on the equations (SymPy); descending "
+    "order and signs as the program's at the point; a tie or a zero singular value is a kink",
+    "lu": "local piece: Gaussian elimination with partial pivoting's pivots at the point (the largest in "
+    "magnitude, the first on a tie, as LAPACK's getrf); abs(pivot) − abs(candidate) are kinks",
+    "qr": "local piece: Householder reflections as LAPACK's geqrf/orgqr (β = −sign(α)·‖x‖, the sign at the "
+    "point); α = 0 is a kink",
+    "regularized_incomplete_beta": "closed form I_x(a, b) (mpmath's betainc); its derivative in x, "
+    "x^(a−1)·(1 − x)^(b−1)/B(a, b); in a or b SymPy has none in closed form: unavailable, never zero",
+    "cholesky": "closed form: the Cholesky–Banachiewicz recurrence on the lower triangle",
+    "triangular_solve": "closed form: substitution, reading only A's triangle",
 }
 
 #: JAX primitive name → its record. Call primitives (jit, custom_jvp_call, …) and `INTERPRETED`
@@ -348,6 +366,13 @@ PRIMITIVES: dict[str, Primitive] = {
     # linear algebra, small matrices: closed forms of the defining equations
     "cholesky": _rule(r.cholesky, analytic=False),  # JAX's complex version is Hermitian: conj(A)ᵀ
     "triangular_solve": _rule(r.triangular_solve),
+    # the pivots (lu) and the reflectors' signs (qr) chosen at the point, as LAPACK chooses them
+    "lu": _local(la.lu),
+    "qr": _local(la.qr),
+    # implicit nodes: solved by mpmath, differentiated by the implicit function theorem on their equations
+    "eigh": _local(la.eigh),
+    "svd": _local(la.svd),
+    "regularized_incomplete_beta": _unary(la.RegularizedBeta, analytic=False),  # I_x(a, b)
     # permutations at the point: a tie is a kink
     "sort": _local(r.sort),
     "top_k": _local(r.top_k),

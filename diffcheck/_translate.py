@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from . import _linalg as linalg
 from . import _nodes as nodes
 from ._primitives import CALLS, PRIMITIVES, UNTRANSLATED, Form, as_objects, elementwise, is_symbolic
 from ._rules import Piece, attach_all
@@ -347,6 +348,8 @@ def _apply(eqn, invals):
         return _while(params, invals)
     if name == "reduce":
         return _reduce_jaxpr(params, invals)
+    if name == "custom_linear_solve":
+        return _linear_solve(params, invals)
     record = PRIMITIVES.get(name)
     if record is None and (name in UNTRANSLATED or not _integer_valued(eqn)):
         reason = UNTRANSLATED.get(name, "diffcheck has no rule for it yet")
@@ -521,7 +524,7 @@ def _while(params, invals):
             point = _point()
             guards += point.guards(go.reshape(-1))
             go = point.concrete(go, np.bool_)
-        if not bool(go):
+        if not bool(np.any(go)):  # a batched loop (vmap) runs while any element's predicate holds
             return [_let(attach_all(c, guards, _POINT.get())) if guards and is_symbolic(c) else c for c in carry]
         carry = evaluate_jaxpr(body.jaxpr, body.consts, list(body_consts) + carry)
     raise Unavailable(
@@ -546,3 +549,25 @@ def _reduce_jaxpr(params, invals):
         for out, a in zip(outs, acc):
             out[index] = as_objects(a)[()]
     return outs
+
+
+def _linear_solve(params, invals):
+    """`custom_linear_solve`: x with matvec(x) = b. The matrix is the matvec jaxpr applied to each
+    basis vector, and the solve is an elimination of it: the solve jaxpr is never run, as its
+    primal may work on stop_gradient(A) (jnp.linalg.solve's does) and leave JAX's rule the rest."""
+    lengths, jaxprs = params["const_lengths"], params["jaxprs"]
+    consts, bs = invals[: sum(lengths)], invals[sum(lengths) :]
+    if len(bs) != 1:
+        raise Unavailable("custom_linear_solve with several right-hand sides (a pytree b) is not translated")
+    b = as_objects(bs[0])
+    matvec = jaxprs.matvec
+    columns = []
+    for i in range(b.size):
+        basis = np.zeros(b.size)
+        basis[i] = 1.0
+        (column,) = evaluate_jaxpr(
+            matvec.jaxpr, matvec.consts, list(consts[: lengths.matvec]) + [basis.reshape(b.shape)]
+        )
+        columns.append(as_objects(column).reshape(-1))
+    x = linalg.solve(_point(), np.stack(columns, axis=1), b.reshape(-1))
+    return [_let(x.reshape(b.shape))]
