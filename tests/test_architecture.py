@@ -14,7 +14,7 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 #: The modules that may import SymPy or mpmath: the exact method (translation, graph evaluation,
 #: its driver, the primitive records), the kink analysis, and the two front ends that take SymPy
 #: expressions from the user (a formula, `Case.from_sympy`).
-SYMPY_ALLOWED = {"_primitives", "_rules", "_translate", "_graph", "_nodes", "_exact", "_kinks", "formula", "case"}
+SYMPY_ALLOWED = {"_primitives", "_rules", "_dot", "_translate", "_graph", "_nodes", "_exact", "_kinks", "formula", "case"}
 
 
 def _imports(module: str) -> tuple[set[str], set[str]]:
