@@ -633,7 +633,6 @@ def _raw(value):
     return getattr(value, "_mpf_", None)
 
 
-
 # --- forward evaluation --------------------------------------------------------------------
 
 
