@@ -58,7 +58,14 @@ class Linear(sympy.Expr):
     def mpf_coefficients(self) -> list:
         """The coefficients as mpmath's raw numbers (exact: a float is an mpf at 53 bits)."""
         if self._mpf is None:
-            self._mpf = [from_float(c) for c in self.coefficients.tolist()]
+            # A row of data is the coefficients of every output of its layer (X[b] for each
+            # hidden unit): converted once per row.
+            self._mpf = _MPF_ROWS.get(self._key)
+            if self._mpf is None:
+                self._mpf = [from_float(c) for c in self.coefficients.tolist()]
+                if len(_MPF_ROWS) >= _MPF_ROWS_KEPT:
+                    _MPF_ROWS.clear()
+                _MPF_ROWS[self._key] = self._mpf
         return self._mpf
 
     def rationals(self) -> list:
@@ -101,6 +108,10 @@ class Bilinear(sympy.Expr):
 
     def _sympystr(self, printer):
         return printer._print(self.expanded())
+
+
+_MPF_ROWS: dict = {}  # coefficients' bytes → their raw mpmath numbers
+_MPF_ROWS_KEPT = 4096
 
 
 def _rational(c: float):

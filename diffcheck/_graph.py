@@ -157,6 +157,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
             for k in wanted[e]:
                 consume(k, env[e])
     order = graph.order
+    layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
     last = {}
     for i, node in enumerate(order):
         for a in _children(node, graph):
@@ -167,7 +168,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 if node in definitions:
                     value = env[definitions[node]]
                 elif node in graph.linear or isinstance(node, (sympy.Add, Bilinear)):
-                    value = _moved_sum(node, graph, env, dense)
+                    value = _moved_sum(node, graph, env, dense, layouts)
                 else:
                     value = _moved_node(node, env, dense)
                 if value is not None and value[1] is not dense and value[1].size > total // 4:
@@ -195,7 +196,7 @@ def _positions(union, rows):
     return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
 
 
-def _moved_sum(node, graph, env, dense):
+def _moved_sum(node, graph, env, dense, layouts):
     """A sum at the point and at the rows that move any of its terms, in float64.
 
     Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
@@ -205,6 +206,15 @@ def _moved_sum(node, graph, env, dense):
     arguments' values: the products are never nodes of their own (a layer with a batch has
     batch × width × inputs of them).
     """
+    if isinstance(node, Linear):
+        bases, moved = _layout(node.args, env, dense, layouts)
+        if moved is not None:  # each row moves one term at most: the same sums, as arrays
+            c = node.coefficients
+            levels = _pairwise_levels(c * bases)
+            if moved is _STILL:
+                return (levels[-1][0], _NO_ROWS, _NO_ROWS)
+            rows, term, values = moved
+            return (levels[-1][0], rows, _up_the_tree(levels, term, np.asarray(c[term] * values, np.float64)))
     linear = graph.linear.get(node)
     if linear is not None:
         terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
@@ -246,13 +256,47 @@ def _moved_sum(node, graph, env, dense):
             return (base, union, _pairwise(columns))
         term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
         value = np.concatenate([v for _, _, v in moving])[order]
-    value = np.asarray(value, np.float64)
-    for level in levels[:-1]:  # up the tree: each partial sum with its sibling's base value
+    return (base, rows, _up_the_tree(levels, term, np.asarray(value, np.float64)))
+
+
+def _up_the_tree(levels, term, value):
+    """A pairwise sum at rows that each move one term (`term`, to `value`): each partial sum on
+    the term's path, with its sibling's value at the point."""
+    for level in levels[:-1]:
         sibling = term ^ 1
         has = sibling < level.size
         value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
         term = term >> 1
-    return (base, rows, value)
+    return value
+
+
+_STILL = object()  # no argument moves
+
+
+def _layout(args, env, dense, layouts):
+    """The arguments' values at the point (an array), and how they move: _STILL, or (rows, the
+    term each row moves, its value there) when no row moves two terms, else None (the general
+    sum). Built once per tuple of arguments: a layer's inputs are the arguments of each of its
+    outputs' dot products."""
+    layout = layouts.get(args)
+    if layout is not None:
+        return layout
+    values = [env[a] for a in args]
+    bases = np.array([b for b, _, _ in values], dtype=np.float64)
+    moving = [(k, r, v) for k, (_, r, v) in enumerate(values) if r.size]
+    layout = (bases, None)
+    if not moving:
+        layout = (bases, _STILL)
+    elif not any(r is dense for _, r, _ in moving):
+        rows = np.concatenate([r for _, r, _ in moving])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        if not (rows[1:] == rows[:-1]).any():
+            term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
+            moved = np.concatenate([np.asarray(v) for _, _, v in moving])[order]
+            layout = (bases, (rows, term, moved))
+    layouts[args] = layout
+    return layout
 
 
 def _union(rows: np.ndarray) -> np.ndarray:
