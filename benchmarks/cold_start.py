@@ -45,13 +45,20 @@ check_grads(lambda *p: b.fn(jnp, **dict(zip(b.wrt, p)), **b.data()), args, order
 """
 
 
-def wall(command, env=None) -> float:
+def wall(command, env=None) -> tuple[float, float, float]:
+    """The process's wall time, CPU time (user + system, s) and peak RSS (MB)."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            out.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{out.read()}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main(argv=None) -> int:
@@ -79,10 +86,24 @@ def main(argv=None) -> int:
             for name, (command, env) in commands.items():
                 empty = {"DIFFCHECK_CACHE_DIR": str(Path(scratch) / f"empty-{run}")}  # a first run's
                 results[name].append(wall(command, env or empty))
-    print(f"| whole process ({args.runs} interleaved runs) | median | min | max |")
-    print("|---|---|---|---|")
-    for name, times in results.items():
-        print(f"| {name} | {statistics.median(times):.2f} s | {min(times):.2f} s | {max(times):.2f} s |")
+    load = os.getloadavg()
+    print(f"load averages after the runs (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}")
+    gradcheck = "torch.autograd.gradcheck, one point, order 1"
+    anchor = statistics.median(t[0] for t in results[gradcheck]) if results.get(gradcheck) else None
+    anchor_cpu = statistics.median(t[1] for t in results[gradcheck]) if results.get(gradcheck) else None
+    print(
+        f"| whole process ({args.runs} interleaved runs) | wall median | min | max | CPU median | peak RSS "
+        "| × gradcheck (wall) | × gradcheck (CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        times, cpu, rss = ([r[i] for r in runs] for i in range(3))
+        ratio = f"{statistics.median(times) / anchor:.2f}" if anchor else ""
+        ratio_cpu = f"{statistics.median(cpu) / anchor_cpu:.2f}" if anchor_cpu else ""
+        print(
+            f"| {name} | {statistics.median(times):.2f} s | {min(times):.2f} s | {max(times):.2f} s | "
+            f"{statistics.median(cpu):.2f} s | {max(rss):.0f} MB | {ratio} | {ratio_cpu} |"
+        )
     return 0
 
 

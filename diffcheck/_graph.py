@@ -19,9 +19,12 @@ import math
 import mpmath
 import numpy as np
 import sympy
+from mpmath.libmp import from_float, mpf_abs, mpf_mul
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from . import _dot as dot
+from ._dot import Bilinear, Linear
 from ._nodes import (
     _NUMPY,
     _local_derivatives,
@@ -154,6 +157,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
             for k in wanted[e]:
                 consume(k, env[e])
     order = graph.order
+    layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
     last = {}
     for i, node in enumerate(order):
         for a in _children(node, graph):
@@ -163,8 +167,8 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
             if node not in env:
                 if node in definitions:
                     value = env[definitions[node]]
-                elif node in graph.linear or isinstance(node, sympy.Add):
-                    value = _moved_sum(node, graph, env, dense)
+                elif node in graph.linear or isinstance(node, (sympy.Add, Bilinear)):
+                    value = _moved_sum(node, graph, env, dense, layouts)
                 else:
                     value = _moved_node(node, env, dense)
                 if value is not None and value[1] is not dense and value[1].size > total // 4:
@@ -192,18 +196,31 @@ def _positions(union, rows):
     return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
 
 
-def _moved_sum(node, graph, env, dense):
+def _moved_sum(node, graph, env, dense, layouts):
     """A sum at the point and at the rows that move any of its terms, in float64.
 
     Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
     term — a stencil row moves one parameter, so one term of each dot product — recomputes
     the log₂(terms) partial sums on that term's path, not the whole sum. A dot product Σ cᵢ·sᵢ
-    of a linear node takes its products here, from its symbols' values: the products are never
-    nodes of their own (a layer with a batch has batch × width × inputs of them).
+    of a linear node, and Σ aᵢ·bᵢ of a bilinear one, take their products here, from their
+    arguments' values: the products are never nodes of their own (a layer with a batch has
+    batch × width × inputs of them).
     """
+    if isinstance(node, Linear):
+        bases, moved = _layout(node.args, env, dense, layouts)
+        if moved is not None:  # each row moves one term at most: the same sums, as arrays
+            c = node.coefficients
+            levels = _pairwise_levels(c * bases)
+            if moved is _STILL:
+                return (levels[-1][0], _NO_ROWS, _NO_ROWS)
+            rows, term, values = moved
+            return (levels[-1][0], rows, _up_the_tree(levels, term, np.asarray(c[term] * values, np.float64)))
     linear = graph.linear.get(node)
     if linear is not None:
         terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
+    elif isinstance(node, Bilinear):
+        lhs, rhs = node.halves
+        terms = [(None, _moved_product(env[a], env[b], dense)) for a, b in zip(lhs, rhs)]
     else:
         terms = [(None, env[a]) for a in node.args]
     scaled = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
@@ -239,13 +256,47 @@ def _moved_sum(node, graph, env, dense):
             return (base, union, _pairwise(columns))
         term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
         value = np.concatenate([v for _, _, v in moving])[order]
-    value = np.asarray(value, np.float64)
-    for level in levels[:-1]:  # up the tree: each partial sum with its sibling's base value
+    return (base, rows, _up_the_tree(levels, term, np.asarray(value, np.float64)))
+
+
+def _up_the_tree(levels, term, value):
+    """A pairwise sum at rows that each move one term (`term`, to `value`): each partial sum on
+    the term's path, with its sibling's value at the point."""
+    for level in levels[:-1]:
         sibling = term ^ 1
         has = sibling < level.size
         value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
         term = term >> 1
-    return (base, rows, value)
+    return value
+
+
+_STILL = object()  # no argument moves
+
+
+def _layout(args, env, dense, layouts):
+    """The arguments' values at the point (an array), and how they move: _STILL, or (rows, the
+    term each row moves, its value there) when no row moves two terms, else None (the general
+    sum). Built once per tuple of arguments: a layer's inputs are the arguments of each of its
+    outputs' dot products."""
+    layout = layouts.get(args)
+    if layout is not None:
+        return layout
+    values = [env[a] for a in args]
+    bases = np.array([b for b, _, _ in values], dtype=np.float64)
+    moving = [(k, r, v) for k, (_, r, v) in enumerate(values) if r.size]
+    layout = (bases, None)
+    if not moving:
+        layout = (bases, _STILL)
+    elif not any(r is dense for _, r, _ in moving):
+        rows = np.concatenate([r for _, r, _ in moving])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        if not (rows[1:] == rows[:-1]).any():
+            term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
+            moved = np.concatenate([np.asarray(v) for _, _, v in moving])[order]
+            layout = (bases, (rows, term, moved))
+    layouts[args] = layout
+    return layout
 
 
 def _union(rows: np.ndarray) -> np.ndarray:
@@ -264,6 +315,32 @@ def _children(node, graph):
     return node.args if not isinstance(node, ExprCondPair) else ()
 
 
+def _gather(flat, dense):
+    """The union of the rows that move any of `flat`'s (value, rows, values), and each one's
+    values at every row of it (its value at θ where it does not move)."""
+    rows = [r for _, r, _ in flat if r.size]
+    if any(r is dense for r in rows):
+        union = dense
+    else:
+        union = rows[0] if len(rows) == 1 else _union(np.concatenate(rows)) if rows else _NO_ROWS
+    gathered = []
+    for b, r, v in flat:
+        if r is union:
+            gathered.append(v)
+            continue
+        column = np.full(union.size, b)
+        if r.size:
+            column[_positions(union, r)] = v
+        gathered.append(column)
+    return union, gathered
+
+
+def _moved_product(a, b, dense):
+    """One product aᵢ·bᵢ of a bilinear node, at the point and at its rows."""
+    union, (va, vb) = _gather([a, b], dense)
+    return (a[0] * b[0], union, va * vb if union.size else union)
+
+
 def _moved_node(node, env, dense):
     if isinstance(node, ExprCondPair):
         return None  # read through by its Piecewise
@@ -271,11 +348,7 @@ def _moved_node(node, env, dense):
         return (_numpy_node(node, {}), _NO_ROWS, _NO_ROWS)
     parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
     flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
-    rows = [r for _, r, _ in flat if r.size]
-    if any(r is dense for r in rows):
-        union = dense
-    else:
-        union = rows[0] if len(rows) == 1 else _union(np.concatenate(rows)) if rows else _NO_ROWS
+    union, gathered = _gather(flat, dense)
 
     def local(values):
         if parts:
@@ -286,15 +359,6 @@ def _moved_node(node, env, dense):
     base = _numpy_node(node, local([b for b, _, _ in flat]))
     if not union.size:
         return (base, union, union)
-    gathered = []
-    for b, r, v in flat:
-        if r is union:
-            gathered.append(v)
-            continue
-        column = np.full(union.size, b)
-        if r.size:
-            column[_positions(union, r)] = v
-        gathered.append(column)
     values = np.broadcast_to(np.asarray(_numpy_node(node, local(gathered))), union.shape)
     return (base, union, values)
 
@@ -332,12 +396,16 @@ def jacobian(
             depends[node] = node in index or any(depends[a] for a in kids[node])
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
-            adjoint, pending = {out: mpmath.mpf(1)}, {}
+            adjoint, pending, pairs = {out: mpmath.mpf(1)}, {}, {}
             for node in order[position[out] :: -1] if out in position else ():
                 bar = adjoint.pop(node, None)
-                terms = pending.pop(node, None)
+                terms, complex_terms = pending.pop(node, None), pairs.pop(node, None)
                 if terms is not None:  # the dot products' contributions, as one exact sum
-                    bar = mpmath.fdot(terms) if bar is None else bar + mpmath.fdot(terms)
+                    total = dot.exact_sum(terms)
+                    bar = total if bar is None else bar + total
+                if complex_terms is not None:
+                    total = mpmath.fdot(complex_terms)
+                    bar = total if bar is None else bar + total
                 if bar is None or not depends[node]:
                     continue
                 if node in index:
@@ -346,10 +414,23 @@ def jacobian(
                 if budget is not None:
                     budget.check()
                 linear = graph.linear.get(node)
-                if linear is not None:  # Σ cᵢ·sᵢ: each symbol's adjoint grows by bar·cᵢ, summed once
-                    for c, a in zip(graph.coefficients(node), linear[1]):
-                        if depends[a]:
-                            pending.setdefault(a, []).append((bar, size(c)))
+                if linear is not None or isinstance(node, Bilinear):
+                    # Σ cᵢ·aᵢ: each argument's adjoint grows by bar·cᵢ (Σ aᵢ·bᵢ: by bar·bᵢ and
+                    # bar·aᵢ), the products exact, each adjoint's contributions summed once.
+                    if linear is not None:
+                        partials = [(a, c, None) for a, c in zip(linear[1], graph.coefficients(node))]
+                    else:
+                        lhs, rhs = node.halves
+                        partials = [(a, _raw(env[b]), env[b]) for a, b in zip(lhs + rhs, rhs + lhs)]
+                    raw = _raw(bar)
+                    for a, c, value in partials:
+                        if not depends[a]:
+                            continue
+                        if raw is not None and c is not None:
+                            pending.setdefault(a, []).append(mpf_mul(raw, mpf_abs(c) if absolute else c))
+                        else:  # a complex value: mpmath's own dot product
+                            partial = value if value is not None else mpmath.mp.make_mpf(c)
+                            pairs.setdefault(a, []).append((bar, size(partial)))
                     continue
                 if node in graph.definitions:
                     arg = graph.definitions[node]
@@ -392,6 +473,11 @@ def gradient_expressions(output, symbols, definitions=None) -> list:
 
 def _local_derivative_expressions(node, depends):
     args = node.args
+    if isinstance(node, Linear):
+        return list(zip(args, node.rationals()))
+    if isinstance(node, Bilinear):
+        lhs, rhs = node.halves
+        return list(zip(lhs + rhs, rhs + lhs))
     if isinstance(node, sympy.Add):
         return [(a, sympy.S.One) for a in args]
     if isinstance(node, sympy.Mul):
@@ -459,6 +545,9 @@ class _Graph:
                 continue
             if node in definitions:
                 children = (definitions[node],)
+            elif isinstance(node, Linear):
+                self.linear[node] = (None, node.args)
+                children = node.args
             elif isinstance(node, sympy.Add) and (linear := _linear_form(node)) is not None:
                 self.linear[node] = linear
                 children = linear[1]
@@ -473,20 +562,24 @@ class _Graph:
         self._parents = None
 
     def coefficients(self, node) -> list:
-        """The linear node's rationals as mpmath numbers at the working precision (exact, and
-        then the same at every precision, for the binary fractions that float data are)."""
+        """The linear node's coefficients as mpmath's raw numbers at the working precision (exact,
+        and then the same at every precision, for the binary fractions that float data are)."""
+        if isinstance(node, Linear):
+            return node.mpf_coefficients()
         out = self._coefficients.get(node)
         if out is None or out[0] < mpmath.mp.prec:
             values = [_dyadic(c) for c in self.linear[node][0]]
             if all(v is not None for v in values):
                 out = (math.inf, values)
             else:
-                out = (mpmath.mp.prec, [_number(c) for c in self.linear[node][0]])
+                out = (mpmath.mp.prec, [_number(c)._mpf_ for c in self.linear[node][0]])
             self._coefficients[node] = out
         return out[1]
 
     def floats(self, node) -> list:
         """The linear node's rationals as floats."""
+        if isinstance(node, Linear):
+            return node.coefficients.tolist()
         out = self._floats.get(node)
         if out is None:
             out = self._floats[node] = [int(c.p) / int(c.q) for c in self.linear[node][0]]  # correctly rounded
@@ -514,7 +607,7 @@ def _dyadic(c):
     p, q = int(c.p), int(c.q)
     if q & (q - 1) or p.bit_length() > 53:
         return None
-    return mpmath.mpf(p / q)  # a float, exactly
+    return from_float(p / q)  # a float, exactly
 
 
 def _linear_form(node):
@@ -587,9 +680,18 @@ def _mpmath_value(graph, node, env):
     if node in graph.definitions:
         return env[graph.definitions[node]]
     linear = graph.linear.get(node)
-    if linear is not None:
-        return mpmath.fdot(graph.coefficients(node), [env[a] for a in linear[1]])
+    if linear is not None and not isinstance(node, Linear):
+        values = [env[a] for a in linear[1]]
+        raw = [_raw(v) for v in values]
+        if all(r is not None for r in raw):
+            return dot.exact_sum([mpf_mul(c, r) for c, r in zip(graph.coefficients(node), raw)])
+        return mpmath.fdot([mpmath.mp.make_mpf(c) for c in graph.coefficients(node)], values)
     return _mpmath_node(node, env)
+
+
+def _raw(value):
+    """mpmath's raw number of a real mpf, None for anything else (a complex value)."""
+    return getattr(value, "_mpf_", None)
 
 
 # --- forward evaluation --------------------------------------------------------------------

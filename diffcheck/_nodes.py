@@ -11,6 +11,7 @@ import sympy
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from . import _dot as dot
 from ._primitives import NUMERIC, STEP_DERIVATIVES
 from .errors import Unavailable
 
@@ -97,6 +98,8 @@ def _mpmath_node(node, env):
         if node.is_Symbol:
             raise Unavailable(f"no value for symbol {node}")
         return _number(node)
+    if isinstance(node, (dot.Linear, dot.Bilinear)):
+        return dot.mpmath_value(node, env)
     args = [env[a] for a in node.args]
     if isinstance(node, sympy.Add):
         return mpmath.fsum(args)
@@ -128,6 +131,8 @@ def _numpy_node(node, env):
     if node.is_Atom:
         return float(_number(node)) if not isinstance(node, sympy.logic.boolalg.BooleanAtom) else bool(node)
     args = [env[a] for a in node.args]
+    if isinstance(node, (dot.Linear, dot.Bilinear)):
+        return _pairwise(dot.terms(node, args))
     if isinstance(node, sympy.Add):
         return _pairwise(args)
     if isinstance(node, sympy.Mul):

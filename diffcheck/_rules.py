@@ -18,6 +18,7 @@ import mpmath
 import numpy as np
 import sympy
 
+from . import _dot as dot
 from .errors import Unavailable
 
 # --- SymPy functions of diffcheck's own ------------------------------------------------------
@@ -416,20 +417,41 @@ def reduce(op):
 
 def dot_general(lhs, rhs, *, dimension_numbers, **_):
     (lc, rc), (lb, rb) = dimension_numbers
-    lhs, rhs = as_objects(lhs), as_objects(rhs)
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
     lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
     rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
-    lt = np.transpose(lhs, list(lb) + lf + list(lc))
-    rt = np.transpose(rhs, list(rb) + rf + list(rc))
     nb, nl, nr = len(lb), len(lf), len(rf)
-    out_shape = lt.shape[: nb + nl] + rt.shape[nb : nb + nr]
     k = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
-    l3 = lt.reshape(int(np.prod(lt.shape[:nb], dtype=np.int64)), -1, k)
-    r3 = rt.reshape(l3.shape[0], -1, k)
+
+    def rows(x, batch, free, contracted):  # (batch, free, contracted), as the output is laid out
+        x = np.transpose(x, list(batch) + free + list(contracted))
+        return x.reshape(int(np.prod(x.shape[:nb], dtype=np.int64)), -1, k), x.shape
+
+    # Data times values, and values times values, are one node per dot product (`_dot`).
+    lnum, rnum = (dot.data(x) for x in (lhs, rhs))
+    l3, lt_shape = rows(as_objects(lhs), lb, lf, lc)
+    r3, rt_shape = rows(as_objects(rhs), rb, rf, rc)
+    lsym, rsym = (_symbols(x) for x in (l3, r3))
+    lnum = None if lnum is None else rows(lnum, lb, lf, lc)[0]
+    rnum = None if rnum is None else rows(rnum, rb, rf, rc)[0]
     out = np.empty((l3.shape[0], l3.shape[1], r3.shape[1]), dtype=object)
     for b, i, j in np.ndindex(*out.shape):
-        out[b, i, j] = _sum_of_products(l3[b, i], r3[b, j])
-    return out.reshape(out_shape)
+        if lnum is not None and rsym[b, j]:
+            out[b, i, j] = dot.linear(lnum[b, i], r3[b, j])
+        elif rnum is not None and lsym[b, i]:
+            out[b, i, j] = dot.linear(rnum[b, j], l3[b, i])
+        elif lsym[b, i] and rsym[b, j]:
+            out[b, i, j] = dot.bilinear(l3[b, i], r3[b, j])
+        else:
+            out[b, i, j] = _sum_of_products(l3[b, i], r3[b, j])
+    return out.reshape(lt_shape[: nb + nl] + rt_shape[nb : nb + nr])
+
+
+def _symbols(x3) -> np.ndarray:
+    """Whether each row (last axis) of an object array holds symbols only."""
+    if x3.size == 0:
+        return np.zeros(x3.shape[:2], bool)
+    return np.frompyfunc(lambda e: e.is_Symbol, 1, 1)(x3).astype(bool).all(axis=-1)
 
 
 def _sum_of_products(lhs, rhs):

@@ -25,6 +25,7 @@ import mpmath
 import numpy as np
 import sympy
 
+from . import _dot as dot
 from . import _graph as graph
 from . import _linalg as linalg
 from . import _nodes as nodes
@@ -171,7 +172,10 @@ def inline(exprs, definitions) -> list:
     full = {}
     for node in graph.topological(exprs, definitions):
         if node in definitions:
-            full[node] = definitions[node].xreplace(full)
+            definition = definitions[node]
+            if isinstance(definition, (dot.Linear, dot.Bilinear)):
+                definition = definition.expanded()  # as SymPy terms, which sympy.diff knows
+            full[node] = definition.xreplace(full)
     return [e.xreplace(full) if isinstance(e, sympy.Basic) else e for e in exprs]
 
 
