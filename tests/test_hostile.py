@@ -409,7 +409,9 @@ HOSTILE_CASES = """
         time.sleep(1000)
 
     def _hog(x):
-        hoard = [b"x" * 2**28 for _ in range(20)]  # touched memory: resident, unlike bytearray's zero pages
+        # touched memory (resident, unlike bytearray's zero pages), in one C call: the pool's memory
+        # kill, not the point's preemption, must stop it however slow the machine
+        hoard = b"x" * 2**31
         return x
 
     class Escape(BaseException):
