@@ -162,10 +162,17 @@ def _record(problem, run, numeric, exact, compared, start) -> PointResult:
         sweeps=compared.sweeps,
         tolerance=f"rtol={run.rtol or 0:g}, atol={run.atol or 0:g}" if explicit else "error model",
         strict=run.strict,
-        diagnosis=diagnose(compared.elements),
+        diagnosis=_diagnosis(compared),
         traceback=exact.traceback,
         unlisted=compared.unlisted,
     )
+
+
+def _diagnosis(compared) -> tuple:
+    lines = diagnose(compared.elements)
+    if compared.unlisted is None:
+        return lines
+    return tuple(f"{line} (of the {len(compared.elements):,} elements listed)" for line in lines)
 
 
 def backend_value_name(backend) -> str:

@@ -799,6 +799,7 @@ def test_a_large_jacobian_lists_failures_and_the_worst_and_summarises_the_rest(m
     assert not point.ok and len(point.mismatches) == 5
     assert point.unlisted.counts["mismatch"] == 7  # 12 diagonal, 5 listed
     assert any("7 more mismatching elements" in p for p in point.problems())
+    assert all("elements listed)" in line for line in point.diagnosis)
     json.dumps(point.to_dict())
 
 
