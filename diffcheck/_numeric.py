@@ -20,7 +20,7 @@ from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
 from . import _lower as lower
-from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan
+from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan, fits
 from ._probes import dot_product_test
 from ._records import OK, DotProductTest, Method, State, Status, offsets_of, unavailable
 from .errors import PointError, Unavailable
@@ -122,6 +122,8 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
                 return autodiff.value(F, theta, data), exc
 
     try:
+        with autodiff.precision(np.float64):  # refused before JAX allocates a Jacobian that cannot fit
+            fits(int(np.prod(jax.eval_shape(F, flat64, data).shape, dtype=np.int64)), flat64.size)
         f64, reverse64 = value(F, np.dtype(np.float64))
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))

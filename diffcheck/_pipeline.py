@@ -192,10 +192,17 @@ def _record(problem, run, numeric, exact, compared, start) -> PointResult:
         strict=run.strict,
         precision=run.precision,
         value_precision=compared.value_precision,
-        diagnosis=diagnose(compared.elements),
+        diagnosis=_diagnosis(compared),
         traceback=exact.traceback,
         unlisted=compared.unlisted,
     )
+
+
+def _diagnosis(compared) -> tuple:
+    lines = diagnose(compared.elements)
+    if compared.unlisted is None:
+        return lines
+    return tuple(f"{line} (of the {len(compared.elements):,} elements listed)" for line in lines)
 
 
 def backend_value_name(backend) -> str:

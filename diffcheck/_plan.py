@@ -66,8 +66,6 @@ class Plan(NamedTuple):
 
     @classmethod
     def choose(cls, order, outputs, params, seed, dtype):
-        if order == 1:
-            fits(outputs, params)
         if order == 1 or outputs * params**order <= MAX_TENSOR:
             return cls(order, None)
         if order == 2:

@@ -129,7 +129,8 @@ def phase(frames) -> str:
     package = str(Path(__file__).resolve().parent)
     for path, line, fn in frames:
         own = path.startswith(package) or "site-packages" in path or "/lib/python" in path
-        if not own and not path.startswith("<"):
+        typed = path in ("<string>", "<stdin>") or path.startswith("<ipython-input")  # python -c, a notebook
+        if typed or (not own and not path.startswith("<")):
             return f", in the case's own code ({path}:{line} in {fn})"
         for needle, name in PHASES:
             if needle in path:

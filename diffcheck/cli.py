@@ -54,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=120.0,
         metavar="SECONDS",
-        help="time budget per point (default 120): the symbolic method stops itself past it, and a case "
-        "running past it per point (plus 5 s) is killed and reported as timed out",
+        help="time budget per point (default 120), for every method: the symbolic method stops itself at it, "
+        "past it plus 5 s the point is preempted, and a case past (timeout + 5 s) per point, plus 5 s, is killed; "
+        "each is reported as timed out, with the phase",
     )
     _memory_argument(run)
     run.add_argument(
@@ -109,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=120.0,
         metavar="SECONDS",
-        help="time budget (default 120); past it (plus 5 s) the check is killed and reported as timed out",
+        help="time budget of the point (default 120), for every method; past it plus 5 s the check is "
+        "preempted (or its worker killed) and reported as timed out, with the phase",
     )
     _memory_argument(check)
     check.add_argument("--strict", action="store_true", help="a kink (non-differentiable point) fails the check")
@@ -188,7 +190,8 @@ def _memory_argument(parser) -> None:
         default=None,
         metavar="GIB",
         help="memory budget per worker process in GiB (default: half the machine's memory, shared among "
-        "the workers); a case past it is killed and reported as out of memory",
+        "the workers); a Jacobian that cannot fit it is refused before it is computed, and a case past it "
+        "is killed and reported as out of memory",
     )
 
 
