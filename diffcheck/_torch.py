@@ -459,6 +459,8 @@ def _numpy(out, run) -> np.ndarray:
         raise UsageError(f"the function must return a torch tensor, got {type(out).__name__}")
     if not out.is_floating_point():
         raise UsageError(f"the function returned {out.dtype} values; a real floating-point output is needed")
+    if out.dtype in (torch.bfloat16, torch.float16):  # NumPy has no bfloat16: exactly, via float32
+        out = out.float()
     out = out.detach().cpu().numpy().reshape(-1)
     return out if run is None else out.astype(run)
 

@@ -380,3 +380,10 @@ def test_a_torch_warning_raised_as_an_error_is_the_points_error_and_says_so():
         warnings.simplefilter("error")
         point = diffcheck.check_grad(lambda x: x.index_reduce(1, index, 2 * x, "prod").sum(), _X3[None, :]).points[0]
     assert "UserWarning: index_reduce() is in beta" in point.error and "warnings filter" in point.error
+
+
+def test_a_bfloat16_output_is_read_exactly_not_refused():
+    # NumPy has no bfloat16: the output crosses as float32, which holds every bfloat16 exactly
+    point = diffcheck.check_grad(lambda x: (4 * x).bfloat16(), torch.tensor([0.5, 0.25], dtype=torch.float64)).points[0]
+    assert point.error is None, point.error
+    assert point.value["torch"] == 2.0
