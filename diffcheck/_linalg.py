@@ -68,18 +68,21 @@ def _parameters(point, exprs) -> list:
 
 
 def _pinned(point, exprs) -> list:
-    """A guard that is 0 at the point and moves with every parameter `exprs` depend on: at a repeated
-    eigenvalue the decomposition has no derivative (its Jacobian F_y is singular), and every
-    parameter is then at a kink, rather than some derivatives NaN where the others are."""
+    """A guard that is 0 at the point and moves with every parameter `exprs` depend on: a repeated
+    eigenvalue has no derivative (its system's Jacobian F_y is singular), so its outputs are at a
+    kink in every parameter, rather than some derivatives NaN where the others are finite."""
     params = _parameters(point, exprs)
     if not params:
         return []
     return [sympy.Add(*[p - sympy.Rational(float(point.value(p))) for p in params])]
 
 
-def _ties(point, values, gaps) -> bool:
+def _tied(point, values, gaps) -> list[bool]:
+    """Per value, whether it ties with a neighbour (gaps[k] lies between values k and k + 1; a
+    gap past the last is the last value itself, a singular value at 0)."""
     scale = max([abs(_f(point, v)) for v in values] + [1e-300])
-    return any(abs(_f(point, g)) <= TIE * scale for g in gaps)
+    small = [abs(_f(point, g)) <= TIE * scale for g in gaps]
+    return [(k > 0 and small[k - 1]) or (k < len(small) and small[k]) for k in range(len(values))]
 
 
 def _batches(a):
@@ -250,8 +253,9 @@ def eigh(point, a, *, lower=True, sort_eigenvalues=True, subset_by_index=None, *
         systems = [_eigh_system(n, k, lower, list(ref_v[:, k])) for k in range(n)]
         lam = [_let(point, s.node(0)(*flat)) for s in systems]
         gaps = [lam[k + 1] - lam[k] for k in range(n - 1)]
-        pin = _pinned(point, flat) if _ties(point, lam, gaps) else []
+        tied = _tied(point, lam, gaps)
         for k, s in enumerate(systems):
+            pin = _pinned(point, flat) if tied[k] else []
             values[batch + (k,)] = attach(lam[k], gaps[max(k - 1, 0) : k + 1] + pin, point)
             column = [s.node(1 + r)(*flat) for r in range(n)]
             vectors[batch + (slice(None), k)] = attach_all(np.array(column, dtype=object), gaps + pin, point)
@@ -308,8 +312,9 @@ def svd(point, a, *, full_matrices=True, compute_uv=True, subset_by_index=None, 
         s = [_let(point, sy.node(0)(*flat)) for sy in systems]
         # a tie is a kink, and so is the smallest value at 0 (|·| there)
         gaps = [s[i] - s[i + 1] for i in range(k - 1)] + [s[-1]]
-        pin = _pinned(point, flat) if _ties(point, s, gaps) else []
+        tied = _tied(point, s, gaps)
         for i, sy in enumerate(systems):
+            pin = _pinned(point, flat) if tied[i] else []
             S[batch + (i,)] = attach(s[i], gaps[max(i - 1, 0) : i + 1] + ([s[-1]] if i == k - 1 else []) + pin, point)
             if compute_uv:
                 u = np.array([sy.node(1 + r)(*flat) for r in range(m)], dtype=object)

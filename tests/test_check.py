@@ -88,11 +88,20 @@ def test_float32_run_keeps_the_users_x64_mode():
 
 
 def test_unknown_primitive_leaves_symbolic_unavailable_and_the_rest_running():
-    spectrum = lambda x: jnp.sum(jnp.fft.rfft(x).real) * x[0]  # noqa: E731 - complex values: untranslated
+    spectrum = lambda x: jnp.sum(jnp.fft.rfft(x).real * x[:2])  # noqa: E731
     report = diffcheck.check_grad(spectrum, np.array([0.3, 1.1, -0.2]))
     methods = report.points[0].methods
     assert methods["symbolic"].startswith("unavailable") and "'fft'" in methods["symbolic"]
     assert methods["autodiff"] == "ok" and methods["finite_difference"] == "ok"
+    assert report.ok
+
+
+def test_a_simple_eigenvalue_beside_a_repeated_one_is_differentiated_exactly():
+    # eigenvalues 1, 1 and 1 + |x|²: the largest is smooth, the tie below it does not touch it
+    eig = lambda x: jnp.linalg.eigvalsh(jnp.outer(x, x) + jnp.eye(3))[-1] * x[0]  # noqa: E731
+    report = diffcheck.check_grad(eig, np.array([0.3, 1.1, -0.2]))
+    [point] = report.points
+    assert point.methods["symbolic"] == "ok" and not point.kinks
     assert report.ok
 
 
