@@ -125,3 +125,17 @@ def test_a_layer_with_a_batch_is_batch_times_width_nodes(rng):
     value = float(graph.evaluate(outputs, symbols, theta, tr.definitions)[0])
     want = np.sum(np.tanh(np.asarray(X, np.float64) @ W.T) @ V)  # the data as the program holds them
     np.testing.assert_allclose(value, want, rtol=1e-12)
+
+
+def test_a_cast_of_an_integer_valued_dot_product_is_exact_on_its_piece():
+    from diffcheck import check_grad
+
+    A = np.array([[1.0, 2.0, -1.0], [3.0, 0.0, 1.0]])
+
+    def f(x):
+        k = (A @ jnp.round(x)).astype(int)  # integer data times integer values, cast
+        return jnp.sum(k * x[:2])
+
+    report = check_grad(f, np.array([1.2, -0.7, 2.4]))
+    assert report.ok, report
+    assert all(e.verdict.name == "AGREE" for e in report.points[0].elements)
