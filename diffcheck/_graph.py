@@ -35,9 +35,13 @@ from ._nodes import (
     _pairwise_levels,
     _partial_expression,
 )
+from .errors import BudgetExceeded
 
 #: Significant decimal digits of the high-precision evaluation of the exact values.
 DIGITS = 30
+
+#: Most bytes of moved rows the stencil's evaluation holds at once before the exact method gives up.
+MOVED_BYTES = 1 << 30
 
 
 def topological(exprs, definitions=None) -> list:
@@ -158,6 +162,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 consume(k, env[e])
     order = graph.order
     layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
+    counted, live = {}, 0  # bytes of the rows held, per node and in all
     last = {}
     for i, node in enumerate(order):
         for a in _children(node, graph):
@@ -176,12 +181,23 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                     full = np.full(total, value[0], dtype=np.result_type(value[2], np.float64))
                     full[value[1]] = value[2]
                     value = (value[0], dense, full)
+                if value is not None and node not in definitions:
+                    counted[node] = np.asarray(value[2]).nbytes + (0 if value[1] is dense else value[1].nbytes)
+                    live += counted[node]
+                    if live > MOVED_BYTES:
+                        # A network whose every value moves in every row (each depends on every
+                        # parameter) holds a layer of such rows at once: give up, not the memory.
+                        raise BudgetExceeded(
+                            "too large",
+                            f"the kink search holds over {MOVED_BYTES / 2**30:g} GiB of stencil rows at once",
+                        )
                 env[node] = value
                 for k in wanted.get(node, ()):
                     consume(k, value)
             for a in _children(node, graph):
                 if last.get(a) == i:
                     env.pop(a, None)
+                    live -= counted.pop(a, 0)
 
 
 class _AllRows(np.ndarray):

@@ -357,7 +357,9 @@ def _integer_valued(point, e, depth=8) -> bool:
         return _integer_valued(point, e.args[0], depth - 1)
     if isinstance(e, sympy.Piecewise):
         return all(_integer_valued(point, pair.expr, depth - 1) for pair in e.args)
-    if isinstance(e, (sympy.Add, sympy.Mul, _Extremum)):
+    if isinstance(e, dot.Linear) and not np.all(e.coefficients == np.round(e.coefficients)):
+        return False
+    if isinstance(e, (sympy.Add, sympy.Mul, _Extremum, dot.Linear, dot.Bilinear)):
         return all(_integer_valued(point, a, depth - 1) for a in e.args)
     return False
 

@@ -3,6 +3,7 @@ same sums written as SymPy terms: values, derivatives, moved rows, higher orders
 
 import pickle
 
+import jax
 import jax.numpy as jnp
 import mpmath
 import numpy as np
@@ -125,3 +126,34 @@ def test_a_layer_with_a_batch_is_batch_times_width_nodes(rng):
     value = float(graph.evaluate(outputs, symbols, theta, tr.definitions)[0])
     want = np.sum(np.tanh(np.asarray(X, np.float64) @ W.T) @ V)  # the data as the program holds them
     np.testing.assert_allclose(value, want, rtol=1e-12)
+
+
+def test_a_cast_of_an_integer_valued_dot_product_is_exact_on_its_piece():
+    from diffcheck import check_grad
+
+    A = np.array([[1.0, 2.0, -1.0], [3.0, 0.0, 1.0]])
+
+    def f(x):
+        k = (A @ jnp.round(x)).astype(int)  # integer data times integer values, cast
+        return jnp.sum(k * x[:2])
+
+    report = check_grad(f, np.array([1.2, -0.7, 2.4]))
+    assert report.ok, report
+    assert all(e.verdict.name == "AGREE" for e in report.points[0].elements)
+
+
+def test_a_kink_search_past_its_memory_gives_up_the_exact_method_not_the_check(monkeypatch):
+    from diffcheck import check_grad
+    from diffcheck._records import Method
+
+    monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
+    X = np.random.default_rng(0).normal(size=(4, 6))
+
+    def f(W):
+        z = X @ W.T
+        return jnp.sum(jax.nn.log_softmax(jnp.tanh(z) @ W, axis=-1))  # a max: kink arguments
+
+    report = check_grad(f, np.random.default_rng(1).normal(size=(6, 6)))
+    status = report.points[0].methods[Method.SYMBOLIC]
+    assert "too large" in str(status) and "stencil rows" in str(status)
+    assert report.ok, report
