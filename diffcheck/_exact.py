@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy
 
+from . import _gradient as gradient
 from . import _graph as graph
 from . import _translate as translate
 from ._kinks import Kinks
@@ -132,12 +133,12 @@ def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
                 if plan.weights is None
                 else sympy.Add(*[to_sympy(w) * e for w, e in zip(plan.weights[d], level)])
             )
-            gradient = graph.gradient_expressions(scalar, symbols, lets)
-            out.append(sympy.Add(*[g * to_sympy(v) for g, v in zip(gradient, direction)]))
+            grad = gradient.expressions(scalar, symbols, lets)
+            out.append(sympy.Add(*[g * to_sympy(v) for g, v in zip(grad, direction)]))
         return out
     for _ in range(plan.order - 1):
         budget.check()
-        level = [g for expr in level for g in graph.gradient_expressions(expr, symbols, lets)]
+        level = [g for expr in level for g in gradient.expressions(expr, symbols, lets)]
     return level
 
 

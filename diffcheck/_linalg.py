@@ -455,3 +455,46 @@ def _betainc_np(a, b, x):
     from scipy import special
 
     return special.betainc(a, b, x)
+
+
+# --- linear algebra as closed forms (small matrices) ------------------------------------------
+
+
+def cholesky(a, **_):
+    """A = L·Lᵀ by the Cholesky–Banachiewicz recurrence on the lower triangle (as LAPACK reads it)."""
+    a = as_objects(a)
+    out = np.empty(a.shape, dtype=object)
+    n = a.shape[-1]
+    for batch in np.ndindex(*a.shape[:-2]):
+        A, L = a[batch], np.full((n, n), sympy.S.Zero, dtype=object)
+        for j in range(n):
+            L[j, j] = sympy.sqrt(A[j, j] - sympy.Add(*[L[j, k] ** 2 for k in range(j)]))
+            for i in range(j + 1, n):
+                L[i, j] = (A[i, j] - sympy.Add(*[L[i, k] * L[j, k] for k in range(j)])) / L[j, j]
+        out[batch] = L
+    return out
+
+
+def triangular_solve(a, b, *, left_side, lower, transpose_a, unit_diagonal, **_):
+    """op(A)·X = B (or X·op(A) = B) by substitution, reading only A's triangle, as LAPACK does."""
+    a, b = as_objects(a), as_objects(b)
+    n = a.shape[-1]
+    keep = np.tril(np.ones((n, n), bool)) if lower else np.triu(np.ones((n, n), bool))
+    out = np.empty(b.shape, dtype=object)
+    for batch in np.ndindex(*a.shape[:-2]):
+        M = np.where(keep, a[batch], sympy.S.Zero)
+        if unit_diagonal:
+            np.fill_diagonal(M, sympy.S.One)
+        M = M.T if transpose_a else M
+        B = b[batch] if left_side else b[batch].T
+        M = M if left_side else M.T  # X·op(A) = B  ⟺  op(A)ᵀ·Xᵀ = Bᵀ
+        forward = bool(lower) ^ bool(transpose_a) ^ (not left_side)  # M is lower triangular: first row first
+        order = range(n) if forward else range(n - 1, -1, -1)
+        X = np.empty(B.shape, dtype=object)
+        done = []
+        for i in order:
+            for c in range(B.shape[1]):
+                X[i, c] = (B[i, c] - sympy.Add(*[M[i, k] * X[k, c] for k in done])) / M[i, i]
+            done.append(i)
+        out[batch] = X if left_side else X.T
+    return out

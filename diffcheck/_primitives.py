@@ -31,16 +31,17 @@ import sympy
 
 from . import _linalg as la
 from . import _rules as r
+from . import _structured as st
 from ._rules import (  # noqa: F401 - the array helpers and SymPy functions other modules use
     Maximum,
     Minimum,
     Piece,
     StopGradient,
     _Extremum,
-    _sum_of_products,
     as_objects,
     elementwise,
     is_symbolic,
+    sum_of_products,
     to_sympy,
 )
 
@@ -354,18 +355,18 @@ PRIMITIVES: dict[str, Primitive] = {
     "argmax": _local(r.argextremum(1)),
     "argmin": _local(r.argextremum(-1)),
     "dot_general": _rule(r.dot_general),
-    "conv_general_dilated": _rule(r.conv_general_dilated),
+    "conv_general_dilated": _rule(st.conv_general_dilated),
     "cumsum": _rule(r.cumulative(lambda a, b: a + b)),
     "cumprod": _rule(r.cumulative(lambda a, b: a * b)),
     "cummax": _rule(r.cumulative(Maximum), analytic=False),
     "cummin": _rule(r.cumulative(Minimum), analytic=False),
     "cumlogsumexp": _rule(r.cumlogsumexp, analytic=False),
-    "reduce_window_sum": _rule(r.reduce_window(sympy.Add, sympy.S.Zero)),
-    "reduce_window_max": _rule(r.reduce_window(Maximum, -sympy.oo), analytic=False),
-    "reduce_window_min": _rule(r.reduce_window(Minimum, sympy.oo), analytic=False),
+    "reduce_window_sum": _rule(st.reduce_window(sympy.Add, sympy.S.Zero)),
+    "reduce_window_max": _rule(st.reduce_window(Maximum, -sympy.oo), analytic=False),
+    "reduce_window_min": _rule(st.reduce_window(Minimum, sympy.oo), analytic=False),
     # linear algebra, small matrices: closed forms of the defining equations
-    "cholesky": _rule(r.cholesky, analytic=False),  # JAX's complex version is Hermitian: conj(A)ᵀ
-    "triangular_solve": _rule(r.triangular_solve),
+    "cholesky": _rule(la.cholesky, analytic=False),  # JAX's complex version is Hermitian: conj(A)ᵀ
+    "triangular_solve": _rule(la.triangular_solve),
     # the pivots (lu) and the reflectors' signs (qr) chosen at the point, as LAPACK chooses them
     "lu": _local(la.lu),
     "qr": _local(la.qr),
@@ -377,12 +378,12 @@ PRIMITIVES: dict[str, Primitive] = {
     "sort": _local(r.sort),
     "top_k": _local(r.top_k),
     # scatters: where each update lands is found by JAX on one-hot updates (duplicates included)
-    "scatter": Primitive(r.scatter(None), Form.LOCAL, True),
-    "scatter-add": Primitive(r.scatter(lambda a, *u: sympy.Add(a, *u)), Form.LOCAL, True),
-    "scatter-sub": Primitive(r.scatter(lambda a, *u: a - sympy.Add(*u)), Form.LOCAL, True),
-    "scatter-mul": Primitive(r.scatter(lambda a, *u: sympy.Mul(a, *u)), Form.LOCAL, True),
-    "scatter-max": _local(r.scatter(Maximum)),
-    "scatter-min": _local(r.scatter(Minimum)),
+    "scatter": Primitive(st.scatter(None), Form.LOCAL, True),
+    "scatter-add": Primitive(st.scatter(lambda a, *u: sympy.Add(a, *u)), Form.LOCAL, True),
+    "scatter-sub": Primitive(st.scatter(lambda a, *u: a - sympy.Add(*u)), Form.LOCAL, True),
+    "scatter-mul": Primitive(st.scatter(lambda a, *u: sympy.Mul(a, *u)), Form.LOCAL, True),
+    "scatter-max": _local(st.scatter(Maximum)),
+    "scatter-min": _local(st.scatter(Minimum)),
     # moves: run by JAX on arrays of element indices, then the indices pick the expressions
     "broadcast_in_dim": _move(),
     "reshape": _move(),

@@ -11,6 +11,7 @@ import pytest
 import sympy
 
 from diffcheck import _dot as dot
+from diffcheck import _gradient as gradient
 from diffcheck import _graph as graph
 from diffcheck import _translate as translate
 from diffcheck._primitives import to_sympy
@@ -56,8 +57,8 @@ def test_values_and_derivatives_equal_the_sums_as_sympy_terms(terms, rng):
         graph.jacobian(outputs, symbols, theta, lets), graph.jacobian(outputs, symbols, theta, plain), rtol=1e-15
     )
     # Second derivatives go through the nodes' own derivative expressions.
-    second = graph.gradient_expressions(outputs[0], symbols, lets)
-    second_plain = graph.gradient_expressions(outputs[0], symbols, plain)
+    second = gradient.expressions(outputs[0], symbols, lets)
+    second_plain = gradient.expressions(outputs[0], symbols, plain)
     np.testing.assert_allclose(
         graph.jacobian(second, symbols, theta, lets), graph.jacobian(second_plain, symbols, theta, plain), rtol=1e-13
     )

@@ -11,6 +11,7 @@ from jax import lax
 from jax.scipy import special
 
 import diffcheck
+from diffcheck import _gradient as gradient
 from diffcheck import _graph as exact
 from diffcheck import _primitives as records
 from diffcheck import _translate as symbolic
@@ -379,9 +380,9 @@ def test_higher_order_expressions_by_reverse_accumulation():
     w = np.array([0.3, -0.7, 1.2])
     tr = symbolic.translate(f, [w], ["w"])
     syms = list(tr.symbols[0].reshape(-1))
-    gradient = exact.gradient_expressions(tr.outputs[0][()], syms, tr.definitions)
-    third = [e for g in gradient for e in exact.gradient_expressions(g, syms, tr.definitions)]
-    hessian = exact.jacobian(gradient, syms, w, tr.definitions)
+    grad = gradient.expressions(tr.outputs[0][()], syms, tr.definitions)
+    third = [e for g in grad for e in gradient.expressions(g, syms, tr.definitions)]
+    hessian = exact.jacobian(grad, syms, w, tr.definitions)
     tensor = exact.jacobian(third, syms, w, tr.definitions).reshape(3, 3, 3)
     with jax.enable_x64(True):
         np.testing.assert_allclose(hessian, jax.hessian(f)(w), atol=1e-14)
