@@ -33,7 +33,16 @@ from .errors import PointError, UsageError
 
 
 def check_point(
-    problem, *, dtype=None, device=None, order=1, rtol=None, atol=None, timeout=None, seed=0, strict=False,
+    problem,
+    *,
+    dtype=None,
+    device=None,
+    order=1,
+    rtol=None,
+    atol=None,
+    timeout=None,
+    seed=0,
+    strict=False,
     precision="warn",
 ) -> PointResult:
     """Checks `problem.fn`'s derivatives in every parameter element, three ways, and compares them.

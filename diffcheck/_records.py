@@ -11,9 +11,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ._fragment import report_html_fragment
+from ._names import element_names, format_index, offsets_of, pair_key  # noqa: F401 - with the records
 
 SCHEMA = "diffcheck.report/1"
 
@@ -110,28 +109,9 @@ _BY_CASE = PAIRS[:2]
 _DIGITS = (Method.AUTODIFF, Method.FINITE, Method.COMPLEX)
 
 
-def pair_key(pair: tuple) -> str:
-    """A method pair as JSON writes it: "symbolic~autodiff"."""
-    return "~".join(pair)
-
-
 def pair_label(pair: tuple) -> str:
     """A method pair as the table heads it: "sym ~ ad"."""
     return " ~ ".join(Method(m).short for m in pair)
-
-
-def format_index(index: tuple) -> str:
-    """An element index as report messages write it: "[2,1]", or "" for a scalar."""
-    return "[" + ",".join(map(str, index)) + "]" if index else ""
-
-
-def offsets_of(shapes) -> np.ndarray:
-    """Where each parameter's elements start in the flat vector θ (and, last, its length)."""
-    return np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
-
-
-def element_names(names, shapes) -> list[str]:
-    return [name + format_index(index) for name, shape in zip(names, shapes) for index in np.ndindex(*shape)]
 
 
 def _json_number(x):

@@ -186,7 +186,9 @@ def check_module(
     problem = Problem(
         name, point, module, leaves, tuple(order), reference=twin, no_reference=no_reference, backend=backend
     )
-    options = dict(dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision)
+    options = dict(
+        dtype=dtype, order=1, rtol=rtol, atol=atol, seed=seed, timeout=timeout, strict=strict, precision=precision
+    )
     result = run_pipeline(problem, device=device, **options)
     return Report((result,), seconds=result.seconds)
 

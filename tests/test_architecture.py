@@ -15,8 +15,20 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 #: its driver, the primitive records), the kink analysis, and the two front ends that take SymPy
 #: expressions from the user (a formula, `Case.from_sympy`).
 SYMPY_ALLOWED = {
-    "_primitives", "_rules", "_structured", "_linalg", "_dot", "_translate", "_graph", "_gradient", "_nodes", "_exact", "_kinks", "_precision",
-    "formula", "case",
+    "_primitives",
+    "_rules",
+    "_structured",
+    "_linalg",
+    "_dot",
+    "_translate",
+    "_graph",
+    "_gradient",
+    "_nodes",
+    "_exact",
+    "_kinks",
+    "_precision",
+    "formula",
+    "case",
 }
 
 
