@@ -21,12 +21,12 @@ def table_html(report) -> str:
         cells = [
             f'<td class="num">{escape(c)}</td>' if i in numeric else f"<td>{escape(c)}</td>" for i, c in enumerate(row)
         ]
-        losses = point.imprecise
-        if losses:  # the digits cell says, on hover, what was lost and where
-            tip = escape("\n".join(x.describe() for x in losses), quote=True)
-            cells[-2] = f'<td class="num" title="{tip}" style="color: #9a6700">{escape(row[-2])} ⚠</td>'
         colour = _VERDICT_COLOURS.get(point.status, "inherit")
         cells[-1] = f'<td style="color: {colour}; font-weight: 600">{escape(row[-1])}</td>'
+        losses = point.imprecise
+        if losses:  # the verdict says, on hover, which digits were lost and where
+            tip = escape("\n".join(x.describe() for x in losses), quote=True)
+            cells[-1] = f'<td title="{tip}" style="color: {colour}; font-weight: 600">{escape(row[-1])} ⚠</td>'
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)

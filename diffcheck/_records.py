@@ -593,21 +593,18 @@ class Report:
         return _table([head] + self.by_case())
 
     def rows(self) -> list[list[str]]:
-        """The table: case, point, dtype, worst relative error per method pair, autodiff's fewest
-        correct digits against the exact value, verdict."""
+        """The table: case, point, dtype, worst relative error per method pair, verdict."""
         rows = []
         for p in self.points:
             worst = p.worst()
             cells = [f"{worst[k]:.1e}" if k in worst else "-" for k in TABLE_PAIRS]
-            ad = p.digits().get(Method.AUTODIFF)
-            cells.append("-" if ad is None else f"{ad:.1f}")
             rows.append([p.case, p.point, p.dtype, str(p.order), *cells, p.status])
         return rows
 
     @staticmethod
     def columns() -> list[str]:
         """The table's header, matching `rows`."""
-        return ["case", "point", "dtype", "order", *map(pair_label, TABLE_PAIRS), "ad digits", "verdict"]
+        return ["case", "point", "dtype", "order", *map(pair_label, TABLE_PAIRS), "verdict"]
 
     def __str__(self) -> str:
         lines = _table([self.columns()] + self.rows()).splitlines()

@@ -112,7 +112,7 @@ def test_piped_table_is_plain_and_complete(monkeypatch):
         "ad",
         "~",
         "fd",
-    ] + ["ad", "digits", "verdict"]
+    ] + ["verdict"]
     # Each row whole on one line, wide or not: a log is searched by line.
     assert any(
         line.split()[:4] == ["wrong_rule", "p", "float64", "2"] and line.split()[-1] == "mismatch" for line in lines
