@@ -130,6 +130,8 @@ def classify(report) -> dict:
         "message": "",
         "kinks": len(point.kinks),
         "seconds": round(point.seconds, 2),
+        # Avoidable precision losses (a warning by default, issue 18): what each says.
+        "precision": [_short(p.describe(), 240) for p in point.imprecise],
     }
     if point.error:
         out["outcome"] = outcome_of_error(point.error)
@@ -441,6 +443,15 @@ def markdown(results: list[dict], summary: dict, command: str, seconds: float) -
         "|---|---|",
     ]
     lines += [f"| {_cell(k)} | {v} |" for k, v in blockers.most_common()]
+    imprecise = [r for r in results if r.get("precision")]
+    lines += ["", "## Avoidable precision losses (warnings)", ""]
+    if not any("precision" in r for r in results):
+        lines.append("Not measured in this run (entries measured before the precision audit existed).")
+    elif not imprecise:
+        lines.append("None.")
+    else:
+        lines += ["| entry | outcome | what the audit says |", "|---|---|---|"]
+        lines += [f"| `{_cell(r['name'])}` | {r['outcome']} | {_cell(r['precision'][0])} |" for r in imprecise]
     leaked = Counter(w for r in results for w in r.get("warnings", []))
     if leaked:
         lines += ["", "## Warnings emitted during diffcheck's runs", "", "| warning | entries |", "|---|---|"]
