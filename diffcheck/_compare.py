@@ -15,9 +15,9 @@ by no more than the sum of their bounds:
   bound, with its spread measured by the complex step in the other precision.
 
 The bounds' absolute part is `rounding_floor`: 16 float64 epsilons of the function's scale (its
-largest value or derivative, and at least 1 or, where the exact method measured it, the largest term
-its chain rule sums). A gradient that cancels terms of that size (σ(35) − 1 = −6e-16 computed as 0)
-shows rounding at that level in both precisions, which the ladder cannot reveal.
+largest value or derivative, at least 1). A gradient that cancels terms of that size (σ(35) − 1 =
+−6e-16 computed as 0) shows rounding at that level in both precisions, which the ladder cannot
+reveal.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
 """
