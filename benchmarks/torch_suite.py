@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.jax_suite import _plain_brackets
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -464,7 +466,7 @@ def markdown(rows: list[dict], seconds: float, samples: int, note: str = "") -> 
         out.append(f"| `{p}` | {len(names)} | {', '.join(sorted(set(names))[:6])} |")
     ops = collections.Counter(op for r in translated for op in r["ops"])
     out += ["", f"## ATen ops translated ({len(ops)} distinct)", "", ", ".join(f"`{op}`" for op in sorted(ops)), ""]
-    return "\n".join(out)
+    return "\n".join(_plain_brackets(line) for line in out)  # args[0] is no mkdocs reference
 
 
 def _check_section(rows) -> list[str]:

@@ -16,6 +16,7 @@ from .errors import CaseError, DiffcheckError, FormulaError, Unavailable, UsageE
 
 if TYPE_CHECKING:
     from ._api import assert_case, assert_grad, check_case, check_grad
+    from ._cache import enable_compilation_cache
     from ._records import (
         DirectionalTest,
         DotProductTest,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .case import Case, as_case, collect_cases, load_cases
     from .html import to_html
     from .junit import to_junit
-    from ._cache import enable_compilation_cache
     from .parallel import check_cases
 
 __version__ = "0.1.0"

@@ -45,25 +45,20 @@ METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 FULL_DIGITS = 17.0
 
 
-def rounding_floor(f, jac, terms: float = 1.0) -> float:
+def rounding_floor(f, jac) -> float:
     """The least rounding error a derivative of this function can carry: 16 float64 epsilons of
-    its scale, the largest of its values, of its derivatives, and of `terms` (default 1).
+    its scale, the largest of its values, of its derivatives, and 1.
 
     Terms of that size that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row
     of a batch whose other rows have derivatives of size 4) leave rounding at this level in both
     precisions, which neither the element's own value nor the ladder can show. The 1 stands for
     terms of size 1 inside the program that cancel to a function of size ≪ 1 (softplus(35) − 35);
     its price is that a wrong rule of a function whose values and derivatives are all ≪ 1e-15 goes
-    unseen (docs/verification.md), unless the exact method measures those terms (`terms`: the largest
-    |product of partials| its chain rule sums), which it does where the function's scale is below 1.
+    unseen (docs/verification.md). The exact translation cannot stand in for those terms: SymPy
+    cancels softplus(x) − log1p(exp(x)) to 0 as it builds it, while the program computes both.
     """
     sizes = [float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in (np.asarray(f), np.asarray(jac))]
-    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, terms)
-
-
-def refloored(bound: np.ndarray, floor: float, measured: float) -> np.ndarray:
-    """An autodiff bound built on `floor`, with the floor the exact method measured instead."""
-    return np.maximum(bound - floor + measured, 0.0)
+    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, 1.0)
 
 
 def autodiff_bound(

@@ -18,7 +18,7 @@ from . import _translate as translate
 from ._kinks import Kinks
 from ._options import raise_internal_errors
 from ._primitives import StopGradient, to_sympy
-from ._records import OK, Method, State, Status, unavailable
+from ._records import OK, State, Status, unavailable
 from .errors import BudgetExceeded, Unavailable
 
 
@@ -48,9 +48,6 @@ class Exact(NamedTuple):
     estimates_blind: str = ""
     traceback: str | None = None  # an internal error's, kept for the report
     program: Program | None = None  # for the precision audit, when the exact derivative was computed
-    # The largest chain-rule term of the derivative before terms cancel (`graph.jacobian(absolute=True)`):
-    # the scale its rounding has here. None when not measured (then a floor of 1 stands in).
-    magnitude: float | None = None
 
 
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, end=None) -> Exact:
@@ -97,10 +94,7 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, 
             jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
         program = Program(level, symbols, lets, translation.origins, point, f_sym, eps)
-        magnitude = None
-        if route == "graph" and numeric.plan.order == 1 and numeric.plan.directions is None:
-            magnitude = _magnitude(level, symbols, point, lets, budget, numeric)
-        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets), program=program, magnitude=magnitude)
+        return Exact(OK, value, jac, kinks, _stopped(outputs, symbols, lets), program=program)
     except BudgetExceeded as exc:
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())
     except Unavailable as exc:
@@ -110,16 +104,6 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, 
             raise
         message = f"internal error in diffcheck's exact method (please report): {type(exc).__name__}: {exc}"
         return Exact(unavailable(message.splitlines()[0]), None, None, Kinks.none(), traceback=format_exc())
-
-
-def _magnitude(level, symbols, point, lets, budget, numeric) -> float | None:
-    """The largest term of the chain rule's sums here, measured only where the function's values and
-    derivatives are all below 1 (above, they set the rounding floor themselves)."""
-    scale = [np.abs(a[np.isfinite(a)]) for a in (numeric.f64, numeric.values[Method.AUTODIFF])]
-    if max(float(np.max(a, initial=0.0)) for a in scale) >= 1.0:
-        return None
-    terms = graph.jacobian(level, symbols, point, lets, budget=budget, absolute=True)
-    return float(np.max(terms[np.isfinite(terms)], initial=0.0))
 
 
 def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:

@@ -19,7 +19,7 @@ import math
 import mpmath
 import numpy as np
 import sympy
-from mpmath.libmp import from_float, mpf_abs, mpf_mul
+from mpmath.libmp import from_float, mpf_mul
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from . import _dot as dot
@@ -388,15 +388,10 @@ def jacobian(
     digits: int = DIGITS,
     budget=None,
     exact: bool = False,
-    absolute: bool = False,
 ) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result;
     with `exact`, the mpmath numbers themselves, for a difference of derivatives at nearby points).
-
-    `absolute`: the chain rule's sums of |products of local partials| instead, the scale the terms of
-    each derivative have before they cancel (σ(35) − 1 has terms of size 1), where rounding acts.
     """
-    size = abs if absolute else (lambda v: v)
     index = {s: n for n, s in enumerate(symbols)}
     shape = (len(outputs), len(symbols))
     jac = np.full(shape, mpmath.mpf(0), dtype=object) if exact else np.zeros(shape)
@@ -441,10 +436,10 @@ def jacobian(
                         if not depends[a]:
                             continue
                         if raw is not None and c is not None:
-                            pending.setdefault(a, []).append(mpf_mul(raw, mpf_abs(c) if absolute else c))
+                            pending.setdefault(a, []).append(mpf_mul(raw, c))
                         else:  # a complex value: mpmath's own dot product
                             partial = value if value is not None else mpmath.mp.make_mpf(c)
-                            pairs.setdefault(a, []).append((bar, size(partial)))
+                            pairs.setdefault(a, []).append((bar, partial))
                     continue
                 if node in graph.definitions:
                     arg = graph.definitions[node]
@@ -452,7 +447,7 @@ def jacobian(
                     continue
                 for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
-                        adjoint[arg] = adjoint.get(arg, 0) + bar * size(partial)
+                        adjoint[arg] = adjoint.get(arg, 0) + bar * partial
     return jac
 
 

@@ -133,11 +133,6 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     """Every element's verdict, the case's recorded values, and the probes that need the exact value."""
     methods = {**numeric.methods, Method.SYMBOLIC: exact.status}
     values, bounds = dict(numeric.values), dict(numeric.bounds)
-    if exact.magnitude is not None:  # the terms' own scale replaces the floor of 1 (a sign flip of s·sin stays seen)
-        floor = compare.rounding_floor(numeric.f64, numeric.values[Method.AUTODIFF], exact.magnitude)
-        for m in (Method.AUTODIFF, Method.FORWARD):
-            if m in bounds:
-                bounds[m] = compare.refloored(bounds[m], numeric.floor, floor)
     if exact.jacobian is not None:
         values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
     shapes = [leaf.shape for leaf in leaves]

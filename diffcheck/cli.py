@@ -345,8 +345,8 @@ def _list(args) -> int:
 
 def _run(args) -> int:
     from . import parallel, terminal
-    from .errors import UsageError
     from ._records import Report
+    from .errors import UsageError
 
     if args.jobs > 1 and args.scheduler:
         raise UsageError("give --jobs or --scheduler, not both")

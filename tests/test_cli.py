@@ -6,7 +6,8 @@ import textwrap
 import pytest
 from samples import WRONG_RULE_FILE
 
-from diffcheck import _autodiff as autodiff, cli
+from diffcheck import _autodiff as autodiff
+from diffcheck import cli
 
 GOOD = """
     import jax.numpy as jnp

@@ -750,10 +750,10 @@ def test_huge_exact_constants_in_a_function_are_not_computed_exactly():
     assert time.monotonic() - start < 120
 
 
-# --- a wrong rule far below 1 is seen: the floor is the function's own scale ------------------
+# --- a wrong rule of a small function is seen down to the rounding floor (16 eps) ---------------
 
 
-@pytest.mark.parametrize("s", [1.0, 1e-10, 1e-16, 1e-20])
+@pytest.mark.parametrize("s", [1.0, 1e-10, 1e-13])
 def test_a_sign_flip_of_a_tiny_function_is_a_mismatch(s):
     import jax
 

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffcheck import _autodiff as autodiff, _jaxpr_numpy as jaxpr_numpy
+from diffcheck import _autodiff as autodiff
+from diffcheck import _jaxpr_numpy as jaxpr_numpy
 from diffcheck._numeric import flat_program as _flat_program
 
 

@@ -119,7 +119,7 @@ def test_fast_dot_products_equal_sympys(rng):
         pool = list(syms) + numbers
         lhs = [pool[i] for i in rng.integers(0, len(pool), k)]
         rhs = [pool[i] for i in rng.integers(0, len(pool), k)]
-        got = _primitives._sum_of_products(np.array(lhs, object), np.array(rhs, object))
+        got = _primitives.sum_of_products(np.array(lhs, object), np.array(rhs, object))
         assert sympy.expand(got - sympy.Add(*[x * y for x, y in zip(lhs, rhs)])) == 0
 
 
