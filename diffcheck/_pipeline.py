@@ -153,7 +153,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     if exact.jacobian is not None and run.order == 1:
         with run.on_device:
             sweeps = probes.sweeps(
-                numeric.F, leaves, numeric.data, run.dtype, exact.jacobian, numeric.steps, elements, exact.kinks
+                numeric.F, leaves, problem.names, numeric.data, run.dtype, exact.jacobian, numeric.steps, exact.kinks
             )
     return _Compared(methods, elements, expectations, directional, sweeps, value_precision, unlisted)
 

@@ -12,7 +12,18 @@ import numpy as np
 from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
-from ._records import OK, DirectionalTest, DotProductTest, Method, State, Status, StepSweep, offsets_of, unavailable
+from ._records import (
+    OK,
+    DirectionalTest,
+    DotProductTest,
+    Method,
+    State,
+    Status,
+    StepSweep,
+    element_names,
+    offsets_of,
+    unavailable,
+)
 
 #: Seeded direction pairs (u, v) of the forward/reverse dot-product test.
 DOT_DIRECTIONS = 3
@@ -73,10 +84,11 @@ def directional_test(along, values, bounds, dtype, floor) -> DirectionalTest:
 SWEEP_ELEMENTS = 3
 
 
-def sweeps(F, leaves, data, run_dtype, exact, steps, elements, kinks) -> tuple:
+def sweeps(F, leaves, names, data, run_dtype, exact, steps, kinks) -> tuple:
     """The V-shaped error curve of plain central differences for a few elements of output 0: the
     first element of each parameter (up to SWEEP_ELEMENTS), away from kinks."""
-    offsets = offsets_of([leaf.shape for leaf in leaves])
+    shapes = [leaf.shape for leaf in leaves]
+    offsets = offsets_of(shapes)
     chosen = [int(k) for k in offsets[:-1] if k not in kinks.at and k not in kinks.crossed][:SWEEP_ELEMENTS]
     if not chosen:
         return ()
@@ -92,7 +104,7 @@ def sweeps(F, leaves, data, run_dtype, exact, steps, elements, kinks) -> tuple:
             best = float(h[np.nanargmin(errors)]) if np.isfinite(errors).any() else float("nan")
             out.append(
                 StepSweep(
-                    elements[k].name,
+                    element_names(names, shapes)[k],
                     tuple(h.tolist()),
                     tuple(errors.tolist()),
                     float(steps[k]),

@@ -818,3 +818,12 @@ def test_a_jacobian_past_the_memory_budget_is_refused_before_it_is_computed(monk
     monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "lots")
     assert cli.main(["check", "x*x", "--at", "x=1"]) == cli.USAGE_ERROR
     assert "$DIFFCHECK_MAX_MEMORY='lots' is not valid" in capsys.readouterr().err
+
+
+def test_the_step_sweeps_of_a_large_jacobian_name_their_elements():
+    """Past the listed elements, a sweep still names the element it swept (not a listed one)."""
+    a, b = np.linspace(0.1, 1.0, 40), np.linspace(-1.0, -0.1, 40)
+    point = diffcheck.check_grad(lambda a, b: jnp.concatenate([jnp.sin(a) * b.sum(), b * a.sum()]), a, b).points[0]
+    assert point.ok and point.error is None, point
+    assert len(point.elements) < 80 * 80  # summarised, not listed
+    assert [s.element for s in point.sweeps] == ["args[0][0]", "args[1][0]"]
