@@ -83,19 +83,33 @@ def judge(elements, program, eps, dtype, shapes, timeout=None, F=None, data=None
     elements = capped(elements, dtype)
     if program is None:
         return elements
+    size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    if size != len(program.symbols) or len(elements) != len(program.level) * size:
+        return elements  # not one element per (row, parameter): nothing to line up with
+    # An element far below its row's largest derivative carries the rounding of terms of the row's
+    # size, which may cancel in the exact translation (SymPy cancels a − a as it builds it) while the
+    # program computes them: judged only where the loss shows against the row's scale too.
+    row_scale = [0.0] * len(program.level)
+    for i, e in enumerate(elements):
+        exact = e.values.get(Method.SYMBOLIC)
+        if exact is not None and math.isfinite(exact):
+            row_scale[i // size] = max(row_scale[i // size], abs(exact))
+    # A derivative that is 0 structurally comes out of the 30-digit evaluation as its rounding
+    # (corrcoef's constant diagonal: ±7e-42): no digits to count there.
+    zero = 10.0 ** (6 - graph.DIGITS) * max(row_scale, default=0.0)
     suspects = []
     for i, e in enumerate(elements):
         error = _error(e)
-        if error is not None and error > MARGIN * eps:
-            suspects.append((error, i))
+        if error is None or error <= MARGIN * eps or abs(e.values[Method.SYMBOLIC]) <= zero:
+            continue
+        if error * abs(e.values[Method.SYMBOLIC]) <= MARGIN * eps * row_scale[i // size]:
+            continue
+        suspects.append((error, i))
     if not suspects:
         return elements
     budget = translate.Budget(min(timeout or math.inf, AUDIT_SECONDS))
     cap = dtype_digits(dtype)
     located, rows, gradients = 0, {}, {}
-    size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
-    if size != len(program.symbols) or len(elements) != len(program.level) * size:
-        return elements  # not one element per (row, parameter): nothing to line up with
     for error, i in sorted(suspects, reverse=True)[:MAX_AUDITED]:
         e = elements[i]
         m, k = divmod(i, size)  # `_compare.elements` lists rows, then parameters
