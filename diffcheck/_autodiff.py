@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from . import _jaxpr_numpy as jaxpr_numpy
+from . import _terms
 from .errors import Unavailable, UsageError
 
 DTYPES = ("float64", "float32")
@@ -129,6 +130,15 @@ def _transform(F, kind):
             return jax.vmap(column)(cols)
 
         return columns
+
+    if kind == "terms":  # the size of the terms the reverse-mode program adds (`_terms`)
+
+        def terms(theta, data):
+            shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), (theta, data))
+            closed = jax.make_jaxpr(_transform(F, "reverse"))(*shapes)
+            return _terms.largest(closed, theta, *jax.tree_util.tree_leaves(data))
+
+        return terms
 
     def value_and_jacobian(theta, data):  # the value comes with the reverse pass: no program of its own
         def twice(t):
@@ -334,6 +344,11 @@ _NO_SUCH_MODE = (TypeError, ValueError, NotImplementedError)
 #: Tangent values per forward-mode call (columns × parameters): bounds memory for large
 #: parameter counts, where `jacfwd`'s N × N identity basis alone would take N² floats.
 FORWARD_BLOCK = 1 << 19
+
+
+def largest_term(F, theta, data) -> float:
+    """The largest term that F's reverse-mode program adds, value and Jacobian (`_terms`)."""
+    return float(compiled(F, "terms")(theta, data))
 
 
 def forward_jacobian(F, theta, data) -> np.ndarray:

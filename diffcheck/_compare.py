@@ -15,9 +15,9 @@ by no more than the sum of their bounds:
   bound, with its spread measured by the complex step in the other precision.
 
 The bounds' absolute part is `rounding_floor`: 16 float64 epsilons of the function's scale (its
-largest value or derivative, at least 1). A gradient that cancels terms of that size (σ(35) − 1 =
-−6e-16 computed as 0) shows rounding at that level in both precisions, which the ladder cannot
-reveal.
+largest value or derivative, or the largest term its float program adds, measured by `_terms`). A
+gradient that cancels terms of that size (σ(35) − 1 = −6e-16 computed as 0) shows rounding at that
+level in both precisions, which the ladder cannot reveal.
 
 Explicit `rtol`/`atol` replace these bounds for every pair: |a − b| ≤ atol + rtol·|reference|.
 """
@@ -45,20 +45,25 @@ METHODS = (SYMBOLIC, AUTODIFF, FINITE, COMPLEX)
 FULL_DIGITS = 17.0
 
 
-def rounding_floor(f, jac) -> float:
+def rounding_floor(f, jac, terms: float = 1.0) -> float:
     """The least rounding error a derivative of this function can carry: 16 float64 epsilons of
-    its scale, the largest of its values, of its derivatives, and 1.
+    its scale, the largest of its values, of its derivatives, and of the terms its program adds
+    (`terms`, measured by `_terms`; at most 1).
 
-    Terms of that size that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row
-    of a batch whose other rows have derivatives of size 4) leave rounding at this level in both
-    precisions, which neither the element's own value nor the ladder can show. The 1 stands for
-    terms of size 1 inside the program that cancel to a function of size ≪ 1 (softplus(35) − 35);
-    its price is that a wrong rule of a function whose values and derivatives are all ≪ 1e-15 goes
-    unseen (docs/verification.md). The exact translation cannot stand in for those terms: SymPy
+    Terms that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row of a batch
+    whose other rows have derivatives of size 4) leave rounding at their own size in both
+    precisions, which neither the element's own value nor the ladder can show. Where the terms
+    were not measured (a torch program, a program without reverse mode) they count as size 1:
+    then a wrong rule of a function whose values, derivatives and terms are all ≪ 1e-15 goes
+    unseen (docs/verification.md). The exact translation cannot stand in for the terms: SymPy
     cancels softplus(x) − log1p(exp(x)) to 0 as it builds it, while the program computes both.
     """
-    sizes = [float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in (np.asarray(f), np.asarray(jac))]
-    return 16 * float(np.finfo(np.float64).eps) * max(*sizes, 1.0)
+    return 16 * float(np.finfo(np.float64).eps) * max(scale(f, jac), min(terms, 1.0))
+
+
+def scale(f, jac) -> float:
+    """The function's scale: the largest finite magnitude of its values and its derivatives."""
+    return max(float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in (np.asarray(f), np.asarray(jac)))
 
 
 def autodiff_bound(

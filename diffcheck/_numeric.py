@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -70,7 +71,7 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         checks.append("autodiff in forward mode (JAX has no reverse mode for this program)")
     # A cast to float32 inside a float64 program rounds to float32 from there on.
     roundoff = getattr(F1, "roundoff", 0.0)
-    floor = compare.rounding_floor(f_run, jac)
+    floor = compare.rounding_floor(f_run, jac, _term_size(F, flat64, args, run_dtype, f_run, jac))
     bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
@@ -215,6 +216,19 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
     except Unavailable as exc:
         raise PointError(f"autodiff failed: {exc}") from None
     return F, data, f_run, jac, ladder, no_reverse
+
+
+def _term_size(F, flat64, data, run_dtype, f, jac) -> float:
+    """The largest term F's reverse-mode program adds (`_terms`), where the function's own scale is
+    below 1 and that size can lower its rounding floor; 1 where it is not measured."""
+    if compare.scale(f, jac) >= 1:
+        return 1.0
+    try:
+        with autodiff.precision(run_dtype):
+            size = autodiff.largest_term(F, flat64.astype(run_dtype), data)
+    except Exception:  # noqa: BLE001 - not measured: the floor of terms of size 1
+        return 1.0
+    return size if math.isfinite(size) else 1.0
 
 
 def _complex_step(F, flat64, data, run_dtype, seed, large, methods, values, bounds, checks, floor):

@@ -19,8 +19,7 @@ import diffcheck
 from benchmarks._jax_corpus import BY_NAME
 from benchmarks.jax_suite import FAST
 
-XFAIL = {
-}
+XFAIL = {}
 # Smooth where a kink might be suspected: strict=True must pass there.
 STRICT = {"nn.softplus@0_o2", "nn.mish@0_o2", "jnp.sinc@0_o2", "jnp.x_relu_x@0"}
 
