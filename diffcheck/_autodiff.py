@@ -324,6 +324,18 @@ def derivative(F, order: int, directional: bool = False):
     return nested
 
 
+@functools.lru_cache(maxsize=256)
+def combinations(F):
+    """θ, (data, W) ↦ W·F(θ, data): random combinations of F's outputs (the rows of W), whose
+    gradients are checked where F's dense Jacobian does not fit (`_plan.Plan`)."""
+
+    def combined(theta, data_and_weights):
+        data, weights = data_and_weights
+        return weights.astype(theta.dtype) @ F(theta, data)
+
+    return combined
+
+
 def value(F, theta, data) -> np.ndarray:
     return np.asarray(compiled(F, "value")(theta, data))
 

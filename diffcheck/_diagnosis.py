@@ -87,4 +87,6 @@ def _shown(elements, limit: int = 8) -> str:
 
 def _index(e) -> str:
     index = "[" + ",".join(map(str, e.index)) + "]" if e.index else "(scalar)"
+    if e.along:
+        return e.via + index
     return index + (" of output[" + ",".join(map(str, e.output)) + "]" if e.output else "")

@@ -109,6 +109,8 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, 
 def derivative_expressions(outputs, symbols, plan, budget, lets) -> list:
     """The expressions whose Jacobian is the derivative checked (the outputs themselves at order 1)."""
     level = list(outputs)
+    if plan.directions is None and plan.weights is not None:  # order 1: random output combinations
+        return [sympy.Add(*[to_sympy(w) * e for w, e in zip(weights, level)]) for weights in plan.weights]
     if plan.directions is not None:
         out = []
         for d, direction in enumerate(plan.directions):

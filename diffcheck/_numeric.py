@@ -21,7 +21,7 @@ from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
 from . import _lower as lower
-from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan, fits
+from ._plan import DIRECTIONS, LADDER_SAMPLE, LARGE, Plan, combined, fits
 from ._probes import dot_product_test
 from ._records import OK, DotProductTest, Method, State, Status, offsets_of, unavailable
 from .errors import PointError, Unavailable
@@ -59,7 +59,7 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     `fn(*leaves, **data)`, with bounds."""
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
-    f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype)
+    f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype, order)
     plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
     F, args, f_run, jac, ladder, no_reverse = _derivative(
         F1, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
@@ -109,14 +109,19 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     )  # fmt: skip
 
 
-def _values(F, fn, leaves, flat64, data, run_dtype):
+def _values(F, fn, leaves, flat64, data, run_dtype, order):
     """F(θ) in float64 and float32, the output's shape, the reverse-mode Jacobians that come with
-    them (or why F has none), F itself (for a float64 run, its float32 calls run the float64
-    program lowered: `laddered`) and notes; a failure of the user's function is the point's error."""
+    them (or why F has none; None where the dense Jacobian does not fit and random output
+    combinations are checked instead), F itself (for a float64 run, its float32 calls run the
+    float64 program lowered: `laddered`) and notes; a failure of the user's function is the point's
+    error."""
+    dense = True
 
     def value(F, dtype):
         with autodiff.precision(dtype):
             theta = flat64.astype(dtype)
+            if not dense:
+                return autodiff.value(F, theta, data), None
             try:
                 return autodiff.value_and_jacobian(F, theta, data)
             except Unavailable as exc:  # the value alone says whether F itself fails
@@ -124,7 +129,10 @@ def _values(F, fn, leaves, flat64, data, run_dtype):
 
     try:
         with autodiff.precision(np.float64):  # refused before JAX allocates a Jacobian that cannot fit
-            fits(int(np.prod(jax.eval_shape(F, flat64, data).shape, dtype=np.int64)), flat64.size)
+            outputs = int(np.prod(jax.eval_shape(F, flat64, data).shape, dtype=np.int64))
+        dense = not (order == 1 and combined(outputs, flat64.size))
+        if dense:
+            fits(outputs, flat64.size)
         f64, reverse64 = value(F, np.dtype(np.float64))
         with autodiff.precision(np.float64):
             out_leaves = jax.tree_util.tree_leaves(jax.eval_shape(functools.partial(fn, **data), *leaves))
@@ -196,13 +204,15 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
                     ladder = autodiff.forward_jacobian(F, flat64.astype(ladder_dtype), data)
             except Exception:  # noqa: BLE001 - no ladder: rounding unmeasured
                 ladder = None
-        if plan.order > 1:
-            if plan.directions is not None:
+        if not plan.full or plan.order > 1:
+            if plan.order == 1:  # the gradients of random output combinations wᵢᵀ·F (no dense J)
+                F, data = autodiff.combinations(F), (data, plan.weights)
+            elif plan.directions is not None:
                 along = (plan.directions,) if plan.weights is None else (plan.directions, plan.weights)
                 F, data = autodiff.derivative(F, 2, directional=True), (data, *along)
             else:
                 F = autodiff.derivative(F, plan.order)
-            if ladder is not None:
+            if ladder is not None or plan.order == 1:
                 try:
                     with autodiff.precision(ladder_dtype):
                         _, ladder = autodiff.value_and_jacobian(F, flat64.astype(ladder_dtype), data)

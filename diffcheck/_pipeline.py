@@ -150,7 +150,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     if numeric.along is not None:
         directional = (probes.directional_test(numeric.along, values, bounds, run.dtype, numeric.floor),)
     sweeps = ()
-    if exact.jacobian is not None and run.order == 1:
+    if exact.jacobian is not None and run.order == 1 and numeric.plan.full:
         with run.on_device:
             sweeps = probes.sweeps(
                 numeric.F, leaves, problem.names, numeric.data, run.dtype, exact.jacobian, numeric.steps, exact.kinks
@@ -161,7 +161,7 @@ def _compare(problem, leaves, numeric, exact, run) -> _Compared:
 def _precision(problem, numeric, exact, shapes, elements, run):
     """The elements with their correct digits, avoidable precision loss judged (order 1, with the
     exact program), and the function's own value judged the same way."""
-    program = exact.program if run.order == 1 and numeric.plan.directions is None else None
+    program = exact.program if run.order == 1 and numeric.plan.full else None
     if program is None:
         return precision_audit.judge(elements, None, 0.0, run.dtype, shapes), None
     eps = max(float(np.finfo(run.dtype).eps), program.eps)

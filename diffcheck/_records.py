@@ -189,8 +189,14 @@ class Element:
     precision: Precision | None = None
 
     @property
+    def along(self) -> bool:
+        """Whether the row is a direction or an output combination (`_plan.Plan`), not an output
+        of the function: its `output` then numbers the row."""
+        return self.via.startswith(("H·v", "wᵀ"))
+
+    @property
     def name(self) -> str:
-        out = f" of output{format_index(self.output)}" if self.output and not self.via.startswith("H·v") else ""
+        out = f" of output{format_index(self.output)}" if self.output and not self.along else ""
         prefix = f"{self.via}∂/∂" if self.via else ""
         return f"{prefix}{self.parameter}{format_index(self.index)}{out}"
 

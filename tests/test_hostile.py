@@ -850,14 +850,37 @@ def test_a_large_jacobian_lists_failures_and_the_worst_and_summarises_the_rest(m
     json.dumps(point.to_dict())
 
 
-def test_a_jacobian_past_the_memory_budget_is_refused_before_it_is_computed(monkeypatch, capsys):
-    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "0.001")
+def test_a_jacobian_past_the_memory_budget_is_checked_in_output_combinations(monkeypatch, capsys):
+    import jax
+
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "0.001")  # 3,355 entries
     _options.reload_settings()
     try:
         point = diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 100)).points[0]
-        assert point.error.startswith("the Jacobian has 10,000 entries (100 outputs × 100 parameters)")
+        assert point.ok and point.error is None, point
+        assert "gradients of 2 random combinations of the 100 outputs" in point.checks
+        assert len(point.elements) == 200 and point.elements[0].name == "wᵀJ0: ∂/∂args[0][0]"
+        assert point.methods["symbolic"] == "ok" and point.methods["finite_difference"] == "ok"
+
+        @jax.custom_jvp
+        def wrong(x):  # one output's derivative off by 1e-7: it shows in every combination
+            return jnp.sin(x)
+
+        @wrong.defjvp
+        def wrong_jvp(primals, tangents):
+            x, dx = primals[0], tangents[0]
+            return wrong(x), jnp.cos(x) * dx * jnp.where(jnp.arange(x.size) == 37, 1 + 1e-7, 1.0)
+
+        point = diffcheck.check_grad(wrong, jnp.linspace(0, 1, 100)).points[0]
+        assert point.status == "mismatch" and {m.odd_one_out for m in point.mismatches} == {"autodiff"}
+        assert {m.index for m in point.mismatches} == {(37,)}  # the parameter element it comes from
+        assert diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 3)).ok  # a small one is checked in full
+        point = diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 2000)).points[0]  # 2 × 2,000 > 3,355
+        assert point.error.startswith(
+            "the Jacobian has 4,000,000 entries (2,000 outputs × 2,000 parameters): even the gradients of 2 "
+            "random output combinations need about 0.00119 GiB"
+        ), point.error
         assert "over the memory budget of 0.001 GiB (--max-memory, $DIFFCHECK_MAX_MEMORY)" in point.error
-        assert diffcheck.check_grad(jnp.sin, jnp.linspace(0, 1, 3)).ok  # a small one still fits
     finally:
         monkeypatch.delenv("DIFFCHECK_MAX_MEMORY")
         _options.reload_settings()
