@@ -216,7 +216,14 @@ def _traced(F, kind, signature):
     def G(t, d):
         return jax.core.eval_jaxpr(base.jaxpr, base.consts, t, *jax.tree_util.tree_leaves(d))[0]
 
-    closed, shapes = jax.make_jaxpr(_transform(G, kind), return_shape=True)(theta, *rest)
+    program = _transform(G, kind)
+    if kind == "terms":  # the analysis of the reverse-mode program, as traced for autodiff itself
+
+        def program(t, *rest):
+            reverse, _ = _traced(F, "reverse", signature)
+            return _terms.largest(reverse, t, *jax.tree_util.tree_leaves(rest))
+
+    closed, shapes = jax.make_jaxpr(program, return_shape=True)(theta, *rest)
     out = closed, jax.tree_util.tree_structure(shapes)
     if key is not None:
         while len(_BY_PROGRAM) >= _PROGRAMS_KEPT:  # the oldest first

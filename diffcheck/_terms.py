@@ -45,8 +45,9 @@ def largest(closed, *args) -> jax.Array:
     """The largest term size over every floating output of `closed` (a ClosedJaxpr) at `args`
     (0 when it adds no terms); traceable, so that it runs as one program."""
     _, sizes = _eval(closed.jaxpr, list(closed.consts), list(args), [None] * len(args))
-    largest_each = [jnp.max(t, initial=0.0) for t in sizes if t is not None]
-    return functools.reduce(jnp.maximum, largest_each, jnp.zeros(()))
+    largest_each = [jax.lax.reduce_max(t, tuple(range(t.ndim))) if t.size else None for t in sizes if t is not None]
+    largest_each = [jax.lax.convert_element_type(t, jnp.float32) for t in largest_each if t is not None]
+    return functools.reduce(jax.lax.max, largest_each, jnp.float32(0.0))
 
 
 def _inexact(x) -> bool:
@@ -106,17 +107,28 @@ def _apply(eqn, vals, terms):
     own = None
     if name in _ADDITIONS or name in _SUMS:
         if name == "sub":
-            own = [jnp.abs(vals[0]) + jnp.abs(vals[1])]
+            own = [jax.lax.add(*(_magnitude(v) for v in vals))]
         else:
             own = bind(*[_magnitude(v) for v in vals])
     if own is not None:
         sizes = [_plus(s, o) for s, o in zip(sizes, own)]
     sizes = [s if s is not None and _inexact(o) else None for s, o in zip(sizes, outs)]
-    return outs, [None if s is None else jnp.broadcast_to(s, jnp.shape(o)).astype(o.dtype) for s, o in zip(sizes, outs)]
+    return outs, [None if s is None else _like(s, o) for s, o in zip(sizes, outs)]
+
+
+def _like(t, value):
+    """Term sizes t in the shape and dtype of the value they belong to."""
+    t = jax.lax.convert_element_type(t, value.dtype)
+    shape = jnp.shape(value)
+    if jnp.shape(t) == shape:
+        return t
+    return jax.lax.broadcast_in_dim(t, shape, tuple(range(len(shape) - jnp.ndim(t), len(shape))))
 
 
 def _magnitude(v):
-    return jnp.abs(v) if _inexact(v) and not jnp.issubdtype(v.dtype, jnp.complexfloating) else v
+    if isinstance(v, (int, float)):  # a Python scalar literal
+        return abs(v)
+    return jax.lax.abs(v) if _inexact(v) and not jnp.issubdtype(v.dtype, jnp.complexfloating) else v
 
 
 def _moved(bind, vals, i, t):
@@ -128,7 +140,7 @@ def _moved(bind, vals, i, t):
         return bind(*[x if k == i else v for k, v in enumerate(vals)])
 
     _, tangents = jax.jvp(along, (vals[i],), (jnp.asarray(t, jnp.result_type(vals[i])),))
-    return [None if not _inexact(d) else jnp.abs(d) for d in tangents]
+    return [None if not _inexact(d) else jax.lax.abs(d) for d in tangents]
 
 
 def _plus(a, b):
@@ -136,7 +148,7 @@ def _plus(a, b):
         return b
     if b is None:
         return a
-    return a + b
+    return jax.lax.add(a, b)
 
 
 def _filled(vals, terms):
