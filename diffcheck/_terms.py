@@ -36,9 +36,7 @@ _CUSTOM = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxp
 _PRODUCTS = frozenset({"mul", "dot_general", "conv_general_dilated"})
 _SUMS = frozenset({"dot_general", "conv_general_dilated"})
 #: Additions: their terms are the magnitudes of what they add.
-_ADDITIONS = frozenset(
-    {"add", "add_any", "sub", "reduce_sum", "cumsum", "scatter-add", "reduce_window_sum", "select_and_scatter_add"}
-)
+_ADDITIONS = frozenset({"add", "add_any", "sub", "reduce_sum", "cumsum", "scatter-add", "reduce_window_sum"})
 
 
 def largest(closed, *args) -> jax.Array:

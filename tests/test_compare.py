@@ -1,5 +1,7 @@
 """Verdicts and the odd one out, as a table."""
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from diffcheck._compare import AGREE, AUTODIFF, FINITE, FORWARD, MISMATCH, SYMBOLIC, verdict
@@ -55,3 +57,21 @@ def test_complex_step_joins_the_vote():
     assert verdict(values, bounds)[:2] == (MISMATCH, SYMBOLIC)
     values = {SYMBOLIC: 1.0, AUTODIFF: 1.0 + 1e-9, FORWARD: 1.0 + 1e-9, FINITE: 1.0, COMPLEX: 1.0}
     assert verdict(values, bounds)[:2] == (MISMATCH, AUTODIFF)
+
+
+def test_the_terms_a_program_adds_are_measured_on_its_reverse_mode_program():
+    import jax
+
+    from diffcheck import _autodiff
+
+    def terms(f, x):
+        with _autodiff.precision(np.float64):
+            return _autodiff.largest_term(lambda t, d: jnp.atleast_1d(f(t)), np.asarray(x, np.float64), {})
+
+    # softplus(35) − 35: the value adds 35 + 35 and more; σ(35) − 1 adds 1 + 1; a product adds nothing
+    assert terms(lambda x: jax.nn.softplus(x) - x, [35.0]) >= 70
+    assert 1.9 < terms(lambda x: jax.nn.sigmoid(x) - 1, [35.0]) < 2.1
+    assert terms(lambda x: 1e-16 * jnp.sin(x), [0.3, 2.0]) == 0.0
+    # through branches and loops, at the sizes their bodies add
+    assert terms(lambda x: jax.lax.cond(x[0] > 0, lambda y: y * 1e-9 - 1e-9, lambda y: y, x), [0.5]) < 1e-8
+    assert terms(lambda x: jax.lax.scan(lambda c, y: (c + y * 1e-10, c), x[0], x)[0], [9.0, 0.5]) >= 18
