@@ -59,6 +59,7 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     `fn(*leaves, **data)`, with bounds."""
     flat64 = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     F1 = flat_program(fn, tuple(leaf.shape for leaf in leaves))
+    F0 = F1  # the user's program as traced for its own reverse mode (F1 becomes its laddered twin)
     f64, f32, out_shape, reverse64, reverse32, F1, checks = _values(F1, fn, leaves, flat64, data, run_dtype, order)
     plan = Plan.choose(order, f64.size, flat64.size, seed, run_dtype)
     F, args, f_run, jac, ladder, no_reverse = _derivative(
@@ -71,7 +72,8 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         checks.append("autodiff in forward mode (JAX has no reverse mode for this program)")
     # A cast to float32 inside a float64 program rounds to float32 from there on.
     roundoff = getattr(F1, "roundoff", 0.0)
-    floor = compare.rounding_floor(f_run, jac, _term_size(F, flat64, args, run_dtype, f_run, jac))
+    checked = F0 if F is F1 else F  # order 1: the program whose reverse mode gave jac, traced once
+    floor = compare.rounding_floor(f_run, jac, _term_size(checked, flat64, args, run_dtype, f_run, jac))
     bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
