@@ -76,6 +76,15 @@ def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, bud
         return [env[e] for e in exprs]
 
 
+def node_values(exprs, nodes, symbols, values, definitions=None, digits: int = DIGITS) -> list:
+    """The values of some `nodes` of the graph of `exprs` at `values`, in mpmath with `digits`
+    digits: from the graph's last evaluation, when it was at the same point (`_values`)."""
+    with mpmath.workdps(digits):
+        values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
+        env = _values(_graph(exprs, definitions), symbols, values, None)
+        return [env[n] for n in nodes]
+
+
 def evaluate_float(exprs, symbols, points: np.ndarray, definitions=None) -> np.ndarray:
     """Each expression at many points in float64: `points` is (P, symbols); returns (P, exprs)."""
     columns = [np.asarray(points[:, i], np.float64) for i in range(points.shape[1])]
@@ -105,35 +114,84 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
     return at, moved
 
 
-def stencil_kinks(exprs, symbols, theta, steps, definitions=None) -> tuple[np.ndarray, np.ndarray]:
+def stencil_kinks(exprs, symbols, theta, steps, definitions=None, gaps: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
     arrays over the elements of θ.
 
     For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
     either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
     and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
-    stencil crosses it). The same as comparing the signs of `evaluate_moved`'s rows, without its
-    rows × arguments matrix: each argument's rows are folded in as it is computed, and freed.
+    stencil crosses it). The last `gaps` arguments are a max's gaps to its maximiser at θ
+    (`_kinks.gaps`): one that moves away from a nonzero value at θ crosses, even with both ends
+    alike, since another element is the largest at an end — the max changes its piece there.
+    The same as comparing the signs of `evaluate_moved`'s rows, without its rows × arguments
+    matrix: each argument's rows are folded in as it is computed, and freed.
     """
     theta = np.asarray(theta, np.float64)
+    steps = np.broadcast_to(np.asarray(steps, np.float64), theta.shape)
     n = theta.size
-    where = np.concatenate([np.arange(n), np.arange(n)])
-    to = np.concatenate([theta + steps, theta - steps])
     at, crossed = np.zeros(n, bool), np.zeros(n, bool)
+    first_gap = len(exprs) - gaps
+    for lo, hi in _blocks(exprs, symbols, definitions, n):
+        # A pass over the graph per block of elements: the whole stencil's rows at once, in a
+        # network whose every value moves in every row, would hold a layer of 2·N floats each.
+        m = hi - lo
+        elements = np.arange(lo, hi)
+        where = np.concatenate([elements, elements])
+        to = np.concatenate([theta[lo:hi] + steps[lo:hi], theta[lo:hi] - steps[lo:hi]])
 
-    def consume(k, value):
-        base, rows, vals = value
-        s0 = np.sign(base)
-        plus, minus = np.full(n, s0), np.full(n, s0)
-        signs, upper = np.sign(vals), rows >= n
-        plus[rows[~upper]] = signs[~upper]
-        minus[rows[upper] - n] = signs[upper]
-        moves = (plus != s0) | (minus != s0)
-        at[moves & (s0 == 0)] = True
-        crossed[moves & (plus != minus)] = True
+        def consume(k, value, m=m, lo=lo, hi=hi):
+            base, rows, vals = value
+            s0 = np.sign(base)
+            plus, minus = np.full(m, s0), np.full(m, s0)
+            signs, upper = np.sign(vals), rows >= m
+            plus[rows[~upper]] = signs[~upper]
+            minus[rows[upper] - m] = signs[upper]
+            moves = (plus != s0) | (minus != s0)
+            at[lo:hi] |= moves & (s0 == 0)
+            crossed[lo:hi] |= moves & ((plus != minus) | (k >= first_gap and s0 != 0))
 
-    _moved(exprs, symbols, theta, where, to, definitions, consume)
+        _moved(exprs, symbols, theta, where, to, definitions, consume)
     return at, crossed
+
+
+#: Most passes over the graph the stencil's evaluation makes (blocks of elements) before the exact
+#: method gives up: each pass walks the whole graph.
+MAX_PASSES = 64
+
+
+def _blocks(exprs, symbols, definitions, n) -> list:
+    """Blocks of elements, [lo, hi), whose stencil rows (2 per element) fit in `MOVED_BYTES` / 4
+    at once: a bound from each node's rows (at most the sum of its arguments', at most all) and
+    how long it lives in the evaluation order, as `_moved` holds them."""
+    graph = _graph(exprs, definitions)
+    total = 2 * n
+    rows = dict.fromkeys(symbols, 2)
+    last = {}
+    for i, node in enumerate(graph.order):
+        for a in _children(node, graph):
+            last[a] = i
+    live = peak = 0
+    held = {}
+    for i, node in enumerate(graph.order):
+        if node not in rows:
+            count = min(total, sum(rows.get(a, 0) for a in _children(node, graph)))
+            rows[node] = count
+            if node not in graph.definitions and count:
+                held[node] = 8 * total if count > total // 4 else 16 * count
+                live += held[node]
+                peak = max(peak, live)
+        for a in _children(node, graph):
+            if last.get(a) == i:
+                live -= held.pop(a, 0)
+    passes = max(1, math.ceil(4 * peak / MOVED_BYTES))
+    if passes > MAX_PASSES:
+        raise BudgetExceeded(
+            "too large",
+            f"the kink search would hold over {MOVED_BYTES / 2**30:g} GiB of stencil rows in {MAX_PASSES} passes",
+        )
+    size = math.ceil(n / passes)
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
 def _moved(exprs, symbols, theta, where, to, definitions, consume):

@@ -1,8 +1,8 @@
 """Kinks: where the function is not smooth, its one-sided derivatives there, and the subgradient test.
 
-A kink is found on the exact program: an argument of abs, sign, max, min, floor or a comparison
-(`_primitives.kink_arguments`) that vanishes at the point, or changes sign across an element's
-finite-difference stencil. At the point itself, the one-sided derivatives come from the exact
+A kink is found on the exact program: an argument of abs, sign, floor or a comparison
+(`_primitives.kink_arguments`), or the gap between a max's largest element and another (`gaps`),
+that vanishes at the point, or changes sign across an element's finite-difference stencil. At the point itself, the one-sided derivatives come from the exact
 program at 60 digits; equal ones are a smooth point (the kinks cancel), else autodiff must lie
 between them (a subgradient) and its convention is named.
 """
@@ -17,21 +17,48 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from ._primitives import _Extremum
 from ._primitives import kink_arguments as _node_kinks
 from ._records import Element, Method, Verdict
 
 
-def kink_arguments(exprs, definitions=None) -> list:
-    """Every expression in the program whose sign change is a kink or a jump of the function."""
+def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
+    """Every expression in the program whose sign change is a kink or a jump of the function, and
+    the program's maxima and minima, whose kinks depend on the point (`gaps`)."""
     definitions = definitions or {}
-    found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    found, extrema, seen = [], [], set()
+    stack = [e for e in exprs if isinstance(e, sympy.Basic)]
     while stack:
         e = stack.pop()
         if e in seen:
             continue
         seen.add(e)
         stack.extend((definitions[e],) if e in definitions else e.args)
-        found += _node_kinks(e)
+        if isinstance(e, _Extremum):
+            extrema.append(e)
+        else:
+            found += _node_kinks(e)
+    return [k for k in dict.fromkeys(found) if not k.is_number], extrema
+
+
+def gaps(extrema, values) -> list:
+    """The kinks of each max near the point: aₘ − aᵢ for its maximiser m at the point (the first,
+    on a tie) and every other element i (aᵢ − aₘ for a min), n − 1 expressions, each ≥ 0 there.
+
+    A max is smooth where its maximiser is unique, and has a kink where another element ties it:
+    where a gap reaches 0. The other n(n − 1)/2 − (n − 1) differences change sign between elements
+    below the maximiser, where the max is smooth. `values[a]`: each element's value at the point
+    (exact); a max with a value that does not compare (NaN, complex) keeps every difference.
+    """
+    found = []
+    for e in extrema:
+        args = e.args
+        vals = [values[a] for a in args]
+        if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in vals):
+            found += [a - b for i, a in enumerate(args) for b in args[i + 1 :]]
+            continue
+        top = max(range(len(args)), key=lambda i: e.direction * vals[i])  # the first of the largest
+        found += [e.direction * (args[top] - a) for i, a in enumerate(args) if i != top]
     return [k for k in dict.fromkeys(found) if not k.is_number]
 
 
@@ -48,11 +75,19 @@ class Kinks(NamedTuple):
 
     @classmethod
     def find(cls, outputs, symbols, theta, steps, lets, one_sided=True):
-        args = kink_arguments(outputs, lets)
-        if not args:
+        args, extrema = kink_arguments(outputs, lets)
+        if extrema:
+            nodes = list(dict.fromkeys(a for e in extrema for a in e.args if not a.is_number))
+            values = dict(zip(nodes, graph.node_values(outputs, nodes, symbols, theta, lets)))
+            values.update({a: mpmath.mpf(float(a)) for e in extrema for a in e.args if a.is_number})
+            known = set(args)
+            extra = [g for g in gaps(extrema, values) if g not in known]
+        else:
+            extra = []
+        if not args and not extra:
             return cls.none()
         # Signs at the point and at θ ± hⱼeⱼ for every element j: the ends of each stencil.
-        at, crossed = graph.stencil_kinks(args, symbols, theta, steps, lets)
+        at, crossed = graph.stencil_kinks(args + extra, symbols, theta, steps, lets, gaps=len(extra))
         at = np.flatnonzero(at).tolist()
         sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided else {}
         return cls(frozenset(at), frozenset(np.flatnonzero(crossed).tolist()), sides)
