@@ -178,9 +178,11 @@ def _blocks(exprs, symbols, definitions, n) -> list:
             count = min(total, sum(rows.get(a, 0) for a in _children(node, graph)))
             rows[node] = count
             if node not in graph.definitions and count:
-                held[node] = 8 * total if count > total // 4 else 16 * count
-                live += held[node]
-                peak = max(peak, live)
+                size = 8 * total if count > total // 4 else 16 * count
+                peak = max(peak, live + size)
+                if node in last:  # else freed as soon as it is computed
+                    held[node] = size
+                    live += size
         for a in _children(node, graph):
             if last.get(a) == i:
                 live -= held.pop(a, 0)
@@ -250,6 +252,9 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 env[node] = value
                 for k in wanted.get(node, ()):
                     consume(k, value)
+                if node not in last:  # an expression no other node uses: done with once consumed
+                    env.pop(node, None)
+                    live -= counted.pop(node, 0)
             for a in _children(node, graph):
                 if last.get(a) == i:
                     env.pop(a, None)
@@ -409,6 +414,19 @@ def _gather(flat, dense):
 
 def _moved_product(a, b, dense):
     """One product aᵢ·bᵢ of a bilinear node, at the point and at its rows."""
+    (a0, ra, va), (b0, rb, vb) = a, b
+    if ra is dense or rb is dense:
+        # An activation that moves in every row times a weight that moves in a few (or in every
+        # row too): the product at its value at θ, then at the weight's own rows — the same
+        # floats as multiplying the gathered columns, without building them.
+        if rb is dense and ra is not dense:
+            (a0, ra, va), (b0, rb, vb) = (b0, rb, vb), (a0, ra, va)
+        if rb is dense:
+            return (a0 * b0, dense, va * vb)
+        out = va * b0
+        if rb.size:
+            out[rb] = va[rb] * vb
+        return (a0 * b0, dense, out)
     union, (va, vb) = _gather([a, b], dense)
     return (a[0] * b[0], union, va * vb if union.size else union)
 

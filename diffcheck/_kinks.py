@@ -89,7 +89,7 @@ class Kinks(NamedTuple):
         # Signs at the point and at θ ± hⱼeⱼ for every element j: the ends of each stencil.
         at, crossed = graph.stencil_kinks(args + extra, symbols, theta, steps, lets, gaps=len(extra))
         at = np.flatnonzero(at).tolist()
-        sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided else {}
+        sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided and at else {}
         return cls(frozenset(at), frozenset(np.flatnonzero(crossed).tolist()), sides)
 
 

@@ -148,6 +148,7 @@ def test_a_kink_search_past_its_memory_gives_up_the_exact_method_not_the_check(m
     from diffcheck._records import Method
 
     monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
+    monkeypatch.setattr(graph, "MAX_PASSES", 2)  # blocks of elements would make it fit in 1 KiB
     X = np.random.default_rng(0).normal(size=(4, 6))
 
     def f(W):
