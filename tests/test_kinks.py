@@ -94,7 +94,7 @@ def test_the_stencil_in_blocks_says_what_one_pass_says(monkeypatch, rng):
     steps = np.full(40, 0.3)
     once = graph.stencil_kinks(args, list(p), theta, steps, gaps=10)
     assert len(graph._blocks(args, list(p), None, 40)) == 1
-    monkeypatch.setattr(graph, "MOVED_BYTES", 4 * 4096)
+    monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
     assert len(graph._blocks(args, list(p), None, 40)) > 2
     blocked = graph.stencil_kinks(args, list(p), theta, steps, gaps=10)
     np.testing.assert_array_equal(blocked[0], once[0])
