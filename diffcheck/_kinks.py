@@ -2,9 +2,10 @@
 
 A kink is found on the exact program: an argument of abs, sign, floor or a comparison
 (`_primitives.kink_arguments`), or the gap between a max's largest element and another (`gaps`),
-that vanishes at the point, or changes sign across an element's finite-difference stencil. At the point itself, the one-sided derivatives come from the exact
-program at 60 digits; equal ones are a smooth point (the kinks cancel), else autodiff must lie
-between them (a subgradient) and its convention is named.
+that vanishes at the point, or changes sign across an element's finite-difference stencil. At
+the point itself, the one-sided derivatives come from the exact program at 60 digits; equal ones
+are a smooth point (the kinks cancel), else autodiff must lie between them (a subgradient) and its
+convention is named.
 """
 
 from __future__ import annotations
@@ -38,27 +39,32 @@ def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
             extrema.append(e)
         else:
             found += _node_kinks(e)
-    return [k for k in dict.fromkeys(found) if not k.is_number], extrema
+    return _expressions(found), extrema
 
 
-def gaps(extrema, values) -> list:
+def gaps(extrema, values) -> tuple[list, list]:
     """The kinks of each max near the point: aₘ − aᵢ for its maximiser m at the point (the first,
-    on a tie) and every other element i (aᵢ − aₘ for a min), n − 1 expressions, each ≥ 0 there.
+    on a tie) and every other element i (aᵢ − aₘ for a min), n − 1 expressions, each ≥ 0 there;
+    and, for a max with an element that does not compare (NaN, complex), every difference.
 
     A max is smooth where its maximiser is unique, and has a kink where another element ties it:
     where a gap reaches 0. The other n(n − 1)/2 − (n − 1) differences change sign between elements
     below the maximiser, where the max is smooth. `values[a]`: each element's value at the point
-    (exact); a max with a value that does not compare (NaN, complex) keeps every difference.
+    (exact; a constant −∞, attention's mask, compares).
     """
-    found = []
+    found, differences = [], []
     for e in extrema:
         args = e.args
         vals = [values[a] for a in args]
-        if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in vals):
-            found += [a - b for i, a in enumerate(args) for b in args[i + 1 :]]
+        if not all(isinstance(v, mpmath.mpf) and not mpmath.isnan(v) for v in vals):
+            differences += [a - b for i, a in enumerate(args) for b in args[i + 1 :]]
             continue
         top = max(range(len(args)), key=lambda i: e.direction * vals[i])  # the first of the largest
         found += [e.direction * (args[top] - a) for i, a in enumerate(args) if i != top]
+    return _expressions(found), _expressions(differences)
+
+
+def _expressions(found) -> list:
     return [k for k in dict.fromkeys(found) if not k.is_number]
 
 
@@ -80,8 +86,10 @@ class Kinks(NamedTuple):
             nodes = list(dict.fromkeys(a for e in extrema for a in e.args if not a.is_number))
             values = dict(zip(nodes, graph.node_values(outputs, nodes, symbols, theta, lets)))
             values.update({a: mpmath.mpf(float(a)) for e in extrema for a in e.args if a.is_number})
+            extra, differences = gaps(extrema, values)
+            args = _expressions(args + differences)
             known = set(args)
-            extra = [g for g in gaps(extrema, values) if g not in known]
+            extra = [g for g in extra if g not in known]
         else:
             extra = []
         if not args and not extra:

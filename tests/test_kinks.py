@@ -27,18 +27,27 @@ def test_a_max_has_n_minus_1_gaps_to_its_maximiser():
     a = sympy.symbols("a0:64", real=True)
     values = {s: mpmath.mpf(v) for s, v in zip(a, np.random.default_rng(0).normal(size=64))}
     top = max(a, key=values.__getitem__)
-    found = kinks.gaps([Maximum(*a)], values)
-    assert len(found) == 63  # not 64·63/2 = 2,016 pairwise differences
+    found, differences = kinks.gaps([Maximum(*a)], values)
+    assert len(found) == 63 and not differences  # not 64·63/2 = 2,016 pairwise differences
     assert set(found) == {top - s for s in a if s != top}
     assert all(g.subs(values) > 0 for g in found)
     low = min(a, key=values.__getitem__)
-    assert set(kinks.gaps([Minimum(*a)], values)) == {s - low for s in a if s != low}
+    assert set(kinks.gaps([Minimum(*a)], values)[0]) == {s - low for s in a if s != low}
 
 
 def test_a_max_over_values_that_do_not_compare_keeps_every_difference():
     a, b, c = sympy.symbols("a b c", real=True)
     values = {a: mpmath.mpf(1), b: mpmath.nan, c: mpmath.mpf(0)}
-    assert len(kinks.gaps([Maximum(a, b, c)], values)) == 3
+    assert kinks.gaps([Maximum(a, b, c)], values) == ([], [a - b, a - c, b - c])
+
+
+def test_a_masked_max_has_gaps_to_its_maximiser():
+    # Attention's causal mask: constant −∞ elements compare, and are never a kink.
+    a, b = sympy.symbols("a b", real=True)
+    values = {a: mpmath.mpf(1), b: mpmath.mpf(2), -sympy.oo: mpmath.mpf("-inf")}
+    assert kinks.gaps([Maximum(a, b, -sympy.oo)], values) == ([b - a], [])
+    found = _find(lambda x: jnp.max(jnp.where(jnp.arange(4) < 2, x, -jnp.inf)), [0.3, 0.3 + 1e-3, 5.0, 7.0], 1e-2)
+    assert set(found.crossed) == {0, 1} and not found.at
 
 
 @pytest.mark.parametrize(
