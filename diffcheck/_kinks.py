@@ -21,6 +21,7 @@ from . import _graph as graph
 from ._primitives import _Extremum
 from ._primitives import kink_arguments as _node_kinks
 from ._records import Element, Method, Verdict
+from .errors import BudgetExceeded
 
 
 def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
@@ -68,6 +69,92 @@ def _expressions(found) -> list:
     return [k for k in dict.fromkeys(found) if not k.is_number]
 
 
+def stencil_kinks(exprs, symbols, theta, steps, definitions=None, gaps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
+    arrays over the elements of θ.
+
+    For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
+    either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
+    and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
+    stencil crosses it). The last `gaps` arguments are a max's gaps to its maximiser at θ
+    (`_kinks.gaps`): one that moves away from a nonzero value at θ crosses, even with both ends
+    alike, since another element is the largest at an end — the max changes its piece there.
+    The same as comparing the signs of `_graph.evaluate_moved`'s rows, without its rows × arguments
+    matrix: each argument's rows are folded in as it is computed, and freed.
+    """
+    theta = np.asarray(theta, np.float64)
+    steps = np.broadcast_to(np.asarray(steps, np.float64), theta.shape)
+    n = theta.size
+    at, crossed = np.zeros(n, bool), np.zeros(n, bool)
+    first_gap = len(exprs) - gaps
+    for lo, hi in _blocks(exprs, symbols, definitions, n):
+        # A pass over the graph per block of elements: the whole stencil's rows at once, in a
+        # network whose every value moves in every row, would hold a layer of 2·N floats each.
+        m = hi - lo
+        elements = np.arange(lo, hi)
+        where = np.concatenate([elements, elements])
+        to = np.concatenate([theta[lo:hi] + steps[lo:hi], theta[lo:hi] - steps[lo:hi]])
+
+        def consume(k, value, m=m, lo=lo, hi=hi):
+            base, rows, vals = value
+            s0 = np.sign(base)
+            plus, minus = np.full(m, s0), np.full(m, s0)
+            signs, upper = np.sign(vals), rows >= m
+            plus[rows[~upper]] = signs[~upper]
+            minus[rows[upper] - m] = signs[upper]
+            moves = (plus != s0) | (minus != s0)
+            at[lo:hi] |= moves & (s0 == 0)
+            crossed[lo:hi] |= moves & ((plus != minus) | (k >= first_gap and s0 != 0))
+
+        graph._moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, crossed
+
+
+#: Most elements per pass of the stencil's evaluation: 2·16,384 float64 rows (256 KiB a node) stay
+#: in the cache, where 59,264 rows ran 3-6× slower per row (a dot product's 32 terms, measured).
+BLOCK = 1 << 14
+
+#: Most passes over the graph the stencil's evaluation makes (blocks of elements) before the exact
+#: method gives up: each pass walks the whole graph.
+MAX_PASSES = 64
+
+
+def _blocks(exprs, symbols, definitions, n) -> list:
+    """Blocks of elements, [lo, hi), whose stencil rows (2 per element) fit in `_graph.MOVED_BYTES` / 4
+    at once: a bound from each node's rows (at most the sum of its arguments', at most all) and
+    how long it lives in the evaluation order, as `_moved` holds them."""
+    graph_ = graph._graph(exprs, definitions)
+    total = 2 * n
+    rows = dict.fromkeys(symbols, 2)
+    last = {}
+    for i, node in enumerate(graph_.order):
+        for a in graph._children(node, graph_):
+            last[a] = i
+    live = peak = 0
+    held = {}
+    for i, node in enumerate(graph_.order):
+        if node not in rows:
+            count = min(total, sum(rows.get(a, 0) for a in graph._children(node, graph_)))
+            rows[node] = count
+            if node not in graph_.definitions and count:
+                size = 8 * total if count > total // 4 else 16 * count
+                peak = max(peak, live + size)
+                if node in last:  # else freed as soon as it is computed
+                    held[node] = size
+                    live += size
+        for a in graph._children(node, graph_):
+            if last.get(a) == i:
+                live -= held.pop(a, 0)
+    passes = max(1, math.ceil(4 * peak / graph.MOVED_BYTES), math.ceil(n / BLOCK))
+    if passes > MAX_PASSES:
+        raise BudgetExceeded(
+            "too large",
+            f"the kink search would hold over {graph.MOVED_BYTES / 2**30:g} GiB of stencil rows in {MAX_PASSES} passes",
+        )
+    size = math.ceil(n / passes)
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
 class Kinks(NamedTuple):
     """Where the function is not smooth, per parameter element (flat index)."""
 
@@ -95,7 +182,7 @@ class Kinks(NamedTuple):
         if not args and not extra:
             return cls.none()
         # Signs at the point and at θ ± hⱼeⱼ for every element j: the ends of each stencil.
-        at, crossed = graph.stencil_kinks(args + extra, symbols, theta, steps, lets, gaps=len(extra))
+        at, crossed = stencil_kinks(args + extra, symbols, theta, steps, lets, gaps=len(extra))
         at = np.flatnonzero(at).tolist()
         sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided and at else {}
         return cls(frozenset(at), frozenset(np.flatnonzero(crossed).tolist()), sides)

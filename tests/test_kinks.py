@@ -101,11 +101,11 @@ def test_the_stencil_in_blocks_says_what_one_pass_says(monkeypatch, rng):
     x = [sympy.tanh(sum(p[i + k] * (k + 1) for k in range(5))) for i in range(0, 35)]
     args = [x[i] - x[i + 1] for i in range(34)] + [p[0] - theta[0]]
     steps = np.full(40, 0.3)
-    once = graph.stencil_kinks(args, list(p), theta, steps, gaps=10)
-    assert len(graph._blocks(args, list(p), None, 40)) == 1
+    once = kinks.stencil_kinks(args, list(p), theta, steps, gaps=10)
+    assert len(kinks._blocks(args, list(p), None, 40)) == 1
     monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
-    assert len(graph._blocks(args, list(p), None, 40)) > 2
-    blocked = graph.stencil_kinks(args, list(p), theta, steps, gaps=10)
+    assert len(kinks._blocks(args, list(p), None, 40)) > 2
+    blocked = kinks.stencil_kinks(args, list(p), theta, steps, gaps=10)
     np.testing.assert_array_equal(blocked[0], once[0])
     np.testing.assert_array_equal(blocked[1], once[1])
     assert once[1].any() and not once[1].all()
