@@ -31,7 +31,7 @@ PHASES = {
     "translate": ("diffcheck._translate", "translate"),
     "exact value": ("diffcheck._graph", "evaluate"),
     "exact gradient": ("diffcheck._graph", "jacobian"),
-    "kinks": ("diffcheck._graph", "stencil_kinks"),
+    "kinks": ("diffcheck._kinks", "stencil_kinks"),
     "reverse mode (with the value)": ("diffcheck._autodiff", "value_and_jacobian"),
     "forward mode": ("diffcheck._autodiff", "forward_jacobian"),
     "finite differences": ("diffcheck._finite", "jacobian"),

@@ -76,6 +76,15 @@ def evaluate(exprs, symbols, values, definitions=None, digits: int = DIGITS, bud
         return [env[e] for e in exprs]
 
 
+def node_values(exprs, nodes, symbols, values, definitions=None, digits: int = DIGITS) -> list:
+    """The values of some `nodes` of the graph of `exprs` at `values`, in mpmath with `digits`
+    digits: from the graph's last evaluation, when it was at the same point (`_values`)."""
+    with mpmath.workdps(digits):
+        values = [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in values]
+        env = _values(_graph(exprs, definitions), symbols, values, None)
+        return [env[n] for n in nodes]
+
+
 def evaluate_float(exprs, symbols, points: np.ndarray, definitions=None) -> np.ndarray:
     """Each expression at many points in float64: `points` is (P, symbols); returns (P, exprs)."""
     columns = [np.asarray(points[:, i], np.float64) for i in range(points.shape[1])]
@@ -103,37 +112,6 @@ def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[
 
     _moved(exprs, symbols, theta, where, to, definitions, consume)
     return at, moved
-
-
-def stencil_kinks(exprs, symbols, theta, steps, definitions=None) -> tuple[np.ndarray, np.ndarray]:
-    """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
-    arrays over the elements of θ.
-
-    For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
-    either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
-    and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
-    stencil crosses it). The same as comparing the signs of `evaluate_moved`'s rows, without its
-    rows × arguments matrix: each argument's rows are folded in as it is computed, and freed.
-    """
-    theta = np.asarray(theta, np.float64)
-    n = theta.size
-    where = np.concatenate([np.arange(n), np.arange(n)])
-    to = np.concatenate([theta + steps, theta - steps])
-    at, crossed = np.zeros(n, bool), np.zeros(n, bool)
-
-    def consume(k, value):
-        base, rows, vals = value
-        s0 = np.sign(base)
-        plus, minus = np.full(n, s0), np.full(n, s0)
-        signs, upper = np.sign(vals), rows >= n
-        plus[rows[~upper]] = signs[~upper]
-        minus[rows[upper] - n] = signs[upper]
-        moves = (plus != s0) | (minus != s0)
-        at[moves & (s0 == 0)] = True
-        crossed[moves & (plus != minus)] = True
-
-    _moved(exprs, symbols, theta, where, to, definitions, consume)
-    return at, crossed
 
 
 def _moved(exprs, symbols, theta, where, to, definitions, consume):
@@ -192,6 +170,9 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 env[node] = value
                 for k in wanted.get(node, ()):
                     consume(k, value)
+                if node not in last:  # an expression no other node uses: done with once consumed
+                    env.pop(node, None)
+                    live -= counted.pop(node, 0)
             for a in _children(node, graph):
                 if last.get(a) == i:
                     env.pop(a, None)
@@ -351,6 +332,19 @@ def _gather(flat, dense):
 
 def _moved_product(a, b, dense):
     """One product aᵢ·bᵢ of a bilinear node, at the point and at its rows."""
+    (a0, ra, va), (b0, rb, vb) = a, b
+    if ra is dense or rb is dense:
+        # An activation that moves in every row times a weight that moves in a few (or in every
+        # row too): the product at its value at θ, then at the weight's own rows — the same
+        # floats as multiplying the gathered columns, without building them.
+        if rb is dense and ra is not dense:
+            (a0, ra, va), (b0, rb, vb) = (b0, rb, vb), (a0, ra, va)
+        if rb is dense:
+            return (a0 * b0, dense, va * vb)
+        out = va * b0
+        if rb.size:
+            out[rb] = va[rb] * vb
+        return (a0 * b0, dense, out)
     union, (va, vb) = _gather([a, b], dense)
     return (a[0] * b[0], union, va * vb if union.size else union)
 

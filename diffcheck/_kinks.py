@@ -1,10 +1,11 @@
 """Kinks: where the function is not smooth, its one-sided derivatives there, and the subgradient test.
 
-A kink is found on the exact program: an argument of abs, sign, max, min, floor or a comparison
-(`_primitives.kink_arguments`) that vanishes at the point, or changes sign across an element's
-finite-difference stencil. At the point itself, the one-sided derivatives come from the exact
-program at 60 digits; equal ones are a smooth point (the kinks cancel), else autodiff must lie
-between them (a subgradient) and its convention is named.
+A kink is found on the exact program: an argument of abs, sign, floor or a comparison
+(`_primitives.kink_arguments`), or the gap between a max's largest element and another (`gaps`),
+that vanishes at the point, or changes sign across an element's finite-difference stencil. At
+the point itself, the one-sided derivatives come from the exact program at 60 digits; equal ones
+are a smooth point (the kinks cancel), else autodiff must lie between them (a subgradient) and its
+convention is named.
 """
 
 from __future__ import annotations
@@ -17,22 +18,141 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from ._primitives import _Extremum
 from ._primitives import kink_arguments as _node_kinks
 from ._records import Element, Method, Verdict
+from .errors import BudgetExceeded
 
 
-def kink_arguments(exprs, definitions=None) -> list:
-    """Every expression in the program whose sign change is a kink or a jump of the function."""
+def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
+    """Every expression in the program whose sign change is a kink or a jump of the function, and
+    the program's maxima and minima, whose kinks depend on the point (`gaps`)."""
     definitions = definitions or {}
-    found, seen, stack = [], set(), [e for e in exprs if isinstance(e, sympy.Basic)]
+    found, extrema, seen = [], [], set()
+    stack = [e for e in exprs if isinstance(e, sympy.Basic)]
     while stack:
         e = stack.pop()
         if e in seen:
             continue
         seen.add(e)
         stack.extend((definitions[e],) if e in definitions else e.args)
-        found += _node_kinks(e)
+        if isinstance(e, _Extremum):
+            extrema.append(e)
+        else:
+            found += _node_kinks(e)
+    return _expressions(found), extrema
+
+
+def gaps(extrema, values) -> tuple[list, list]:
+    """The kinks of each max near the point: aₘ − aᵢ for its maximiser m at the point (the first,
+    on a tie) and every other element i (aᵢ − aₘ for a min), n − 1 expressions, each ≥ 0 there;
+    and, for a max with an element that does not compare (NaN, complex), every difference.
+
+    A max is smooth where its maximiser is unique, and has a kink where another element ties it:
+    where a gap reaches 0. The other n(n − 1)/2 − (n − 1) differences change sign between elements
+    below the maximiser, where the max is smooth. `values[a]`: each element's value at the point
+    (exact; a constant −∞, attention's mask, compares).
+    """
+    found, differences = [], []
+    for e in extrema:
+        args = e.args
+        vals = [values[a] for a in args]
+        if not all(isinstance(v, mpmath.mpf) and not mpmath.isnan(v) for v in vals):
+            differences += [a - b for i, a in enumerate(args) for b in args[i + 1 :]]
+            continue
+        top = max(range(len(args)), key=lambda i: e.direction * vals[i])  # the first of the largest
+        found += [e.direction * (args[top] - a) for i, a in enumerate(args) if i != top]
+    return _expressions(found), _expressions(differences)
+
+
+def _expressions(found) -> list:
     return [k for k in dict.fromkeys(found) if not k.is_number]
+
+
+def stencil_kinks(exprs, symbols, theta, steps, definitions=None, gaps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Where the kink arguments `exprs` change sign on the stencil: (at, crossed), two boolean
+    arrays over the elements of θ.
+
+    For element j the stencil's ends are θ ± stepsⱼ eⱼ; an argument "moves" at j when its sign at
+    either end differs from its sign at θ (a NaN differs from everything). `at`: it moves at j
+    and is 0 at θ (θ may sit on the kink); `crossed`: it moves and the two ends differ (the
+    stencil crosses it). The last `gaps` arguments are a max's gaps to its maximiser at θ
+    (`_kinks.gaps`): one that moves away from a nonzero value at θ crosses, even with both ends
+    alike, since another element is the largest at an end — the max changes its piece there.
+    The same as comparing the signs of `_graph.evaluate_moved`'s rows, without its rows × arguments
+    matrix: each argument's rows are folded in as it is computed, and freed.
+    """
+    theta = np.asarray(theta, np.float64)
+    steps = np.broadcast_to(np.asarray(steps, np.float64), theta.shape)
+    n = theta.size
+    at, crossed = np.zeros(n, bool), np.zeros(n, bool)
+    first_gap = len(exprs) - gaps
+    for lo, hi in _blocks(exprs, symbols, definitions, n):
+        # A pass over the graph per block of elements: the whole stencil's rows at once, in a
+        # network whose every value moves in every row, would hold a layer of 2·N floats each.
+        m = hi - lo
+        elements = np.arange(lo, hi)
+        where = np.concatenate([elements, elements])
+        to = np.concatenate([theta[lo:hi] + steps[lo:hi], theta[lo:hi] - steps[lo:hi]])
+
+        def consume(k, value, m=m, lo=lo, hi=hi):
+            base, rows, vals = value
+            s0 = np.sign(base)
+            plus, minus = np.full(m, s0), np.full(m, s0)
+            signs, upper = np.sign(vals), rows >= m
+            plus[rows[~upper]] = signs[~upper]
+            minus[rows[upper] - m] = signs[upper]
+            moves = (plus != s0) | (minus != s0)
+            at[lo:hi] |= moves & (s0 == 0)
+            crossed[lo:hi] |= moves & ((plus != minus) | (k >= first_gap and s0 != 0))
+
+        graph._moved(exprs, symbols, theta, where, to, definitions, consume)
+    return at, crossed
+
+
+#: Most elements per pass of the stencil's evaluation: 2·16,384 float64 rows (256 KiB a node) stay
+#: in the cache, where 59,264 rows ran 3-6× slower per row (a dot product's 32 terms, measured).
+BLOCK = 1 << 14
+
+#: Most passes over the graph the stencil's evaluation makes (blocks of elements) before the exact
+#: method gives up: each pass walks the whole graph.
+MAX_PASSES = 64
+
+
+def _blocks(exprs, symbols, definitions, n) -> list:
+    """Blocks of elements, [lo, hi), whose stencil rows (2 per element) fit in `_graph.MOVED_BYTES` / 4
+    at once: a bound from each node's rows (at most the sum of its arguments', at most all) and
+    how long it lives in the evaluation order, as `_moved` holds them."""
+    graph_ = graph._graph(exprs, definitions)
+    total = 2 * n
+    rows = dict.fromkeys(symbols, 2)
+    last = {}
+    for i, node in enumerate(graph_.order):
+        for a in graph._children(node, graph_):
+            last[a] = i
+    live = peak = 0
+    held = {}
+    for i, node in enumerate(graph_.order):
+        if node not in rows:
+            count = min(total, sum(rows.get(a, 0) for a in graph._children(node, graph_)))
+            rows[node] = count
+            if node not in graph_.definitions and count:
+                size = 8 * total if count > total // 4 else 16 * count
+                peak = max(peak, live + size)
+                if node in last:  # else freed as soon as it is computed
+                    held[node] = size
+                    live += size
+        for a in graph._children(node, graph_):
+            if last.get(a) == i:
+                live -= held.pop(a, 0)
+    passes = max(1, math.ceil(4 * peak / graph.MOVED_BYTES), math.ceil(n / BLOCK))
+    if passes > MAX_PASSES:
+        raise BudgetExceeded(
+            "too large",
+            f"the kink search would hold over {graph.MOVED_BYTES / 2**30:g} GiB of stencil rows in {MAX_PASSES} passes",
+        )
+    size = math.ceil(n / passes)
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
 class Kinks(NamedTuple):
@@ -48,13 +168,23 @@ class Kinks(NamedTuple):
 
     @classmethod
     def find(cls, outputs, symbols, theta, steps, lets, one_sided=True):
-        args = kink_arguments(outputs, lets)
-        if not args:
+        args, extrema = kink_arguments(outputs, lets)
+        if extrema:
+            nodes = list(dict.fromkeys(a for e in extrema for a in e.args if not a.is_number))
+            values = dict(zip(nodes, graph.node_values(outputs, nodes, symbols, theta, lets)))
+            values.update({a: mpmath.mpf(float(a)) for e in extrema for a in e.args if a.is_number})
+            extra, differences = gaps(extrema, values)
+            args = _expressions(args + differences)
+            known = set(args)
+            extra = [g for g in extra if g not in known]
+        else:
+            extra = []
+        if not args and not extra:
             return cls.none()
         # Signs at the point and at θ ± hⱼeⱼ for every element j: the ends of each stencil.
-        at, crossed = graph.stencil_kinks(args, symbols, theta, steps, lets)
+        at, crossed = stencil_kinks(args + extra, symbols, theta, steps, lets, gaps=len(extra))
         at = np.flatnonzero(at).tolist()
-        sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided else {}
+        sides = one_sided_derivatives(outputs, symbols, theta, lets, at[:MAX_KINKS]) if one_sided and at else {}
         return cls(frozenset(at), frozenset(np.flatnonzero(crossed).tolist()), sides)
 
 

@@ -146,15 +146,14 @@ _KINKED_AT_ZERO = (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ce
 
 def kink_arguments(node) -> list:
     """The expressions whose sign change makes `node` a kink or a jump ([] for a smooth node):
-    the argument of Abs, sign, Heaviside, floor and ceiling, the pairwise differences inside
-    max/min, lhs − rhs of a comparison (the conditions of Piecewise and select_n), and the guards
-    of a `Piece` (a carrier of guards is itself a Piece, found in its turn)."""
+    the argument of Abs, sign, Heaviside, floor and ceiling, lhs − rhs of a comparison (the
+    conditions of Piecewise and select_n), and the guards of a `Piece` (a carrier of guards is
+    itself a Piece, found in its turn). A max or min has none here: its kinks depend on which
+    element is the largest at the point (`_kinks.gaps`)."""
     if isinstance(node, Piece):
         return [g for g in node.args[1:] if not isinstance(g, Piece)]
     if isinstance(node, _KINKED_AT_ZERO):
         return [node.args[0]]
-    if isinstance(node, _Extremum):
-        return [a - b for i, a in enumerate(node.args) for b in node.args[i + 1 :]]
     if isinstance(node, sympy.core.relational.Relational) and isinstance(node.lhs, sympy.Expr):
         return [node.lhs - node.rhs]  # (a comparison of two conditions: theirs are found below it)
     return []

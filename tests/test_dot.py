@@ -144,10 +144,12 @@ def test_a_cast_of_an_integer_valued_dot_product_is_exact_on_its_piece():
 
 
 def test_a_kink_search_past_its_memory_gives_up_the_exact_method_not_the_check(monkeypatch):
+    from diffcheck import _kinks as kinks
     from diffcheck import check_grad
     from diffcheck._records import Method
 
     monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
+    monkeypatch.setattr(kinks, "MAX_PASSES", 2)  # blocks of elements would make it fit in 1 KiB
     X = np.random.default_rng(0).normal(size=(4, 6))
 
     def f(W):
