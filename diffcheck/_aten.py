@@ -1981,13 +1981,22 @@ def _batch_norm_with_update(out, x, weight, bias, running_mean, running_var, mom
     return y, mean, rstd, reserve, new_mean, new_var
 
 
+#: polygamma(n, x) = polygamma(n, x + K) − (−1)ⁿ n! Σₖ₌₀^{K−1} (x + k)^−(n+1): JAX's own polygamma
+#: (its Hurwitz zeta) is wrong by orders of magnitude at negative x (1e69 relative at x = −8.3,
+#: OpInfo's sample), right at x ≥ 1; K shifts bring x > −K there, within 1e-13 of mpmath.
+_POLYGAMMA_SHIFT = 16
+
+
 @_op("aten.polygamma.default")
 def _polygamma(out, n, x):
-    # JAX's polygamma is off by up to 1e-2 near the poles at negative x (its Hurwitz zeta there), but
-    # only its primitive matters: the exact method evaluates SymPy's polygamma, and its value check
-    # compares that with torch's forward, not with JAX's.
+    # The recurrence is an identity, so the exact method differentiates the same function: SymPy's
+    # polygamma at x + K and the rational terms.
     (x,) = _float_in(out, x)
-    return jax.scipy.special.digamma(x) if n == 0 else jax.scipy.special.polygamma(n, x)
+    if n == 0:
+        return jax.scipy.special.digamma(x)
+    k = jnp.arange(_POLYGAMMA_SHIFT, dtype=x.dtype)
+    terms = (x[..., None] + k) ** -(n + 1)
+    return jax.scipy.special.polygamma(n, x + _POLYGAMMA_SHIFT) - (-1) ** n * math.factorial(n) * terms.sum(-1)
 
 
 @_op("aten.angle.default")
