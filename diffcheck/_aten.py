@@ -1999,6 +1999,105 @@ def _polygamma(out, n, x):
     return jax.scipy.special.polygamma(n, x + _POLYGAMMA_SHIFT) - (-1) ** n * math.factorial(n) * terms.sum(-1)
 
 
+def _times_power_of_two(v, k):
+    """v·2ᵏ for integer k (int32), exactly: multiplications by powers of two only, each finite in
+    v's dtype and all on the same side of 1 (XLA's exp2 is not exact: 1.7e-6 off in float32)."""
+    top = int(math.log2(jnp.finfo(v.dtype).maxexp)) - 1  # 2^(2^top) is finite: 6 in float32, 9 in float64
+    n, up = jnp.abs(k), k >= 0
+
+    def times(v, exponent, where):
+        return v * jnp.where(where, jnp.where(up, 2.0**exponent, 2.0**-exponent), 1.0).astype(v.dtype)
+
+    for b in range(top):
+        v = times(v, 2**b, (n >> b) & 1 == 1)
+    for q in range(3):  # what is left, at most 2·2^top in either dtype's exponent range
+        v = times(v, 2**top, (n >> top) > q)
+    return v
+
+
+@_op("aten.frexp.Tensor")
+def _frexp(out, x):
+    # x = m·2ᵉ with ½ ≤ |m| < 1 (m = e = 0 at zero; ±inf and NaN keep m = x, e = 0): e from log2|x|,
+    # corrected where log2 rounded across a power of two, then m by exact scaling. XLA on the CPU
+    # flushes subnormal inputs to zero (m = x, e = 0 there), where torch does not: the value check
+    # rejects such a point.
+    finite = jnp.isfinite(x) & (x != 0)
+    a = jnp.where(finite, jnp.abs(x), 1.0)
+    e = (jnp.floor(jnp.log2(a)) + 1).astype(jnp.int32)
+    e = jnp.where(_times_power_of_two(a, -e) >= 1, e + 1, e)
+    e = jnp.where(_times_power_of_two(a, -e) < 0.5, e - 1, e)
+    e = jnp.where(finite, e, 0)
+    return jnp.where(finite, _times_power_of_two(x, -e), x), e.astype(out.dt(out.many[1][1]))
+
+
+def _segments(starts, ends, length):
+    """member[..., s, p]: position p of the reduced axis lies in segment s."""
+    p = jnp.arange(length)
+    return (starts[..., :, None] <= p) & (p < ends[..., :, None])
+
+
+@_op("aten.segment_reduce.default")
+def _segment_reduce(out, data, reduce, *, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    if indices is not None or (lengths is None) == (offsets is None):
+        raise Refused(Reason.UNSUPPORTED, "segment_reduce is translated with lengths= or offsets= (not indices=)")
+    axis = _axis(data, axis)
+    if lengths is not None:
+        ends = jnp.cumsum(lengths, axis=-1)
+        starts, count = ends - lengths, lengths
+    else:
+        starts, ends = offsets[..., :-1], offsets[..., 1:]
+        count = ends - starts
+    member = _segments(starts, ends, data.shape[axis])  # data.shape[:axis] + (S, L)
+    rest = data.ndim - axis - 1
+    member = member.reshape(member.shape + (1,) * rest)
+    x = jnp.expand_dims(data, axis)  # data.shape[:axis] + (1, L) + rest
+    count = count.reshape(count.shape + (1,) * rest).astype(data.dtype)
+    reduced = axis + 1
+    if reduce in ("sum", "mean"):
+        total = jnp.sum(jnp.where(member, x, 0), axis=reduced) + (0 if initial is None else initial)
+        if reduce == "sum":
+            return total
+        mean = total / jnp.where(count == 0, 1, count)
+        return jnp.where(count == 0, jnp.nan if initial is None else initial, mean)
+    if reduce == "prod":
+        return jnp.prod(jnp.where(member, x, 1), axis=reduced) * (1 if initial is None else initial)
+    if reduce in ("max", "amax", "min", "amin"):
+        big = reduce in ("max", "amax")
+        fill = -jnp.inf if big else jnp.inf
+        extreme = (jnp.max if big else jnp.min)(jnp.where(member, x, fill), axis=reduced)
+        if initial is not None:
+            extreme = (jnp.maximum if big else jnp.minimum)(extreme, initial)
+        return extreme
+    raise Refused(Reason.UNSUPPORTED, f"segment_reduce with reduce={reduce!r} has no exact translation")
+
+
+@_op("aten._embedding_bag.default", "aten._embedding_bag_forward_only.default")
+def _embedding_bag(
+    out, weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False, per_sample_weights=None,
+    include_last_offset=False, padding_idx=-1,
+):  # fmt: skip
+    if any(out.wants(k) for k in (1, 2, 3)):
+        raise Refused(Reason.UNSUPPORTED, "embedding_bag's index outputs (offset2bag, bag_size, max_indices)")
+    n = indices.shape[0]
+    if include_last_offset:
+        starts, ends = offsets[:-1], offsets[1:]
+    else:
+        starts, ends = offsets, jnp.concatenate([offsets[1:], jnp.full((1,), n, offsets.dtype)])
+    member = _segments(starts, ends, n) & (indices != padding_idx)[None, :]  # (bags, n)
+    rows = jnp.take(weight, indices, axis=0)  # (n, D)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[:, None]
+    inside = member[:, :, None]
+    count = jnp.sum(member, axis=1)[:, None]
+    if mode == 2:  # max; an empty bag is zeros
+        best = jnp.max(jnp.where(inside, rows[None], -jnp.inf), axis=1)
+        result = jnp.where(count == 0, 0, best)
+    else:
+        total = jnp.sum(jnp.where(inside, rows[None], 0), axis=1)
+        result = total if mode == 0 else jnp.where(count == 0, 0, total / jnp.where(count == 0, 1, count))
+    return result, None, None, None
+
+
 @_op("aten.angle.default")
 def _angle(out, x):
     (x,) = _float_in(out, x)

@@ -60,7 +60,7 @@ def assert_same(got, expected, rtol=1e-12, atol=1e-300):
         assert g.shape == e.shape
         assert g.dtype == e.dtype, (g.dtype, e.dtype)
         if np.issubdtype(e.dtype, np.floating):
-            scale = max(float(np.max(np.abs(e), initial=0.0)), 1.0)
+            scale = max(float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)), 1.0)
             np.testing.assert_allclose(g, e, rtol=rtol, atol=max(atol, rtol * scale), equal_nan=True)
         else:
             np.testing.assert_array_equal(g, e)
@@ -339,6 +339,59 @@ CASES = {
         ),
         (x34, randn(5, 4, 2, seed=35)),
     ),
+    "frexp": (
+        lambda x: torch.frexp(x),
+        (
+            torch.tensor(
+                [
+                    0.0,
+                    -0.0,
+                    1.0,
+                    0.75,
+                    -3.0,
+                    8.0,
+                    8.0 - 2**-50,
+                    2**-1022,
+                    -(2**-1021),
+                    1e308,
+                    math.inf,
+                    -math.inf,
+                    math.nan,
+                ],
+                dtype=torch.float64,
+            ),
+        ),
+    ),
+    "frexp-float32": (
+        lambda x: torch.frexp(x),
+        (torch.tensor([2.0**-126, 3.0, -1.5e38, 3.4e38, 0.1], dtype=torch.float32),),
+    ),
+    "segment-reduce": (
+        lambda d, m: tuple(
+            torch.segment_reduce(x, reduce, initial=initial, axis=axis, **{key: index})
+            for reduce in ("sum", "mean", "prod", "max", "min")
+            for initial in (None, 1.5)
+            for x, axis, key, index in (
+                (d, 0, "lengths", torch.tensor([2, 0, 3, 0])),
+                (d, 0, "offsets", torch.tensor([0, 2, 2, 5, 5])),
+                (m, 1, "lengths", torch.tensor([[2, 3, 0], [1, 0, 4]])),
+            )
+        ),
+        (torch.tensor([0.5, -2.0, 3.0, 4.0, -1.0], dtype=torch.float64), randn(2, 5, 3, seed=36)),
+    ),
+    "embedding-bag": (
+        lambda w, psw: (
+            F.embedding_bag(torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), w, torch.tensor([0, 4, 4]), mode="sum"),
+            F.embedding_bag(torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), w, torch.tensor([0, 4, 4]), mode="mean"),
+            F.embedding_bag(torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), w, torch.tensor([0, 4, 4]), mode="max"),
+            F.embedding_bag(
+                torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), w, torch.tensor([0, 4, 4]), mode="sum", per_sample_weights=psw
+            ),
+            F.embedding_bag(torch.tensor([[1, 2], [4, 2]]), w, mode="mean", padding_idx=2),
+            F.embedding_bag(torch.tensor([1, 2, 4, 5]), w, torch.tensor([0, 1, 4]), include_last_offset=True),
+        ),
+        (randn(10, 3, seed=37), randn(8, seed=38)),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -513,6 +566,28 @@ GRAD_CASES = {
     ),
     "bce-with-logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y), (x34, torch.sigmoid(pos)), 1),
     "conv": (lambda x, w: F.conv2d(x, w, padding=1).tanh().mean(), (img, randn(2, 3, 3, 3, seed=55)), 2),
+    "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
+    "segment-reduce": (
+        lambda d: sum(
+            (torch.segment_reduce(d, r, lengths=torch.tensor([2, 0, 3, 0]), initial=1.5) * w).sum()
+            for r, w in (("sum", 1.0), ("mean", 2.0), ("prod", 3.0), ("max", 4.0), ("min", 5.0))
+        ),
+        (torch.tensor([0.5, -2.0, 3.0, 4.0, -1.0], dtype=torch.float64),),
+        1,
+    ),
+    "embedding-bag": (
+        lambda w, psw: (
+            F.embedding_bag(
+                torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), w, torch.tensor([0, 4, 4]), mode="sum", per_sample_weights=psw
+            )
+            .sin()
+            .sum()
+            + F.embedding_bag(torch.tensor([1, 2, 4, 5]), w, torch.tensor([0, 1]), mode="max").sum()
+            + F.embedding_bag(torch.tensor([[1, 2], [4, 2]]), w, mode="mean", padding_idx=2).cos().sum()
+        ),
+        (randn(10, 3, seed=37), randn(8, seed=38)),
+        2,
+    ),
 }
 
 
