@@ -187,6 +187,15 @@ def _full_check(torch, fn, args, kwargs, timeout) -> dict:
     if not where:
         return {"status": "no differentiable input"}
     fixed = [t.detach() if isinstance(t, torch.Tensor) else t for t in leaves]
+    # The outputs gradcheck differentiates (`_differentiable_outputs`): those torch's autograd
+    # tracks. An output it returns detached (batch norm's saved mean and inverse std) is no
+    # derivative torch claims to compute.
+    a, kw = _pytree.tree_unflatten(leaves, spec)
+    tracked = [
+        getattr(t, "requires_grad", False)
+        for t in _pytree.tree_leaves(fn(*a, **kw))
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    ]
 
     def on(*diff):
         full = list(fixed)
@@ -194,6 +203,7 @@ def _full_check(torch, fn, args, kwargs, timeout) -> dict:
             full[k] = t
         a, kw = _pytree.tree_unflatten(full, spec)
         out = [t for t in _pytree.tree_leaves(fn(*a, **kw)) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        out = [t for t, keep in zip(out, tracked) if keep]
         if not out:
             raise _NoRealOutput
         return out[0] if len(out) == 1 else torch.cat([t.reshape(-1) for t in out])
@@ -205,7 +215,7 @@ def _full_check(torch, fn, args, kwargs, timeout) -> dict:
         return {"status": "usage error", "message": str(exc).splitlines()[0][:200]}
     point = report.points[0]
     if point.error and "_NoRealOutput" in point.error:
-        return {"status": "no real output", "message": "its outputs are complex or integer: no real derivative"}
+        return {"status": "no real output", "message": "its outputs are complex, integer or not tracked by autograd: no real derivative"}
     result = {"status": point.status, "symbolic": str(point.methods.get("symbolic", ""))[:200]}
     if point.error:
         internal = point.traceback is not None or "internal error" in point.error
