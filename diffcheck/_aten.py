@@ -2098,6 +2098,62 @@ def _embedding_bag(
     return result, None, None, None
 
 
+def _grid_coordinate(g, size, padding, align_corners):
+    """A grid coordinate in [−1, 1] as a position on an axis of `size` samples, as torch's
+    grid_sampler_compute_source_index: unnormalised, then clipped (border) or reflected (reflection)."""
+    x = (g + 1) / 2 * (size - 1) if align_corners else ((g + 1) * size - 1) / 2
+    if padding == 0:  # zeros: positions outside read zeros
+        return x
+    if padding == 2:  # reflection about the edges (the centres of the edge samples, or their outer sides)
+        low, span = (0.0, size - 1.0) if align_corners else (-0.5, float(size))
+        if span <= 0:
+            return jnp.zeros_like(x)
+        d = jnp.abs(x - low)
+        flips = jnp.floor(d / span)
+        extra = d - flips * span  # fmod(d, span), d ≥ 0
+        x = jnp.where(jnp.remainder(flips, 2) == 0, extra + low, span - extra + low)
+    return jnp.clip(x, 0, size - 1)
+
+
+def _grid_sampler(out, image, grid, interpolation_mode, padding_mode, align_corners):
+    # image (N, C, *spatial); grid (N, *out, d) with grid[..., 0] the last (width) axis; bilinear
+    # (0) or nearest (1). The corners' indices are integers at the point, their weights the
+    # fractional parts: the exact method's pieces are the cells the grid points lie in.
+    if interpolation_mode not in (0, 1):
+        raise Refused(Reason.UNSUPPORTED, "grid_sampler's bicubic mode has no exact translation yet")
+    n, c, *spatial = image.shape
+    d = len(spatial)
+    where = grid.shape[1:-1]
+    coords = [_grid_coordinate(grid[..., d - 1 - a], spatial[a], padding_mode, align_corners) for a in range(d)]
+    flat = image.reshape(n, c, -1)
+    strides = [int(np.prod(spatial[a + 1 :], dtype=np.int64)) for a in range(d)]
+
+    def read(index, weight):  # weight·image[n, :, index] where the index is inside, else 0
+        inside, offset = True, 0
+        for a in range(d):
+            inside = inside & (index[a] >= 0) & (index[a] < spatial[a])
+            offset = offset + jnp.clip(index[a], 0, spatial[a] - 1) * strides[a]
+        picked = jnp.take_along_axis(flat, offset.reshape(n, 1, -1), axis=2).reshape(n, c, *where)
+        return jnp.where(inside[:, None], picked * weight[:, None], 0)
+
+    if interpolation_mode == 1:  # nearest: half to even, as nearbyint
+        return read([jnp.round(x).astype(jnp.int32) for x in coords], jnp.ones_like(coords[0]))
+    low = [jnp.floor(x) for x in coords]
+    total = 0
+    for corner in range(2**d):
+        up = [(corner >> (d - 1 - a)) & 1 for a in range(d)]
+        weight = 1
+        for a in range(d):
+            fraction = coords[a] - low[a]
+            weight = weight * (fraction if up[a] else 1 - fraction)
+        total = total + read([(low[a] + up[a]).astype(jnp.int32) for a in range(d)], weight)
+    return total
+
+
+_op("aten.grid_sampler_2d.default")(_grid_sampler)
+_op("aten.grid_sampler_3d.default")(_grid_sampler)
+
+
 @_op("aten.angle.default")
 def _angle(out, x):
     (x,) = _float_in(out, x)

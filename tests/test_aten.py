@@ -392,6 +392,24 @@ CASES = {
         ),
         (randn(10, 3, seed=37), randn(8, seed=38)),
     ),
+    "grid-sample-2d": (
+        lambda x, g: tuple(
+            F.grid_sample(x, g, mode=mode, padding_mode=padding, align_corners=align)
+            for mode in ("bilinear", "nearest")
+            for padding in ("zeros", "border", "reflection")
+            for align in (False, True)
+        ),
+        (randn(2, 3, 5, 4, seed=39), 1.6 * torch.rand(2, 6, 7, 2, generator=_gen(40), dtype=torch.float64) - 0.8),
+    ),
+    "grid-sample-3d": (
+        lambda x, g: tuple(
+            F.grid_sample(x, g, mode=mode, padding_mode=padding, align_corners=align)
+            for mode in ("bilinear", "nearest")
+            for padding in ("zeros", "border", "reflection")
+            for align in (False, True)
+        ),
+        (randn(1, 2, 3, 4, 5, seed=41), 3 * torch.rand(1, 2, 3, 4, 3, generator=_gen(42), dtype=torch.float64) - 1.5),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -566,6 +584,15 @@ GRAD_CASES = {
     ),
     "bce-with-logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y), (x34, torch.sigmoid(pos)), 1),
     "conv": (lambda x, w: F.conv2d(x, w, padding=1).tanh().mean(), (img, randn(2, 3, 3, 3, seed=55)), 2),
+    "grid-sample": (
+        lambda x, g: sum(
+            F.grid_sample(x, g, padding_mode=padding, align_corners=align).sin().sum()
+            for padding in ("zeros", "border", "reflection")
+            for align in (False, True)
+        ),
+        (randn(2, 3, 5, 4, seed=39), 2.4 * torch.rand(2, 6, 7, 2, generator=_gen(40), dtype=torch.float64) - 1.2),
+        2,
+    ),
     "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
     "segment-reduce": (
         lambda d: sum(
