@@ -1855,6 +1855,38 @@ _op("aten.upsample_bilinear2d.vec", "aten.upsample_bilinear2d.default")(_upsampl
 _op("aten.upsample_trilinear3d.vec", "aten.upsample_trilinear3d.default")(_upsample(3, True))
 
 
+def _antialiased_weights(size, o, align_corners, factor) -> np.ndarray:
+    """(o, size): torch's antialiased linear interpolation (`_compute_weights_aa`): a triangle
+    filter widened by the scale when downsampling, its weights at each output normalised."""
+    scale = _upsample_scale(size, o, align_corners, factor)
+    support = scale if scale >= 1.0 else 1.0  # interp_size / 2 = 1, times the scale when shrinking
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    a = np.zeros((o, size))
+    for i in range(o):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), size)
+        j = np.arange(lo, hi)
+        w = np.maximum(0.0, 1.0 - np.abs((j - center + 0.5) * invscale))
+        if w.sum() != 0:
+            a[i, lo:hi] = w / w.sum()
+    return a
+
+
+@_op("aten._upsample_bilinear2d_aa.default", "aten._upsample_bilinear2d_aa.vec")
+def _upsample_bilinear2d_aa(out, x, output_size, align_corners, *scales):
+    if len(scales) == 1:  # .vec: scale_factors, a list or None
+        factors = _expand_list(scales[0], 2) if scales[0] else (None, None)
+    else:
+        factors = tuple(scales) + (None,) * (2 - len(scales))
+    y = x
+    for axis, (size, o, factor) in enumerate(zip(x.shape[-2:], out.shape[-2:], factors)):
+        a = _antialiased_weights(size, o, align_corners, factor)
+        ax = x.ndim - 2 + axis
+        y = jnp.moveaxis(jnp.tensordot(y, jnp.asarray(a, x.dtype), axes=([ax], [1]), precision=_HIGHEST), -1, ax)
+    return y
+
+
 @_op("aten.linalg_vector_norm.default")
 def _vector_norm(out, x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     (x,) = _float_in(out, x)

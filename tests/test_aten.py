@@ -410,6 +410,19 @@ CASES = {
         ),
         (randn(1, 2, 3, 4, 5, seed=41), 3 * torch.rand(1, 2, 3, 4, 3, generator=_gen(42), dtype=torch.float64) - 1.5),
     ),
+    "upsample-bilinear-antialiased": (
+        lambda x: tuple(
+            F.interpolate(x, mode="bilinear", antialias=True, **kw)
+            for kw in (
+                {"size": (3, 3)},  # shrinking: the triangle filter widened
+                {"size": (4, 7), "align_corners": True},
+                {"size": (25, 41)},  # growing: plain bilinear weights
+                {"scale_factor": (2.5, 0.45)},
+                {"size": (1, 5), "align_corners": True},
+            )
+        ),
+        (randn(2, 3, 10, 20, seed=43),),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -592,6 +605,11 @@ GRAD_CASES = {
         ),
         (randn(2, 3, 5, 4, seed=39), 2.4 * torch.rand(2, 6, 7, 2, generator=_gen(40), dtype=torch.float64) - 1.2),
         2,
+    ),
+    "upsample-bilinear-antialiased": (
+        lambda x: F.interpolate(x, size=(3, 7), mode="bilinear", antialias=True).sin().sum(),
+        (randn(2, 3, 10, 5, seed=43),),
+        1,
     ),
     "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
     "segment-reduce": (
