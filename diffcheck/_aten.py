@@ -2186,6 +2186,44 @@ _op("aten.grid_sampler_2d.default")(_grid_sampler)
 _op("aten.grid_sampler_3d.default")(_grid_sampler)
 
 
+def _linear_cross_entropy(x, linear_weight, target, linear_bias, weight, reduction, ignore_index, smoothing):
+    """F.cross_entropy(x @ linear_weightᵀ + linear_bias, target): what torch's chunked op computes
+    chunk by chunk (the chunks change its rounding only)."""
+    logits = jnp.matmul(x, linear_weight.T, precision=_HIGHEST)
+    if linear_bias is not None:
+        logits = logits + linear_bias
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    classes = logits.shape[-1]
+    valid = target != ignore_index
+    t = jnp.where(valid, target, 0)
+    w = jnp.ones(classes, logp.dtype) if weight is None else weight
+    w_t = jnp.where(valid, w[t], 0)
+    loss = -w_t * jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
+    if smoothing:
+        smooth = -jnp.where(valid, jnp.sum(logp * w, axis=-1), 0)
+        loss = (1 - smoothing) * loss + smoothing / classes * smooth
+    if reduction == "none":
+        return loss
+    return jnp.sum(loss) if reduction == "sum" else jnp.sum(loss) / jnp.sum(w_t)
+
+
+@_op("torch_nn._linear_cross_entropy_batch_chunked.default")
+def _linear_cross_entropy_chunked(
+    out, x, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, *options
+):  # fmt: skip
+    if any(out.wants(k) for k in (1, 2, 3)):  # the gradients it precomputes in its forward
+        raise Refused(Reason.UNSUPPORTED, "linear_cross_entropy's precomputed gradient outputs")
+    loss = _linear_cross_entropy(
+        x, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing
+    )
+    return loss, None, None, None
+
+
+@_op("torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default")
+def _linear_cross_entropy_chunked_none(out, x, linear_weight, target, linear_bias, weight, ignore_index, *options):
+    return _linear_cross_entropy(x, linear_weight, target, linear_bias, weight, "none", ignore_index, 0.0)
+
+
 @_op("aten.angle.default")
 def _angle(out, x):
     (x,) = _float_in(out, x)

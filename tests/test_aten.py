@@ -423,6 +423,18 @@ CASES = {
         ),
         (randn(2, 3, 10, 20, seed=43),),
     ),
+    "linear-cross-entropy-chunked": (
+        lambda x, w, b, cw: tuple(
+            F.linear_cross_entropy(x, w, target, options=nn.LinearCrossEntropyOptions(batch_chunk_size=2), **kw)
+            for kw in (
+                {},
+                {"reduction": "sum", "linear_bias": b},
+                {"reduction": "none", "weight": cw},
+                {"weight": cw, "ignore_index": 1},
+            )
+        ),
+        (randn(5, 3, seed=44), randn(4, 3, seed=45), randn(4, seed=46), randn(4, seed=47, positive=True)),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -610,6 +622,20 @@ GRAD_CASES = {
         lambda x: F.interpolate(x, size=(3, 7), mode="bilinear", antialias=True).sin().sum(),
         (randn(2, 3, 10, 5, seed=43),),
         1,
+    ),
+    "linear-cross-entropy-chunked": (
+        lambda x, w, b: (
+            F.linear_cross_entropy(
+                x, w, target, linear_bias=b, options=nn.LinearCrossEntropyOptions(batch_chunk_size=2)
+            )
+            + F.linear_cross_entropy(
+                x, w, target, reduction="none", options=nn.LinearCrossEntropyOptions(batch_chunk_size=2)
+            )
+            .sin()
+            .sum()
+        ),
+        (randn(5, 3, seed=44), randn(4, 3, seed=45), randn(4, seed=46)),
+        3,
     ),
     "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
     "segment-reduce": (
