@@ -1948,6 +1948,26 @@ def _kthvalue(out, x, k, dim=-1, keepdim=False):
     return values, idx
 
 
+@_op("aten.mode.default")
+def _mode(out, x, dim=-1, keepdim=False):
+    # torch's mode: the smallest of the most frequent values along dim, and the last index it is at
+    if jnp.ndim(x) == 0:
+        return x, jnp.zeros((), out.dt(out.many[1][1]))
+    axis = _axis(x, dim)
+    v = jnp.moveaxis(x, axis, -1)
+    counts = jnp.sum((v[..., :, None] == v[..., None, :]).astype(jnp.int32), axis=-1)
+    most = counts == jnp.max(counts, axis=-1, keepdims=True)
+    value = jnp.min(jnp.where(most, v, jnp.inf), axis=-1, keepdims=True)
+    position = jnp.arange(v.shape[-1])
+    index = jnp.max(jnp.where(most & (v == value), position, -1), axis=-1, keepdims=True)
+    value = jnp.take_along_axis(v, index, axis=-1)  # the element itself, so its derivative is 1 there
+    if keepdim:
+        value, index = jnp.moveaxis(value, -1, axis), jnp.moveaxis(index, -1, axis)
+    else:
+        value, index = value[..., 0], index[..., 0]
+    return value, index.astype(out.dt(out.many[1][1]))
+
+
 @_op("aten.median.default")
 def _median(out, x):
     flat = jnp.sort(jnp.ravel(x))

@@ -435,6 +435,14 @@ CASES = {
         ),
         (randn(5, 3, seed=44), randn(4, 3, seed=45), randn(4, seed=46), randn(4, seed=47, positive=True)),
     ),
+    "mode": (
+        lambda t, x: (*torch.mode(t, 1), *torch.mode(t.T, 0, keepdim=True), *torch.mode(x, 0), *torch.mode(x[0, 0])),
+        # ties: the smallest of the most frequent values, at its last index
+        (
+            torch.tensor([[3.0, 1.0, 3.0, 1.0, 2.0], [5.0, 5.0, 4.0, 4.0, 4.0]], dtype=torch.float64),
+            randn(3, 4, 5, seed=48),
+        ),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -637,6 +645,7 @@ GRAD_CASES = {
         (randn(5, 3, seed=44), randn(4, 3, seed=45), randn(4, seed=46)),
         3,
     ),
+    "mode": (lambda x: (torch.mode(x, 0).values * torch.arange(4.0, dtype=x.dtype)).sum(), (x34,), 1),
     "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
     "segment-reduce": (
         lambda d: sum(
