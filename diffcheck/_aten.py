@@ -776,6 +776,13 @@ def _div_mode(out, a, b, *, rounding_mode=None):
     return jnp.trunc(jnp.true_divide(a, b))
 
 
+def _copysign(a, b):
+    # |a| with b's sign, in arithmetic the exact method reads (jnp.copysign moves bits, which it
+    # does not): b's sign bit is b < 0, or b = −0 (1/b = −inf); a NaN b counts as positive
+    negative = (b < 0) | ((b == 0) & (1 / jnp.where(b == 0, b, 1) < 0))
+    return jnp.where(negative, -jnp.abs(a), jnp.abs(a))
+
+
 for _name, _f in {
     "mul": jnp.multiply,
     "maximum": jnp.maximum,
@@ -787,7 +794,7 @@ for _name, _f in {
     "remainder": jnp.remainder,
     "fmod": jnp.fmod,
     "hypot": jnp.hypot,
-    "copysign": jnp.copysign,
+    "copysign": lambda a, b: _copysign(a, b),
     "nextafter": jnp.nextafter,
     "xlogy": jax.scipy.special.xlogy,
     "special_xlog1py": jax.scipy.special.xlog1py,

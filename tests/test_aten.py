@@ -6,6 +6,7 @@ import math
 import warnings
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -443,6 +444,13 @@ CASES = {
             randn(3, 4, 5, seed=48),
         ),
     ),
+    "copysign": (
+        lambda a, b: (torch.copysign(a, b), torch.copysign(a, -0.0), torch.copysign(b, 2.0)),
+        (
+            torch.tensor([1.5, -2.0, 0.0, -0.0, 3.0, -4.0, math.nan, math.inf, 2.0], dtype=torch.float64),
+            torch.tensor([-1.0, 2.0, -0.0, 0.0, -0.0, 0.0, -1.0, -3.0, -math.inf], dtype=torch.float64),
+        ),
+    ),
     "dropout-eval": (lambda x: F.dropout(x, 0.5, training=False) * 2, (x34,)),
     "avg-max-pool": (lambda x: F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2, stride=1).sum(), (img,)),
 }
@@ -646,6 +654,7 @@ GRAD_CASES = {
         3,
     ),
     "mode": (lambda x: (torch.mode(x, 0).values * torch.arange(4.0, dtype=x.dtype)).sum(), (x34,), 1),
+    "copysign": (lambda a, b: (torch.copysign(a, b) * a).sum(), (x34, randn(3, 4, seed=49)), 2),
     "frexp": (lambda x: (torch.frexp(x * 3).mantissa * x).sum(), (x34,), 1),
     "segment-reduce": (
         lambda d: sum(
@@ -689,6 +698,24 @@ def test_translated_gradient_matches_torch_autograd(name):
 POLYGAMMA_X = torch.tensor(
     [-15.3, -8.315684908389088, -2.5, -0.5, -1e-3, 1e-3, 0.3, 2.0474, 7.4, 60.0], dtype=torch.float64
 )
+
+
+def test_copysign_is_arithmetic_the_exact_method_reads():
+    # jnp.copysign moves bits (bitcast_convert_type, shift_right_arithmetic), which SymPy cannot read
+    program = _aten.to_jax(lambda a, b: torch.copysign(a, b), (x34, pos))
+    with jax.enable_x64(True):
+        jaxpr = jax.make_jaxpr(lambda a, b: program.fn({}, a, b))(x34.numpy(), pos.numpy())
+    names = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jaxpr.jaxpr)
+    assert "abs" in names
+    assert not names & {"bitcast_convert_type", "shift_right_arithmetic", "shift_right_logical"}, names
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
