@@ -333,7 +333,9 @@ def _same(got, expected) -> str:
             finite = np.isfinite(e) & np.isfinite(g)
             scale = float(np.max(np.abs(e[finite]), initial=0.0))
             err = np.abs(g[finite] - e[finite])
-            bound = 1e-10 * np.abs(e[finite]) + 1e-13 * max(scale, 1.0)
+            # the exact method's own room (`_exact.value_mismatch`): 1e-9 of the value plus the
+            # output's scale; torch's trigamma alone is 3.6e-10 off at OpInfo's sample
+            bound = 1e-9 * (np.abs(e[finite]) + scale) + 1e-300
             if not same_special or np.any(err > bound) or np.any(np.isfinite(e) != np.isfinite(g)):
                 worst = float(np.max(err / np.maximum(np.abs(e[finite]), 1e-300), initial=0.0))
                 return f"mismatch: output {k}, relative error {worst:.2g}"
@@ -442,8 +444,9 @@ def markdown(rows: list[dict], seconds: float, samples: int, note: str = "") -> 
         f"| gradcheck raises | {pct(grad['error'])} |",
         f"| gradcheck: no differentiable input | {pct(grad['none'])} |",
         "",
-        "Value equality: every float element within 1e-10 relative (plus 1e-13 of the output's largest "
-        "magnitude), NaN and infinities in the same places; integer outputs (indices) exactly.",
+        "Value equality: every float element within 1e-9 of its magnitude plus the output's largest "
+        "(the exact method's own value check), NaN and infinities in the same places; integer outputs "
+        "(indices) exactly.",
         "",
     ]
     out += _check_section(rows)
