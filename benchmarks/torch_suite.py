@@ -215,7 +215,10 @@ def _full_check(torch, fn, args, kwargs, timeout) -> dict:
         return {"status": "usage error", "message": str(exc).splitlines()[0][:200]}
     point = report.points[0]
     if point.error and "_NoRealOutput" in point.error:
-        return {"status": "no real output", "message": "its outputs are complex, integer or not tracked by autograd: no real derivative"}
+        return {
+            "status": "no real output",
+            "message": "its outputs are complex, integer or not tracked by autograd: no real derivative",
+        }
     result = {"status": point.status, "symbolic": str(point.methods.get("symbolic", ""))[:200]}
     if point.error:
         internal = point.traceback is not None or "internal error" in point.error
