@@ -74,7 +74,7 @@ def check_point(
     if not args:
         raise UsageError("check_grad needs at least one argument to differentiate in")
     argnums = normalise_argnums(argnums, len(args))
-    arrays = [_as_array(a) for a in args]
+    arrays = [_as_array(a, f"args[{i}]") for i, a in enumerate(args)]
     names = tuple(f"args[{i}]" for i in argnums)
     for name, i in zip(names, argnums, strict=True):
         if not np.issubdtype(arrays[i].dtype, np.floating):
@@ -172,7 +172,7 @@ def check_module(
     leaves = tuple(named[n].detach().cpu().numpy().astype(np.float64) for n in order)
     fixed = {n: p.detach() for n, p in named.items() if n not in order}
     fixed.update(module.named_buffers())
-    arrays = [_as_array(x) for x in inputs]  # once: inside torch.func's transforms .numpy() fails
+    arrays = [_as_array(x, f"input {k}") for k, x in enumerate(inputs)]  # once: .numpy() fails inside torch.func
     backend = _TorchBackend(device)
 
     def on_theta(parts, run):
@@ -505,9 +505,14 @@ def _is_float(value) -> bool:
     return np.issubdtype(np.asarray(value).dtype, np.floating)
 
 
-def _as_array(value) -> np.ndarray:
+def _as_array(value, name="an input") -> np.ndarray:
     torch = _torch()
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # its elements are not an array diffcheck can perturb
+            raise UsageError(
+                f"{name} is a sparse tensor (layout {value.layout}): pass it dense (.to_dense()), "
+                "and make it sparse inside the function if the op needs it"
+            )
         return value.detach().cpu().numpy()
     if isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

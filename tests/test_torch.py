@@ -171,6 +171,15 @@ BAD = [
         ),
         "no parameter fc3.weight in the module",
     ),
+    (
+        "sparse tensor",  # was a raw TypeError from .numpy(), out of check_grad (the OpInfo suite's sparse.mm)
+        lambda: diffcheck.check_grad(
+            lambda a, b: torch.sparse.mm(a, b).sum(),
+            torch.eye(3, dtype=torch.float64).to_sparse(),
+            torch.ones(3, 2, dtype=torch.float64),
+        ),
+        "args[0] is a sparse tensor (layout torch.sparse_coo): pass it dense",
+    ),
 ]
 
 
