@@ -357,7 +357,8 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
 
     from diffcheck import _primitives as records
 
-    known = set(records.PRIMITIVES) | set(records.CALLS) | {"scan", "cond", "while", "reduce"}
+    # what `_translate._apply` handles besides the records: control flow, JAX's linear solves
+    known = set(records.PRIMITIVES) | set(records.CALLS) | {"scan", "cond", "while", "reduce", "custom_linear_solve"}
     floats = [np.issubdtype(np.asarray(x).dtype, np.floating) for x in inputs]
     closed = jax.make_jaxpr(lambda *xs: program.fn({}, *xs))(*inputs)
     missing = set()
@@ -374,11 +375,17 @@ def _sympy_missing(jax, program, inputs) -> set[str]:
             if name in records.CALLS and subs:
                 sub = subs[0].jaxpr if hasattr(subs[0], "jaxpr") else subs[0]
                 walk(sub, [not hasattr(v, "val") and v in tainted for v in eqn.invars])
-            elif name not in known:
-                missing.add(name)
+            elif name not in known and (name in records.UNTRANSLATED or not _integer_valued(eqn)):
+                missing.add(name)  # an integer result is the constant it is at the point there
 
     walk(closed.jaxpr, floats)
     return missing
+
+
+def _integer_valued(eqn) -> bool:
+    import numpy as np
+
+    return all(np.issubdtype(v.aval.dtype, np.integer) for v in eqn.outvars)
 
 
 # --- the parent: runs workers, survives crashes, writes the table ----------------------------------
