@@ -160,9 +160,10 @@ def _entry(torch, op, sample, full: bool, timeout: float) -> dict:
 
     def fn(*a, **k):
         # what OpInfo's own gradient tests differentiate: the op through its gradcheck wrapper
-        # (linalg ops symmetrise a Hermitian input), then the sample's output processing
+        # (linalg ops symmetrise a Hermitian input; masked ops zero the masked-out outputs, which
+        # needs the op's function, not its OpInfo), then the sample's output processing
         # (eigenvectors up to their sign: abs)
-        return sample.output_process_fn_grad(op.gradcheck_wrapper(op, *a, **k))
+        return sample.output_process_fn_grad(op.gradcheck_wrapper(op.get_op(), *a, **k))
 
     row.update(_translation(torch, fn, args, kwargs))
     row["gradcheck"] = _gradcheck(torch, fn, args, kwargs)
