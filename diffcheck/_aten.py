@@ -776,6 +776,13 @@ def _div_mode(out, a, b, *, rounding_mode=None):
     return jnp.trunc(jnp.true_divide(a, b))
 
 
+def _copysign(a, b):
+    # |a| with b's sign, in arithmetic the exact method reads (jnp.copysign moves bits, which it
+    # does not): b's sign bit is b < 0, or b = −0 (1/b = −inf); a NaN b counts as positive
+    negative = (b < 0) | ((b == 0) & (1 / jnp.where(b == 0, b, 1) < 0))
+    return jnp.where(negative, -jnp.abs(a), jnp.abs(a))
+
+
 for _name, _f in {
     "mul": jnp.multiply,
     "maximum": jnp.maximum,
@@ -787,7 +794,7 @@ for _name, _f in {
     "remainder": jnp.remainder,
     "fmod": jnp.fmod,
     "hypot": jnp.hypot,
-    "copysign": jnp.copysign,
+    "copysign": lambda a, b: _copysign(a, b),
     "nextafter": jnp.nextafter,
     "xlogy": jax.scipy.special.xlogy,
     "special_xlog1py": jax.scipy.special.xlog1py,
@@ -1855,6 +1862,38 @@ _op("aten.upsample_bilinear2d.vec", "aten.upsample_bilinear2d.default")(_upsampl
 _op("aten.upsample_trilinear3d.vec", "aten.upsample_trilinear3d.default")(_upsample(3, True))
 
 
+def _antialiased_weights(size, o, align_corners, factor) -> np.ndarray:
+    """(o, size): torch's antialiased linear interpolation (`_compute_weights_aa`): a triangle
+    filter widened by the scale when downsampling, its weights at each output normalised."""
+    scale = _upsample_scale(size, o, align_corners, factor)
+    support = scale if scale >= 1.0 else 1.0  # interp_size / 2 = 1, times the scale when shrinking
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    a = np.zeros((o, size))
+    for i in range(o):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), size)
+        j = np.arange(lo, hi)
+        w = np.maximum(0.0, 1.0 - np.abs((j - center + 0.5) * invscale))
+        if w.sum() != 0:
+            a[i, lo:hi] = w / w.sum()
+    return a
+
+
+@_op("aten._upsample_bilinear2d_aa.default", "aten._upsample_bilinear2d_aa.vec")
+def _upsample_bilinear2d_aa(out, x, output_size, align_corners, *scales):
+    if len(scales) == 1:  # .vec: scale_factors, a list or None
+        factors = _expand_list(scales[0], 2) if scales[0] else (None, None)
+    else:
+        factors = tuple(scales) + (None,) * (2 - len(scales))
+    y = x
+    for axis, (size, o, factor) in enumerate(zip(x.shape[-2:], out.shape[-2:], factors)):
+        a = _antialiased_weights(size, o, align_corners, factor)
+        ax = x.ndim - 2 + axis
+        y = jnp.moveaxis(jnp.tensordot(y, jnp.asarray(a, x.dtype), axes=([ax], [1]), precision=_HIGHEST), -1, ax)
+    return y
+
+
 @_op("aten.linalg_vector_norm.default")
 def _vector_norm(out, x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     (x,) = _float_in(out, x)
@@ -1914,6 +1953,26 @@ def _kthvalue(out, x, k, dim=-1, keepdim=False):
     if not keepdim:
         values, idx = jnp.squeeze(values, axis), jnp.squeeze(idx, axis)
     return values, idx
+
+
+@_op("aten.mode.default")
+def _mode(out, x, dim=-1, keepdim=False):
+    # torch's mode: the smallest of the most frequent values along dim, and the last index it is at
+    if jnp.ndim(x) == 0:
+        return x, jnp.zeros((), out.dt(out.many[1][1]))
+    axis = _axis(x, dim)
+    v = jnp.moveaxis(x, axis, -1)
+    counts = jnp.sum((v[..., :, None] == v[..., None, :]).astype(jnp.int32), axis=-1)
+    most = counts == jnp.max(counts, axis=-1, keepdims=True)
+    value = jnp.min(jnp.where(most, v, jnp.inf), axis=-1, keepdims=True)
+    position = jnp.arange(v.shape[-1])
+    index = jnp.max(jnp.where(most & (v == value), position, -1), axis=-1, keepdims=True)
+    value = jnp.take_along_axis(v, index, axis=-1)  # the element itself, so its derivative is 1 there
+    if keepdim:
+        value, index = jnp.moveaxis(value, -1, axis), jnp.moveaxis(index, -1, axis)
+    else:
+        value, index = value[..., 0], index[..., 0]
+    return value, index.astype(out.dt(out.many[1][1]))
 
 
 @_op("aten.median.default")
@@ -1981,13 +2040,215 @@ def _batch_norm_with_update(out, x, weight, bias, running_mean, running_var, mom
     return y, mean, rstd, reserve, new_mean, new_var
 
 
+#: polygamma(n, x) = polygamma(n, x + K) − (−1)ⁿ n! Σₖ₌₀^{K−1} (x + k)^−(n+1): JAX's own polygamma
+#: (its Hurwitz zeta) is wrong by orders of magnitude at negative x (1e69 relative at x = −8.3,
+#: OpInfo's sample), right at x ≥ 1; K shifts bring x > −K there, within 1e-13 of mpmath.
+_POLYGAMMA_SHIFT = 16
+
+
 @_op("aten.polygamma.default")
 def _polygamma(out, n, x):
-    # JAX's polygamma is off by up to 1e-2 near the poles at negative x (its Hurwitz zeta there), but
-    # only its primitive matters: the exact method evaluates SymPy's polygamma, and its value check
-    # compares that with torch's forward, not with JAX's.
+    # The recurrence is an identity, so the exact method differentiates the same function: SymPy's
+    # polygamma at x + K and the rational terms.
     (x,) = _float_in(out, x)
-    return jax.scipy.special.digamma(x) if n == 0 else jax.scipy.special.polygamma(n, x)
+    if n == 0:
+        return jax.scipy.special.digamma(x)
+    k = jnp.arange(_POLYGAMMA_SHIFT, dtype=x.dtype)
+    terms = (x[..., None] + k) ** -(n + 1)
+    return jax.scipy.special.polygamma(n, x + _POLYGAMMA_SHIFT) - (-1) ** n * math.factorial(n) * terms.sum(-1)
+
+
+def _times_power_of_two(v, k):
+    """v·2ᵏ for integer k (int32), exactly: multiplications by powers of two only, each finite in
+    v's dtype and all on the same side of 1 (XLA's exp2 is not exact: 1.7e-6 off in float32)."""
+    top = int(math.log2(jnp.finfo(v.dtype).maxexp)) - 1  # 2^(2^top) is finite: 6 in float32, 9 in float64
+    n, up = jnp.abs(k), k >= 0
+
+    def times(v, exponent, where):
+        return v * jnp.where(where, jnp.where(up, 2.0**exponent, 2.0**-exponent), 1.0).astype(v.dtype)
+
+    for b in range(top):
+        v = times(v, 2**b, (n >> b) & 1 == 1)
+    for q in range(3):  # what is left, at most 2·2^top in either dtype's exponent range
+        v = times(v, 2**top, (n >> top) > q)
+    return v
+
+
+@_op("aten.frexp.Tensor")
+def _frexp(out, x):
+    # x = m·2ᵉ with ½ ≤ |m| < 1 (m = e = 0 at zero; ±inf and NaN keep m = x, e = 0): e from log2|x|,
+    # corrected where log2 rounded across a power of two, then m by exact scaling. XLA on the CPU
+    # flushes subnormal inputs to zero (m = x, e = 0 there), where torch does not: the value check
+    # rejects such a point.
+    finite = jnp.isfinite(x) & (x != 0)
+    a = jnp.where(finite, jnp.abs(x), 1.0)
+    e = (jnp.floor(jnp.log2(a)) + 1).astype(jnp.int32)
+    e = jnp.where(_times_power_of_two(a, -e) >= 1, e + 1, e)
+    e = jnp.where(_times_power_of_two(a, -e) < 0.5, e - 1, e)
+    e = jnp.where(finite, e, 0)
+    return jnp.where(finite, _times_power_of_two(x, -e), x), e.astype(out.dt(out.many[1][1]))
+
+
+def _segments(starts, ends, length):
+    """member[..., s, p]: position p of the reduced axis lies in segment s."""
+    p = jnp.arange(length)
+    return (starts[..., :, None] <= p) & (p < ends[..., :, None])
+
+
+@_op("aten.segment_reduce.default")
+def _segment_reduce(out, data, reduce, *, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    if indices is not None or (lengths is None) == (offsets is None):
+        raise Refused(Reason.UNSUPPORTED, "segment_reduce is translated with lengths= or offsets= (not indices=)")
+    axis = _axis(data, axis)
+    if lengths is not None:
+        ends = jnp.cumsum(lengths, axis=-1)
+        starts, count = ends - lengths, lengths
+    else:
+        starts, ends = offsets[..., :-1], offsets[..., 1:]
+        count = ends - starts
+    member = _segments(starts, ends, data.shape[axis])  # data.shape[:axis] + (S, L)
+    rest = data.ndim - axis - 1
+    member = member.reshape(member.shape + (1,) * rest)
+    x = jnp.expand_dims(data, axis)  # data.shape[:axis] + (1, L) + rest
+    count = count.reshape(count.shape + (1,) * rest).astype(data.dtype)
+    reduced = axis + 1
+    if reduce in ("sum", "mean"):
+        total = jnp.sum(jnp.where(member, x, 0), axis=reduced) + (0 if initial is None else initial)
+        if reduce == "sum":
+            return total
+        mean = total / jnp.where(count == 0, 1, count)
+        return jnp.where(count == 0, jnp.nan if initial is None else initial, mean)
+    if reduce == "prod":
+        return jnp.prod(jnp.where(member, x, 1), axis=reduced) * (1 if initial is None else initial)
+    if reduce in ("max", "amax", "min", "amin"):
+        big = reduce in ("max", "amax")
+        fill = -jnp.inf if big else jnp.inf
+        extreme = (jnp.max if big else jnp.min)(jnp.where(member, x, fill), axis=reduced)
+        if initial is not None:
+            extreme = (jnp.maximum if big else jnp.minimum)(extreme, initial)
+        return extreme
+    raise Refused(Reason.UNSUPPORTED, f"segment_reduce with reduce={reduce!r} has no exact translation")
+
+
+@_op("aten._embedding_bag.default", "aten._embedding_bag_forward_only.default")
+def _embedding_bag(
+    out, weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False, per_sample_weights=None,
+    include_last_offset=False, padding_idx=-1,
+):  # fmt: skip
+    if any(out.wants(k) for k in (1, 2, 3)):
+        raise Refused(Reason.UNSUPPORTED, "embedding_bag's index outputs (offset2bag, bag_size, max_indices)")
+    n = indices.shape[0]
+    if include_last_offset:
+        starts, ends = offsets[:-1], offsets[1:]
+    else:
+        starts, ends = offsets, jnp.concatenate([offsets[1:], jnp.full((1,), n, offsets.dtype)])
+    member = _segments(starts, ends, n) & (indices != padding_idx)[None, :]  # (bags, n)
+    rows = jnp.take(weight, indices, axis=0)  # (n, D)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[:, None]
+    inside = member[:, :, None]
+    count = jnp.sum(member, axis=1)[:, None]
+    if mode == 2:  # max; an empty bag is zeros
+        best = jnp.max(jnp.where(inside, rows[None], -jnp.inf), axis=1)
+        result = jnp.where(count == 0, 0, best)
+    else:
+        total = jnp.sum(jnp.where(inside, rows[None], 0), axis=1)
+        result = total if mode == 0 else jnp.where(count == 0, 0, total / jnp.where(count == 0, 1, count))
+    return result, None, None, None
+
+
+def _grid_coordinate(g, size, padding, align_corners):
+    """A grid coordinate in [−1, 1] as a position on an axis of `size` samples, as torch's
+    grid_sampler_compute_source_index: unnormalised, then clipped (border) or reflected (reflection)."""
+    x = (g + 1) / 2 * (size - 1) if align_corners else ((g + 1) * size - 1) / 2
+    if padding == 0:  # zeros: positions outside read zeros
+        return x
+    if padding == 2:  # reflection about the edges (the centres of the edge samples, or their outer sides)
+        low, span = (0.0, size - 1.0) if align_corners else (-0.5, float(size))
+        if span <= 0:
+            return jnp.zeros_like(x)
+        d = jnp.abs(x - low)
+        flips = jnp.floor(d / span)
+        extra = d - flips * span  # fmod(d, span), d ≥ 0
+        x = jnp.where(jnp.remainder(flips, 2) == 0, extra + low, span - extra + low)
+    return jnp.clip(x, 0, size - 1)
+
+
+def _grid_sampler(out, image, grid, interpolation_mode, padding_mode, align_corners):
+    # image (N, C, *spatial); grid (N, *out, d) with grid[..., 0] the last (width) axis; bilinear
+    # (0) or nearest (1). The corners' indices are integers at the point, their weights the
+    # fractional parts: the exact method's pieces are the cells the grid points lie in.
+    if interpolation_mode not in (0, 1):
+        raise Refused(Reason.UNSUPPORTED, "grid_sampler's bicubic mode has no exact translation yet")
+    n, c, *spatial = image.shape
+    d = len(spatial)
+    where = grid.shape[1:-1]
+    coords = [_grid_coordinate(grid[..., d - 1 - a], spatial[a], padding_mode, align_corners) for a in range(d)]
+    flat = image.reshape(n, c, -1)
+    strides = [int(np.prod(spatial[a + 1 :], dtype=np.int64)) for a in range(d)]
+
+    def read(index, weight):  # weight·image[n, :, index] where the index is inside, else 0
+        inside, offset = True, 0
+        for a in range(d):
+            inside = inside & (index[a] >= 0) & (index[a] < spatial[a])
+            offset = offset + jnp.clip(index[a], 0, spatial[a] - 1) * strides[a]
+        picked = jnp.take_along_axis(flat, offset.reshape(n, 1, -1), axis=2).reshape(n, c, *where)
+        return jnp.where(inside[:, None], picked * weight[:, None], 0)
+
+    if interpolation_mode == 1:  # nearest: half to even, as nearbyint
+        return read([jnp.round(x).astype(jnp.int32) for x in coords], jnp.ones_like(coords[0]))
+    low = [jnp.floor(x) for x in coords]
+    total = 0
+    for corner in range(2**d):
+        up = [(corner >> (d - 1 - a)) & 1 for a in range(d)]
+        weight = 1
+        for a in range(d):
+            fraction = coords[a] - low[a]
+            weight = weight * (fraction if up[a] else 1 - fraction)
+        total = total + read([(low[a] + up[a]).astype(jnp.int32) for a in range(d)], weight)
+    return total
+
+
+_op("aten.grid_sampler_2d.default")(_grid_sampler)
+_op("aten.grid_sampler_3d.default")(_grid_sampler)
+
+
+def _linear_cross_entropy(x, linear_weight, target, linear_bias, weight, reduction, ignore_index, smoothing):
+    """F.cross_entropy(x @ linear_weightᵀ + linear_bias, target): what torch's chunked op computes
+    chunk by chunk (the chunks change its rounding only)."""
+    logits = jnp.matmul(x, linear_weight.T, precision=_HIGHEST)
+    if linear_bias is not None:
+        logits = logits + linear_bias
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    classes = logits.shape[-1]
+    valid = target != ignore_index
+    t = jnp.where(valid, target, 0)
+    w = jnp.ones(classes, logp.dtype) if weight is None else weight
+    w_t = jnp.where(valid, w[t], 0)
+    loss = -w_t * jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
+    if smoothing:
+        smooth = -jnp.where(valid, jnp.sum(logp * w, axis=-1), 0)
+        loss = (1 - smoothing) * loss + smoothing / classes * smooth
+    if reduction == "none":
+        return loss
+    return jnp.sum(loss) if reduction == "sum" else jnp.sum(loss) / jnp.sum(w_t)
+
+
+@_op("torch_nn._linear_cross_entropy_batch_chunked.default")
+def _linear_cross_entropy_chunked(
+    out, x, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, *options
+):  # fmt: skip
+    if any(out.wants(k) for k in (1, 2, 3)):  # the gradients it precomputes in its forward
+        raise Refused(Reason.UNSUPPORTED, "linear_cross_entropy's precomputed gradient outputs")
+    loss = _linear_cross_entropy(
+        x, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing
+    )
+    return loss, None, None, None
+
+
+@_op("torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default")
+def _linear_cross_entropy_chunked_none(out, x, linear_weight, target, linear_bias, weight, ignore_index, *options):
+    return _linear_cross_entropy(x, linear_weight, target, linear_bias, weight, "none", ignore_index, 0.0)
 
 
 @_op("aten.angle.default")

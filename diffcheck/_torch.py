@@ -74,7 +74,7 @@ def check_point(
     if not args:
         raise UsageError("check_grad needs at least one argument to differentiate in")
     argnums = normalise_argnums(argnums, len(args))
-    arrays = [_as_array(a) for a in args]
+    arrays = [_as_array(a, f"args[{i}]") for i, a in enumerate(args)]
     names = tuple(f"args[{i}]" for i in argnums)
     for name, i in zip(names, argnums, strict=True):
         if not np.issubdtype(arrays[i].dtype, np.floating):
@@ -172,7 +172,7 @@ def check_module(
     leaves = tuple(named[n].detach().cpu().numpy().astype(np.float64) for n in order)
     fixed = {n: p.detach() for n, p in named.items() if n not in order}
     fixed.update(module.named_buffers())
-    arrays = [_as_array(x) for x in inputs]  # once: inside torch.func's transforms .numpy() fails
+    arrays = [_as_array(x, f"input {k}") for k, x in enumerate(inputs)]  # once: .numpy() fails inside torch.func
     backend = _TorchBackend(device)
 
     def on_theta(parts, run):
@@ -314,11 +314,14 @@ class _TorchBackend:
             F = _on_host(flat, f_run.size)
         else:
             F = _on_host(_flat_derivative(self.on_theta, shapes, self.torch_device), f_run.size)
-        with precision(run_dtype):
-            fd = finite.jacobian(
-                F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None,
-                noise_floor=floor if order > 1 else 0.0,
-            )  # fmt: skip
+        try:
+            with precision(run_dtype):
+                fd = finite.jacobian(
+                    F, theta.astype(run_dtype), {}, run_dtype, ladder_dtype if ladder is not None else None,
+                    noise_floor=floor if order > 1 else 0.0,
+                )  # fmt: skip
+        finally:
+            F.interrupted()
         values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
         methods[Method.FINITE] = OK
         dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
@@ -403,7 +406,15 @@ def _on_host(flat, n_out):
     does not hold: JAX would canonicalise a float64 result to float32 there. So the dtype is fixed
     when F is traced, and the values cross as their bytes (uint8, which no mode changes), cast back
     bit for bit.
+
+    No exception may cross XLA: it would arrive as an untyped "CpuCallback error", an internal
+    error. The function raising at a stencil point (torch's Cholesky of a matrix no longer positive
+    definite) is the function undefined there, NaN as in JAX, and the finite differences step
+    around it. An interruption (the watchdog's `Preempted` past the point's deadline, Ctrl-C) is
+    held: every later stencil point is NaN at once, and `F.interrupted()` raises it once XLA has
+    returned.
     """
+    held = []
 
     def F(theta, data):
         dtype = np.dtype(theta.dtype)
@@ -414,7 +425,7 @@ def _on_host(flat, n_out):
                 np.asarray(values).view(dtype) if np.asarray(values).dtype == np.uint8 else np.asarray(values, dtype)
             )
             rows = values.reshape(-1, values.shape[-1])
-            out = np.stack([flat(row, dtype) for row in rows]).astype(dtype)
+            out = np.stack([_at(row, dtype) for row in rows]).astype(dtype)
             out = out.reshape(values.shape[:-1] + (n_out,))
             return np.ascontiguousarray(out).view(np.uint8)
 
@@ -423,6 +434,24 @@ def _on_host(flat, n_out):
         out = jax.pure_callback(host, shape, raw, vmap_method="expand_dims")
         return jax.lax.bitcast_convert_type(out.reshape(out.shape[:-1] + (n_out, width)), dtype)
 
+    def _at(row, dtype):
+        if held:
+            return np.full(n_out, np.nan, dtype)
+        try:
+            return flat(row, dtype)
+        except Exception:  # noqa: BLE001 - undefined at this stencil point
+            return np.full(n_out, np.nan, dtype)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by `interrupted`, outside XLA
+            held.append(exc)
+            return np.full(n_out, np.nan, dtype)
+
+    def interrupted():
+        if held:
+            exc = held.pop()
+            held.clear()
+            raise exc
+
+    F.interrupted = interrupted
     return F
 
 
@@ -476,9 +505,14 @@ def _is_float(value) -> bool:
     return np.issubdtype(np.asarray(value).dtype, np.floating)
 
 
-def _as_array(value) -> np.ndarray:
+def _as_array(value, name="an input") -> np.ndarray:
     torch = _torch()
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # its elements are not an array diffcheck can perturb
+            raise UsageError(
+                f"{name} is a sparse tensor (layout {value.layout}): pass it dense (.to_dense()), "
+                "and make it sparse inside the function if the op needs it"
+            )
         return value.detach().cpu().numpy()
     if isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

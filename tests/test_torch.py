@@ -171,6 +171,15 @@ BAD = [
         ),
         "no parameter fc3.weight in the module",
     ),
+    (
+        "sparse tensor",  # was a raw TypeError from .numpy(), out of check_grad (the OpInfo suite's sparse.mm)
+        lambda: diffcheck.check_grad(
+            lambda a, b: torch.sparse.mm(a, b).sum(),
+            torch.eye(3, dtype=torch.float64).to_sparse(),
+            torch.ones(3, 2, dtype=torch.float64),
+        ),
+        "args[0] is a sparse tensor (layout torch.sparse_coo): pass it dense",
+    ),
 ]
 
 
@@ -188,6 +197,50 @@ def test_a_failing_or_undefined_function_is_the_points_error():
     assert _point(diffcheck.check_grad(raises, torch.tensor(0.3))).error == "the function raised RuntimeError: boom"
     nan = _point(diffcheck.check_grad(torch.log, torch.tensor(-1.0)))
     assert nan.status == "error" and "output element 0 is nan" in nan.error
+
+
+def test_a_function_raising_at_a_stencil_point_is_undefined_there_not_an_internal_error():
+    # torch raises where JAX gives NaN (a Cholesky factor of a matrix no longer positive definite):
+    # the finite differences step around it, from the side where the function is defined
+    def half_line(x):
+        if bool((x < 0.5).any()):
+            raise ValueError("undefined below 0.5")
+        return ((x - 0.5) ** 2 + x).sum()
+
+    point = _point(diffcheck.check_grad(half_line, torch.tensor([0.5], dtype=torch.float64)))
+    assert point.error is None and point.traceback is None
+    assert point.status == "agree"
+    assert "one-sided (forward)" in point.elements[0].note
+
+
+@pytest.mark.parametrize("alarm", ["signal", "thread"])
+def test_a_timeout_inside_the_finite_differences_is_a_timeout_not_an_internal_error(monkeypatch, alarm):
+    # the watchdog's Preempted raised inside the torch callback crossed XLA as an untyped
+    # "CpuCallback error": an internal error (the OpInfo suite's conv1d, batch_norm, pixel_unshuffle)
+    import signal
+    import time
+
+    from diffcheck import _watchdog
+
+    monkeypatch.setattr(_watchdog, "GRACE", 0.2)
+    if alarm == "thread":  # SIGALRM is someone else's: the watchdog's timer thread interrupts
+        previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    x0 = torch.tensor([0.5, 0.25], dtype=torch.float64)
+
+    def slow_off_the_point(x):
+        if not torch.equal(x.detach(), x0):  # a stencil point: Python code the watchdog interrupts
+            for _ in range(1000):
+                time.sleep(0.01)
+        return torch.sin(x).sum()
+
+    try:
+        point = _point(diffcheck.check_grad(slow_off_the_point, x0, timeout=0.3))
+    finally:
+        if alarm == "thread":
+            signal.signal(signal.SIGALRM, previous)
+    assert point.traceback is None
+    assert point.error.startswith("timed out after") and "internal error" not in point.error
+    assert "slow_off_the_point" in point.error
 
 
 # --- one pipeline: options and verdicts are the JAX path's (each failed on the old torch path) ---
