@@ -31,7 +31,7 @@ from . import _finite as finite
 from ._autodiff import precision
 from ._numeric import Numeric, ladder_of
 from ._pipeline import check_point as run_pipeline
-from ._plan import Plan
+from ._plan import Plan, fits
 from ._probes import dot_product_test
 from ._problem import Problem, normalise_argnums
 from ._records import OK, Method, PointResult, State, Status, element_names, unavailable
@@ -281,6 +281,8 @@ class _TorchBackend:
         bad = np.flatnonzero(~np.isfinite(f_run))
         if bad.size:
             raise PointError(f"output element {int(bad[0])} is {f_run[bad[0]]} in {run_dtype.name} at this point")
+        # Refused before torch computes a derivative tensor that cannot fit the memory budget.
+        fits(f_run.size * theta.size ** (order - 1), theta.size)
         ladder_dtype = ladder_of(run_dtype)
         ladder, checks = self._ladder(shapes, theta, ladder_dtype, order), ["gradient" if order == 1 else "full"]
         if ladder is None:

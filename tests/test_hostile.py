@@ -889,6 +889,19 @@ def test_a_jacobian_past_the_memory_budget_is_checked_in_output_combinations(mon
     assert "$DIFFCHECK_MAX_MEMORY='lots' is not valid" in capsys.readouterr().err
 
 
+def test_a_torch_jacobian_past_the_memory_budget_is_refused_before_torch_computes_it(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("DIFFCHECK_MAX_MEMORY", "0.001")  # 3,355 entries
+    _options.reload_settings()
+    try:
+        point = diffcheck.check_grad(torch.sin, torch.linspace(0, 1, 100, dtype=torch.float64)).points[0]
+        assert point.error.startswith("the Jacobian has 10,000 entries (100 outputs × 100 parameters)"), point.error
+        assert diffcheck.check_grad(torch.sin, torch.linspace(0, 1, 3, dtype=torch.float64)).ok
+    finally:
+        monkeypatch.delenv("DIFFCHECK_MAX_MEMORY")
+        _options.reload_settings()
+
+
 def test_the_step_sweeps_of_a_large_jacobian_name_their_elements():
     """Past the listed elements, a sweep still names the element it swept (not a listed one)."""
     a, b = np.linspace(0.1, 1.0, 40), np.linspace(-1.0, -0.1, 40)
