@@ -228,7 +228,11 @@ def _exact(problem, leaves, numeric, timeout, end=None):
             )
     except watchdog.Preempted as exc:  # it did not stop at its own budget: the others still decide
         seconds = time.perf_counter() - start
-        reason = f"stopped after {seconds:.1f} s, past the point's --timeout {timeout:g} s{watchdog.phase_of(exc)}"
+        # Its own seconds, while the budget is the whole point's: the numeric methods spent the rest.
+        reason = (
+            f"stopped after {seconds:.1f} s of its own, the point's --timeout {timeout:g} s spent "
+            f"with the other methods' time{watchdog.phase_of(exc)}"
+        )
         return Exact(Status(State.TIMED_OUT, reason), None, None, Kinks.none())
 
 
