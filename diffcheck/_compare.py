@@ -53,7 +53,7 @@ def rounding_floor(f, jac, terms: float = 1.0) -> float:
     Terms that cancel (σ(35) − 1 = −6e-16 computed as 0; 1 − tanh² on a saturated row of a batch
     whose other rows have derivatives of size 4) leave rounding at their own size in both
     precisions, which neither the element's own value nor the ladder can show. Where the terms
-    were not measured (a torch program, a program without reverse mode) they count as size 1:
+    were not measured (a torch function's `reference=`, a program without reverse mode) they count as 1:
     then a wrong rule of a function whose values, derivatives and terms are all ≪ 1e-15 goes
     unseen (docs/verification.md). The exact translation cannot stand in for the terms: SymPy
     cancels softplus(x) − log1p(exp(x)) to 0 as it builds it, while the program computes both.

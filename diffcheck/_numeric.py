@@ -73,7 +73,7 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     # A cast to float32 inside a float64 program rounds to float32 from there on.
     roundoff = getattr(F1, "roundoff", 0.0)
     checked = F0 if F is F1 else F  # order 1: the program whose reverse mode gave jac, traced once
-    floor = compare.rounding_floor(f_run, jac, _term_size(checked, flat64, args, run_dtype, f_run, jac))
+    floor = compare.rounding_floor(f_run, jac, term_size(checked, flat64, args, run_dtype, f_run, jac))
     bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
@@ -230,7 +230,7 @@ def _derivative(F, data, plan, flat64, run_dtype, f64, f32, reverse64, reverse32
     return F, data, f_run, jac, ladder, no_reverse
 
 
-def _term_size(F, flat64, data, run_dtype, f, jac) -> float:
+def term_size(F, flat64, data, run_dtype, f, jac) -> float:
     """The largest term F's reverse-mode program adds (`_terms`), where the function's own scale is
     below 1 and that size can lower its rounding floor; 1 where it is not measured."""
     if compare.scale(f, jac) >= 1:

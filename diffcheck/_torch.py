@@ -26,10 +26,11 @@ import jax
 import numpy as np
 
 from . import _aten as aten
+from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
 from ._autodiff import precision
-from ._numeric import Numeric, ladder_of
+from ._numeric import Numeric, flat_program, ladder_of, term_size
 from ._pipeline import check_point as run_pipeline
 from ._plan import Plan, fits
 from ._probes import dot_product_test
@@ -93,6 +94,7 @@ def check_point(
     no_reference = ""
     if reference is None:  # the exact program is the torch program itself, captured by torch.export
         reference, no_reference = _captured(fn, arrays)
+        backend.captured = reference is not None
 
     def twin(*values):
         full = list(ref_args)
@@ -174,6 +176,7 @@ def check_module(
     fixed.update(module.named_buffers())
     arrays = [_as_array(x, f"input {k}") for k, x in enumerate(inputs)]  # once: .numpy() fails inside torch.func
     backend = _TorchBackend(device)
+    backend.captured = reference is None and twin is not None
 
     def on_theta(parts, run):
         state = {n: t.to(parts[0].dtype) if t.is_floating_point() else t for n, t in fixed.items()}
@@ -249,10 +252,20 @@ class _TorchBackend:
             raise UsageError("torch sees no CUDA device here (torch.cuda.is_available() is False); use device='cpu'")
         self.torch_device = torch.device(device)
         self.on_theta = None
+        self.captured = False  # whether problem.reference is the torch program itself, captured
 
     def device(self, name):
         """(a context for JAX's part of the run, the platform's name): JAX's stencil stays on the CPU."""
         return jax.default_device(jax.devices("cpu")[0]), self.torch_device.type
+
+    def _terms(self, problem, shapes, theta, order, f, jac) -> float:
+        """The largest term the captured program adds (`_terms`, on JAX's reverse mode of its
+        translation: the torch program's own operations), for the rounding floor; 1 where the
+        exact program is not the torch program itself (a `reference=` written apart)."""
+        if not self.captured:
+            return 1.0
+        F = autodiff.derivative(flat_program(problem.reference, shapes), order)
+        return term_size(F, theta.astype(np.float64), {}, np.dtype(np.float64), f, jac)
 
     def methods(self, problem, leaves, run_dtype, order, seed) -> Numeric:
         shapes = tuple(leaf.shape for leaf in leaves)
@@ -305,7 +318,10 @@ class _TorchBackend:
                     raise PointError(why) from None
                 methods[method] = unavailable(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
-            floor = compare.rounding_floor(f_run, values[Method.AUTODIFF])
+            if method == Method.AUTODIFF:
+                floor = compare.rounding_floor(
+                    f_run, values[method], self._terms(problem, shapes, theta, order, f_run, values[method])
+                )
             bounds[method] = compare.autodiff_bound(values[method], run_dtype, ladder, ladder_dtype, floor=floor)
             methods[method] = OK
         again = jacobian("reverse", order=order)  # gradcheck's nondeterminism check: backward twice

@@ -771,6 +771,30 @@ def test_a_sign_flip_of_a_tiny_function_is_a_mismatch(s):
     assert diffcheck.check_grad(lambda x: s * jnp.sin(x), 1.0).ok  # the right rule still agrees
 
 
+def test_a_sign_flip_of_a_tiny_torch_function_is_a_mismatch_and_cancelling_terms_are_not():
+    # torch's floor comes from the terms of its captured program, as JAX's from its own
+    torch = pytest.importorskip("torch")
+
+    class Flipped(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return 1e-16 * torch.sin(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return -5e-16 * torch.cos(x) * g
+
+    x = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    point = diffcheck.check_grad(Flipped.apply, x).points[0]
+    assert point.status == "mismatch" and point.mismatches[0].odd_one_out == "autodiff"
+    softplus = torch.nn.functional.softplus
+    at = torch.tensor([35.0, 36.5], dtype=torch.float64)
+    for f in (lambda t: softplus(t) - t, lambda t: torch.sigmoid(t) - 1):
+        assert diffcheck.check_grad(f, at).ok
+
+
 @pytest.mark.parametrize("inside", ["cond", "scan", "jit", "vmap"])
 def test_a_sign_flip_far_below_1_is_a_mismatch_inside_control_flow(inside):
     # the terms are measured through branches, loops, calls and batching, not only straight code
