@@ -238,16 +238,7 @@ def _moved_sum(node, graph, env, dense, layouts):
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         if first is dense or (rows[1:] == rows[:-1]).any():  # some row moves several terms: add them all there
-            union = dense if first is dense else _union(rows)
-            columns = []
-            for (b, v), (_, (_, r, _)) in zip(scaled, terms):
-                if r is union:
-                    columns.append(v)
-                    continue
-                column = np.full(union.size, b)
-                if r.size:
-                    column[_positions(union, r)] = v
-                columns.append(column)
+            union, columns = _gather([(b, r, v) for (b, v), (_, (_, r, _)) in zip(scaled, terms)], dense)
             return (base, union, _pairwise(columns))
         term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
         value = np.concatenate([v for _, _, v in moving])[order]
