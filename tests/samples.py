@@ -23,3 +23,21 @@ def without_timings(data):
     if isinstance(data, list):
         return [without_timings(v) for v in data]
     return data
+
+
+def primitives(fn, *args) -> set:
+    """The names of every primitive in fn's jaxpr at args (x64 on), inner programs included."""
+    import jax
+    import jax.extend.core
+
+    names = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    with jax.enable_x64(True):
+        walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return names

@@ -10,6 +10,7 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from samples import primitives
 
 from diffcheck import _aten
 from diffcheck.errors import Unavailable
@@ -703,17 +704,7 @@ POLYGAMMA_X = torch.tensor(
 def test_copysign_is_arithmetic_the_exact_method_reads():
     # jnp.copysign moves bits (bitcast_convert_type, shift_right_arithmetic), which SymPy cannot read
     program = _aten.to_jax(lambda a, b: torch.copysign(a, b), (x34, pos))
-    with jax.enable_x64(True):
-        jaxpr = jax.make_jaxpr(lambda a, b: program.fn({}, a, b))(x34.numpy(), pos.numpy())
-    names = set()
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            names.add(eqn.primitive.name)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jaxpr.jaxpr)
+    names = primitives(lambda a, b: program.fn({}, a, b), x34.numpy(), pos.numpy())
     assert "abs" in names
     assert not names & {"bitcast_convert_type", "shift_right_arithmetic", "shift_right_logical"}, names
 

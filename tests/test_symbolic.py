@@ -9,6 +9,7 @@ import pytest
 import sympy
 from jax import lax
 from jax.scipy import special
+from samples import primitives
 
 import diffcheck
 from diffcheck import _gradient as gradient
@@ -17,20 +18,6 @@ from diffcheck import _primitives as records
 from diffcheck import _translate as symbolic
 from diffcheck._kinks import Kinks
 from diffcheck.errors import Unavailable
-
-
-def _primitives(fn, *args):
-    names = set()
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            names.add(eqn.primitive.name)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    with jax.enable_x64(True):
-        walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return names
 
 
 def _translate_and_compare(fn, args):
@@ -321,7 +308,7 @@ PRIMITIVES = [
 def test_translation_matches_jax_value_and_gradient(primitive, fn, samplers, rng):
     for _ in range(3):
         args = [np.asarray(s(rng), np.float64) for s in samplers]
-        assert primitive in _primitives(fn, *args)
+        assert primitive in primitives(fn, *args)
         _translate_and_compare(fn, args)
 
 
