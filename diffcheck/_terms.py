@@ -43,8 +43,11 @@ def largest(closed, *args) -> jax.Array:
     """The largest term size over every floating output of `closed` (a ClosedJaxpr) at `args`
     (0 when it adds no terms); traceable, so that it runs as one program."""
     _, sizes = _eval(closed.jaxpr, list(closed.consts), list(args), [None] * len(args))
-    largest_each = [jax.lax.reduce_max(t, tuple(range(t.ndim))) if t.size else None for t in sizes if t is not None]
-    largest_each = [jax.lax.convert_element_type(t, jnp.float32) for t in largest_each if t is not None]
+    largest_each = [
+        jax.lax.convert_element_type(jax.lax.reduce_max(t, tuple(range(t.ndim))), jnp.float32)
+        for t in sizes
+        if t is not None and t.size
+    ]
     return functools.reduce(jax.lax.max, largest_each, jnp.float32(0.0))
 
 
