@@ -107,6 +107,7 @@ _RANDOM = (
     "cauchy",
     "log_normal",
     "multinomial",
+    "random",
     "poisson",
     "_standard_gamma",
     "_sample_dirichlet",
@@ -160,7 +161,9 @@ def to_jax(fn, args: tuple, kwargs: dict | None = None, *, loss: Callable | None
         return call(*a, **k)
 
     ep = _export(torch, _Wrapped.make(torch, on_tensors, module), tensors, {})
-    return _program(torch, ep, module, "inner.")
+    random = [node for node in ep.graph.nodes if node.op == "call_function" and _is_random(node.target)]
+    drawn = _draws(torch, ep, on_tensors, tensors, module, random) if random else {}
+    return _program(torch, ep, module, "inner.", drawn)
 
 
 # --- capture ----------------------------------------------------------------------------------
@@ -190,7 +193,8 @@ class _Wrapped:
 
 
 def _export(torch, module, args, kwargs):
-    with warnings.catch_warnings():
+    # tracing runs the function: a torch.manual_seed in it would reseed the caller's generator
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torch.export's deprecation and tracing chatter
         try:
             ep = torch.export.export(module, tuple(args), kwargs)
@@ -202,7 +206,6 @@ def _export(torch, module, args, kwargs):
             raise Refused(
                 Reason.CAPTURE, f"torch.export's decomposition to core ATen failed: {_first_line(exc)}"
             ) from None
-    _refuse_random(ep.graph)  # after decomposition: dropout in eval mode is gone by then
     return ep
 
 
@@ -218,14 +221,6 @@ def _capture_reason(exc) -> tuple[Reason, str]:
 def _first_line(exc) -> str:
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[0][:300] if lines else type(exc).__name__
-
-
-def _refuse_random(graph):
-    for node in graph.nodes:
-        if node.op == "call_function":
-            packet = _packet(node.target)
-            if packet in _RANDOM or packet.endswith("_functional") and packet[: -len("_functional")] in _RANDOM:
-                raise Refused(Reason.RANDOM, f"random op '{node.target}': seed it or call module.eval()")
 
 
 def _packet(target) -> str:
@@ -244,10 +239,200 @@ def _tree_leaves(torch, tree):
     return _pytree.tree_leaves(tree)
 
 
+# --- random draws -----------------------------------------------------------------------------
+#
+# A random op's value is a draw, not a function of its inputs, so no static program reproduces
+# it: unless the function draws the same numbers on every call (it seeds torch's generator itself,
+# as OpInfo's samples do). Then the draws are data of the point, like a tensor the function closes
+# over: the captured program is run once from the generator's state at the function's first draw,
+# each random op's draw is kept, and the part of its value that depends on its inputs stays a
+# function of them (dropout's x·mask/(1−p), normal's mean + std·z, rrelu's x·slope). The captured
+# program's output must then equal the function's own: a decomposition that draws in another order
+# than the eager kernels is refused, never trusted.
+
+
+def _is_random(target) -> bool:
+    packet = _packet(target).removesuffix("_")  # an eager kernel draws in place: bernoulli_, normal_
+    return packet in _RANDOM or packet.endswith("_functional") and packet[: -len("_functional")] in _RANDOM
+
+
+def _draws(torch, ep, call, tensors, module, random) -> dict:
+    """{random node: its record at the point}, or `Refused` saying why the draws cannot be had."""
+    first = random[0].target
+    (state, out), (again, _) = _first_draws(torch, call, tensors, module)
+    if state is None:
+        raise Refused(Reason.RANDOM, f"random op '{first}': the function's own call made no random draw")
+    if state[0] is not None:
+        raise Refused(Reason.RANDOM, f"random op '{first}': it draws on {state[0]}; only the CPU's draws are replayed")
+    if again is None or not torch.equal(state[1], again[1]):
+        raise Refused(
+            Reason.RANDOM,
+            f"random op '{first}': the function draws new numbers on every call; seed torch's generator "
+            "inside it (torch.manual_seed) or call module.eval()",
+        )
+    generator = random[0].kwargs.get("generator")
+    gen = ep.constants[_lifted(ep, generator)] if generator is not None else None
+    values = _run_from(torch, ep, tensors, state[1], gen, set(random))
+    from torch.utils import _pytree
+
+    mine, theirs = [t for t in _pytree.tree_leaves(out) if isinstance(t, torch.Tensor)], values.pop("output")
+    if len(mine) != len(theirs) or not all(_same(torch, a, b) for a, b in zip(theirs, mine)):
+        raise Refused(
+            Reason.RANDOM,
+            f"random op '{first}': the captured program draws other numbers than the function does "
+            "(its decomposition draws in another way than the eager kernel)",
+        )
+    return {node: _replay(torch, node, *values[node]) for node in random}
+
+
+def _first_draws(torch, call, tensors, module):
+    """Two calls of the function, one after the other, each as ((device or None, generator state)
+    at its first random draw, or None; its output). A function that seeds its generator starts
+    both from the same state; one that does not, from the state the first call left. Afterwards
+    every generator it drew from and the module's buffers are as they were."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    before = {}
+
+    class FirstDraw(TorchDispatchMode):
+        first = None
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if _is_random(func):
+                generator = kwargs.get("generator")
+                state = generator.get_state() if generator is not None else torch.get_rng_state()
+                if generator is not None:
+                    before.setdefault(id(generator), (generator, state))
+                if self.first is None:
+                    device = next((a.device for a in args if isinstance(a, torch.Tensor)), kwargs.get("device"))
+                    other = None if device is None or torch.device(device).type == "cpu" else str(device)
+                    self.first = (other, state)
+            return func(*args, **kwargs)
+
+    buffers = [(b, b.detach().clone()) for b in module.buffers()] if module is not None else []
+    results = []
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            for _ in range(2):
+                with FirstDraw() as mode:
+                    out = call(*tensors)
+                results.append((mode.first, out))
+    finally:
+        with torch.no_grad():
+            for b, kept in buffers:
+                b.copy_(kept)
+        for generator, state in before.values():
+            generator.set_state(state)
+    return results
+
+
+def _lifted(ep, node) -> str:
+    """The constant's name a lifted placeholder (a torch.Generator) stands for."""
+    for spec in ep.graph_signature.input_specs:
+        if spec.arg.name == node.name:
+            return spec.target
+    raise Refused(Reason.RANDOM, f"random draws from generator '{node.name}', which the capture does not name")
+
+
+def _run_from(torch, ep, tensors, state, generator, wanted) -> dict:
+    """The captured graph run in torch from the generator's `state`: {node: (value, args, kwargs)}
+    for the `wanted` nodes, and "output": the user outputs."""
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    inputs, given = [], iter(tensors)
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind == InputKind.USER_INPUT:
+            inputs.append(spec.arg.value if hasattr(spec.arg, "value") else next(given))
+        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+            inputs.append(ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target])
+        elif spec.kind in (InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
+            inputs.append(ep.constants[spec.target])
+        else:  # a token orders side effects
+            inputs.append(torch.tensor([]))
+    seen = {}
+
+    class Recording(torch.fx.Interpreter):
+        def run_node(self, node):
+            value = super().run_node(node)
+            if node in wanted:
+                args, kwargs = self.fetch_args_kwargs_from_env(node)
+                seen[node] = (value, args, kwargs)
+            return value
+
+    kept = generator.get_state() if generator is not None else None
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            (generator.set_state if generator is not None else torch.set_rng_state)(state)
+            flat = Recording(ep.graph_module).run(*inputs)
+    finally:
+        if generator is not None:
+            generator.set_state(kept)
+    specs = ep.graph_signature.output_specs
+    seen["output"] = [flat[i] for i, spec in enumerate(specs) if spec.kind == OutputKind.USER_OUTPUT]
+    return seen
+
+
+def _same(torch, a, b) -> bool:
+    """Equal values (a decomposition may round differently; a different draw is far apart)."""
+    if a.shape != b.shape:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
+    a, b = a.double(), b.double()
+    if not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    a, b = torch.nan_to_num(a), torch.nan_to_num(b)
+    scale = float(b.abs().max()) if b.numel() else 0.0
+    return bool(torch.all((a - b).abs() <= 1e-9 * (b.abs() + scale)))
+
+
+def _replay(torch, node, value, args, kwargs):
+    """The random node's record at the point, from its draw."""
+    packet = _packet(node.target).removesuffix("_functional")
+    drawn = tuple(_numpy(v) for v in value) if isinstance(value, (tuple, list)) else _numpy(value)
+    if packet == "native_dropout":
+        mask = drawn[1]
+
+        def dropout(out, x, p, train, **_):
+            scale = (0.0 if p == 1 else 1 / (1 - p)) if train else 1.0
+            return x * mask * scale, mask
+
+        return dropout
+    if packet == "rrelu_with_noise":
+        # the slopes it drew (1 where x ≥ 0): the functional form returns them, the other mutates `noise`
+        slopes = drawn[1] if isinstance(drawn, tuple) else _numpy(args[1])
+
+        def rrelu(out, x, noise, lower=1 / 8, upper=1 / 3, training=False, **_):
+            y = x * slopes if training else jnp.where(x >= 0, x, x * ((lower + upper) / 2))
+            return (y, slopes) if isinstance(drawn, tuple) else y
+
+        return rrelu
+    if packet == "normal" and any(isinstance(a, torch.Tensor) for a in args[:2]):
+        mean, std = (np.asarray(_numpy(a) if isinstance(a, torch.Tensor) else a, np.float64) for a in args[:2])
+        if np.any(std == 0):
+            raise Refused(Reason.RANDOM, f"random op '{node.target}' with std 0 at the point: its draw is lost")
+        z = (np.asarray(drawn, np.float64) - mean) / std  # the standard normal draw
+
+        def normal(out, mean, std=1.0, *_, **__):
+            return mean + std * z
+
+        return normal
+    if packet in ("_standard_gamma", "_sample_dirichlet"):
+        raise Refused(
+            Reason.RANDOM,
+            f"random op '{node.target}': its derivative in the concentration is the draw's implicit "
+            "reparametrization, which is not translated",
+        )
+    # rand, randn, bernoulli, randint, ...: the value does not vary with the inputs (a Bernoulli draw
+    # is a step in p whose derivative is 0 almost everywhere, as torch's own rule says)
+    return lambda out, *_, **__: drawn
+
+
 # --- the program ------------------------------------------------------------------------------
 
 
-def _program(torch, ep, module, prefix: str) -> AtenProgram:
+def _program(torch, ep, module, prefix: str, drawn: Mapping) -> AtenProgram:
     from torch.export.graph_signature import InputKind, OutputKind
 
     sig = ep.graph_signature
@@ -267,6 +452,9 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
             sources.append(("param", own))
         elif spec.kind in (InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
             value = ep.constants[spec.target]
+            if isinstance(value, torch.Generator):  # read by random ops only, whose draws are data
+                sources.append(("literal", None))
+                continue
             if not isinstance(value, torch.Tensor):
                 raise Refused(
                     Reason.UNSUPPORTED, f"a captured constant of type {type(value).__name__} cannot be translated"
@@ -298,7 +486,10 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
         if node.op == "call_function" and not _is_python_op(node.target):
             ops.add(str(node.target))
             _check_static(torch, node)
-    missing = sorted(op for op in ops if op not in _RECORDS and op.rsplit(".", 1)[0] not in _RECORDS)
+    replayed = {str(node.target) for node in drawn}
+    missing = sorted(
+        op for op in ops if op not in _RECORDS and op.rsplit(".", 1)[0] not in _RECORDS and op not in replayed
+    )
     if missing:
         more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
         raise Refused(Reason.NO_RECORD, f"no exact translation for ATen op '{missing[0]}'{more}", tuple(missing))
@@ -335,7 +526,7 @@ def _program(torch, ep, module, prefix: str) -> AtenProgram:
         result = None
         for node in nodes:
             if node.op == "call_function":
-                env[node] = _call(node, env, metas[node], dt)
+                env[node] = _call(node, env, metas[node], dt, drawn.get(node))
             elif node.op == "output":
                 flat = node.args[0]
                 result = [_lookup(flat[i], env) for i in outputs]
@@ -492,7 +683,7 @@ class _Out:
         return self.used is None or k in self.used
 
 
-def _call(node, env, meta, dt: _Dtypes):
+def _call(node, env, meta, dt: _Dtypes, record=None):
     torch = sys.modules["torch"]
     args = _lookup(node.args, env)
     kwargs = {k: v for k, v in _lookup(dict(node.kwargs), env).items() if k not in _STORAGE}
@@ -500,7 +691,7 @@ def _call(node, env, meta, dt: _Dtypes):
     if _is_python_op(target):
         return target(*args, **kwargs)
     name = str(target)
-    record = _RECORDS.get(name) or _RECORDS[name.rsplit(".", 1)[0]]
+    record = record or _RECORDS.get(name) or _RECORDS[name.rsplit(".", 1)[0]]
     single = meta if isinstance(meta, tuple) else None
     many = meta if isinstance(meta, list) else None
     used = None
@@ -1756,6 +1947,50 @@ def _max_pool_values(out, x, kernel, stride=(), padding=0, dilation=1, ceil_mode
     n = len(kernel) if isinstance(kernel, (list, tuple)) else 1
     values_only = dataclasses.replace(out, used=frozenset({0}))
     return _max_pool(n)(values_only, x, kernel, stride, padding, dilation, ceil_mode)[0]
+
+
+@_op("aten.fractional_max_pool2d.default", "aten.fractional_max_pool3d.default")
+def _fractional_max_pool(out, x, kernel, output_size, samples):
+    # torch's kernel: each plane's window starts along a dimension are ⌊(i + u)·α⌋ − ⌊u·α⌋ with
+    # α = (in − pool)/(out − 1) in the samples' dtype, the last window flush with the end; a 2-d
+    # plane reads its samples as (width, height), a 3-d one as (time, height, width)
+    n = len(kernel)
+    batched = x.ndim == n + 2
+    xb = x if batched else x[None]
+    lead, sizes = xb.shape[:2], xb.shape[2:]
+    u = jnp.reshape(jnp.real(samples), lead + (n,))  # (1, C, n) for an unbatched input too
+    which = (1, 0) if n == 2 else tuple(range(n))
+    grid = lead + tuple(output_size) + tuple(kernel)
+    flat = jnp.zeros(grid, jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    for k in range(n):
+        size, pool, o = sizes[k], kernel[k], output_size[k]
+        uk = u[..., which.index(k)]
+        last = jnp.full(lead + (1,), size - pool, flat.dtype)
+        if o > 1:
+            alpha = jnp.asarray(size - pool, uk.dtype) / jnp.asarray(o - 1, uk.dtype)
+            i = jnp.arange(o - 1, dtype=uk.dtype)
+            starts = ((i + uk[..., None]) * alpha).astype(flat.dtype) - (uk * alpha).astype(flat.dtype)[..., None]
+            starts = jnp.concatenate([starts, last], axis=-1)
+        else:
+            starts = last
+        pos = starts[..., :, None] + jnp.arange(pool, dtype=flat.dtype)  # (N, C, out_k, pool_k)
+        shape = [1] * (2 * n)
+        shape[k], shape[n + k] = o, pool
+        stride = int(np.prod(sizes[k + 1 :], dtype=np.int64))
+        flat = flat + jnp.reshape(pos, lead + tuple(shape)) * stride
+    positions = jnp.reshape(flat, lead + (-1, int(np.prod(kernel))))
+    plane = jnp.reshape(xb, lead + (-1,))
+    windows = jnp.take_along_axis(plane, jnp.reshape(positions, lead + (-1,)), axis=-1)
+    windows = jnp.reshape(windows, positions.shape)
+    shape = xb.shape[:2] + tuple(output_size)
+    values = jnp.reshape(jnp.max(windows, axis=-1), shape)
+    index = None
+    if out.wants(1):  # the first maximum in the window's order, as torch's kernel keeps
+        first = jnp.argmax(windows, axis=-1)
+        index = jnp.reshape(jnp.take_along_axis(positions, first[..., None], axis=-1), shape)
+    if not batched:
+        values, index = values[0], (None if index is None else index[0])
+    return values, index
 
 
 def _adaptive_bounds(size, o):

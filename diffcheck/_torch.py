@@ -281,6 +281,7 @@ class _TorchBackend:
                     f64 = flat(theta, np.dtype(np.float64)).astype(np.float64)
                 except Exception:  # noqa: BLE001 - it runs in float32 only: its value is float32's
                     f64, value_eps = f_run, float(np.finfo(run_dtype).eps)
+            again = flat(theta, run_dtype).astype(np.float64)
         except UsageError as exc:
             raise PointError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
@@ -288,6 +289,7 @@ class _TorchBackend:
             if isinstance(exc, Warning):  # torch's own warnings too ("index_reduce() is in beta")
                 why += " (a warning, raised as an error by the warnings filter in force: filterwarnings=error?)"
             raise PointError(why) from None
+        _deterministic(f_run, again, run_dtype)
         if theta.size == 0 or f_run.size == 0:
             empty = "the parameters have" if theta.size == 0 else "the function's output has"
             raise PointError(f"{empty} no elements at this point: there is no derivative to check")
@@ -394,6 +396,21 @@ def _flat_derivative(on_theta, shapes, device):
     return flat
 
 
+def _deterministic(first, second, run) -> None:
+    """A function whose value changes from call to call at the same input (unseeded dropout or
+    torch.rand) has no derivative to check: the point's error, not a verdict on its autodiff."""
+    apart = np.abs(first - second)
+    scale = float(np.max(np.abs(first), initial=0.0)) if first.size else 0.0
+    if first.shape == second.shape and not np.any(apart > 1024 * np.finfo(run).eps * scale):
+        return
+    k = int(np.argmax(apart)) if first.shape == second.shape else 0
+    raise PointError(
+        f"the function is not deterministic: two calls at the same input give output element {k} = "
+        f"{first.reshape(-1)[k]:.6g} and {second.reshape(-1)[k]:.6g}; if it draws random numbers (dropout, "
+        "torch.rand), seed torch's generator inside it (torch.manual_seed) or call module.eval()"
+    )
+
+
 def _determinism(first, second, bound, names) -> tuple:
     """(autodiff's status, a note) from two backward passes at the same input, as gradcheck's
     nondeterminism check: bitwise equal is deterministic; apart within autodiff's rounding bound is
@@ -494,7 +511,9 @@ def _torch_jacobian(on_theta, shapes, theta, run, mode, *, device, order=1) -> n
         with warnings.catch_warnings():
             # torch's forward mode loads its own decompositions with torch.jit.script, which warns
             warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
-            jac = torch.func.jacfwd(f)(t) if order == 1 else torch.func.jacfwd(torch.func.jacrev(f))(t)
+            # "same": the tangents share the primal's draws (a seeded dropout draws once, as in eager)
+            forward = functools.partial(torch.func.jacfwd, randomness="same")
+            jac = forward(f)(t) if order == 1 else forward(torch.func.jacrev(f))(t)
     return jac.detach().cpu().numpy().astype(np.float64).reshape(-1, theta.size)
 
 

@@ -822,14 +822,95 @@ def test_non_core_op_is_named():
     [
         nn.Dropout(0.5).train(),
         lambda x: F.dropout(x, 0.2, training=True),
-        lambda x: torch.bernoulli(torch.sigmoid(x)),
+        lambda x: torch.normal(x, 2.0),
         lambda x: F.rrelu(x, training=True),
     ],
-    ids=["Dropout-train", "F.dropout", "bernoulli", "rrelu"],
+    ids=["Dropout-train", "F.dropout", "normal", "rrelu"],
 )
-def test_random_op_is_refused(fn):
-    with pytest.raises(Unavailable, match=r"random op 'aten\.\w+\.\w+': seed it or call module\.eval\(\)"):
+def test_a_random_op_drawing_anew_on_every_call_is_refused(fn):
+    with pytest.raises(Unavailable, match=r"random op 'aten\.\w+\.\w+': the function draws new numbers on every call"):
         _aten.to_jax(fn, (x34,))
+
+
+def _seeded(op):
+    def fn(*args):
+        torch.manual_seed(7)
+        return op(*args)
+
+    return fn
+
+
+_mha = nn.MultiheadAttention(4, 2, dropout=0.5, batch_first=True, dtype=torch.float64).train()
+
+# (the function, seeded inside as OpInfo's samples are; its arguments, all differentiated)
+SEEDED = {
+    "F.dropout": (_seeded(lambda x: F.dropout(x, 0.4, training=True) * x), (x34,)),
+    "rrelu": (_seeded(lambda x: F.rrelu(x, training=True)), (x34,)),
+    "normal(mean, std)": (_seeded(lambda m, s: torch.normal(m, s.abs() + 0.5)), (x34, randn(3, 4, seed=8))),
+    "randn": (_seeded(lambda x: x * torch.randn(3, 4, dtype=torch.float64)), (x34,)),
+    "own generator": (lambda x: x * torch.rand(3, 4, dtype=torch.float64, generator=_gen(3)), (x34,)),
+    "MultiheadAttention": (_seeded(_mha), tuple(randn(1, 3, 4, seed=s) for s in (9, 10, 11))),
+    "fractional_max_pool2d": (
+        _seeded(lambda x: F.fractional_max_pool2d(x, 2, output_size=(4, 5), return_indices=True)),
+        (randn(2, 3, 9, 11, seed=12),),
+    ),
+    "fractional_max_pool2d unbatched": (
+        _seeded(lambda x: F.fractional_max_pool2d(x, (2, 3), output_ratio=(0.5, 0.6))),
+        (randn(3, 9, 11, seed=13),),
+    ),
+    "fractional_max_pool3d": (
+        _seeded(lambda x: F.fractional_max_pool3d(x, 2, output_size=(3, 4, 2), return_indices=True)),
+        (randn(2, 2, 7, 9, 5, seed=14),),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEEDED))
+def test_a_seeded_random_op_is_translated_with_its_draws_as_data(name):
+    fn, args = SEEDED[name]
+    program, got = _translated(fn, args)
+    expected = _torch_out(fn, args)
+    assert_same(got[: len(expected)], expected)
+    leaves = [a.detach().clone().requires_grad_() for a in args]
+    out = fn(*leaves)
+    (out[0] if isinstance(out, tuple) else out).sum().backward()
+    arrays = [a.numpy() for a in args]
+
+    def first(*d):
+        out = program.fn({}, *d)
+        return jnp.sum(out[0] if isinstance(out, tuple) else out)
+
+    with jax.enable_x64(True):
+        grads = jax.grad(first, argnums=tuple(range(len(args))))(*arrays)
+    for g, leaf in zip(grads, leaves):
+        if name.startswith("normal"):  # torch defines normal's gradient as 0 (not the draw's path)
+            assert np.all(leaf.grad.numpy() == 0) and np.any(np.asarray(g) != 0)
+        else:
+            np.testing.assert_allclose(np.asarray(g), leaf.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_capturing_random_draws_leaves_the_generator_and_buffers_as_they_were():
+    class Seeded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.BatchNorm1d(4, dtype=torch.float64), nn.Dropout(0.5)).train()
+
+        def forward(self, x):
+            torch.manual_seed(7)
+            return self.net(x)
+
+    fn = Seeded()
+    net = fn.net
+    torch.manual_seed(123)
+    state, running = torch.get_rng_state(), net[0].running_mean.clone()
+    _aten.to_jax(fn, (x34,))
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(net[0].running_mean, running)
+
+
+def test_a_decomposition_that_draws_otherwise_is_refused():
+    # bernoulli decomposes to rand < p, which draws other numbers than the eager kernel
+    with pytest.raises(Unavailable, match="the captured program draws other numbers than the function does"):
+        _aten.to_jax(_seeded(lambda x: torch.bernoulli(torch.sigmoid(x))), (x34,))
 
 
 def test_dropout_in_eval_is_the_identity():

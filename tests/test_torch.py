@@ -389,6 +389,35 @@ def test_a_backward_with_random_noise_is_reported_not_deterministic():
     assert point.methods["symbolic"] == "ok"
 
 
+def test_a_function_drawing_new_random_numbers_on_every_call_is_the_points_error_not_a_mismatch():
+    fn = lambda x: torch.nn.functional.dropout(x, 0.5, training=True).sum()  # noqa: E731
+    x = torch.linspace(0.5, 2.0, 64, dtype=torch.float64)  # two masks alike: 2⁻⁶⁴
+    point = diffcheck.check_grad(fn, x).points[0]
+    assert point.status == "error" and not point.mismatches
+    assert "the function is not deterministic" in point.error and "torch.manual_seed" in point.error
+
+
+def _seeded_dropout(x):
+    torch.manual_seed(11)
+    return (torch.nn.functional.dropout(x, 0.5, training=True) * x).sum()
+
+
+def test_a_seeded_dropout_is_checked_exactly_and_in_forward_mode():
+    point = diffcheck.check_grad(_seeded_dropout, _X3).points[0]
+    assert point.ok and point.methods["symbolic"] == "ok" and point.methods["autodiff_forward"] == "ok"
+
+
+def test_a_seeded_normals_zero_gradient_is_caught_with_autodiff_the_odd_one_out():
+    # torch defines normal()'s gradient in its mean as 0; the seeded function's derivative is 1
+    def fn(mean):
+        torch.manual_seed(5)
+        return torch.normal(mean, 0.5).sum()
+
+    point = diffcheck.check_grad(fn, _X3).points[0]
+    assert point.methods["symbolic"] == "ok" and point.mismatches
+    assert {e.odd_one_out for e in point.mismatches} == {Method.AUTODIFF}
+
+
 def test_a_deterministic_backward_is_not_reported():
     point = diffcheck.check_grad(lambda x: _Sin.apply(x).sum(), _X3).points[0]
     assert point.ok and point.methods["autodiff"] == "ok" and "deterministic" not in point.checks
