@@ -132,16 +132,22 @@ class _Compared(NamedTuple):
 def _compare(problem, leaves, numeric, exact, run) -> _Compared:
     """Every element's verdict, the case's recorded values, and the probes that need the exact value."""
     methods = {**numeric.methods, Method.SYMBOLIC: exact.status}
-    values, bounds = dict(numeric.values), dict(numeric.bounds)
+    values, bounds, notes = dict(numeric.values), dict(numeric.bounds), numeric.notes
     if exact.jacobian is not None:
         values[Method.SYMBOLIC], bounds[Method.SYMBOLIC] = exact.jacobian, compare.symbolic_bound(exact.jacobian)
+    elif run.order == 1 and numeric.plan.full:  # no exact value to say which is wrong: look again
+        with run.on_device:
+            values, bounds, notes = probes.second_look(
+                numeric.F, leaves, numeric.data, run.dtype, values, bounds, numeric.steps, notes, numeric.floor,
+                run.rtol, run.atol,
+            )  # fmt: skip
     shapes = [leaf.shape for leaf in leaves]
     rows = labels(problem.names, shapes, numeric.out_shape, numeric.plan)
     listed, unlisted = compare.screen(
         values, bounds, exact.kinks, run.rtol, run.atol, run.order == 1, exact.estimates_blind
     )
     elements = compare.elements(
-        values, bounds, problem.names, shapes, rows, numeric.notes, exact.kinks, run.rtol, run.atol,
+        values, bounds, problem.names, shapes, rows, notes, exact.kinks, run.rtol, run.atol,
         run.order == 1, exact.estimates_blind, listed,
     )  # fmt: skip
     elements, value_precision = _precision(problem, numeric, exact, shapes, elements, run)

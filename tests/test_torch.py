@@ -471,3 +471,43 @@ def test_a_bfloat16_output_is_read_exactly_not_refused():
     point = diffcheck.check_grad(lambda x: (4 * x).bfloat16(), torch.tensor([0.5, 0.25], dtype=torch.float64)).points[0]
     assert point.error is None, point.error
     assert point.value["torch"] == 2.0
+
+
+def _branchy_max(x):
+    # a data-dependent branch: torch.export refuses it, so no exact value is there to judge
+    return torch.maximum(x[0], x[1]) if x.sum() > 0 else x.sum()
+
+
+def test_a_stencil_crossing_a_kink_without_an_exact_value_is_looked_at_again_not_a_mismatch():
+    from diffcheck import _finite as finite
+
+    x = torch.tensor([1.0, 1.0 - 0.0034], dtype=torch.float64)  # 0.43 of the step apart
+    h = finite.base_step(x.numpy(), np.float64)
+    first = finite.jacobian(lambda t, _: jnp.maximum(t[0], t[1])[None], x.numpy(), {}, np.float64)
+    assert abs(first.jac[0, 1] - 0.0) > first.bound[0, 1] and 0.4 < 0.0034 / h[1] < 0.5  # the premise
+    point = diffcheck.check_grad(_branchy_max, x).points[0]
+    assert point.methods["symbolic"].state == State.UNAVAILABLE
+    assert point.ok and not point.mismatches
+    assert any("depended on it" in e.note for e in point.elements)
+
+
+def test_a_wrong_rule_without_an_exact_value_is_still_caught_after_the_second_look():
+    class Scaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.sin(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * torch.cos(x) * 1.001
+
+    def fn(x):
+        return Scaled.apply(x).sum() if x.sum() > 0 else x.sum()
+
+    point = diffcheck.check_grad(
+        fn,
+        _X3,
+    ).points[0]
+    assert point.methods["symbolic"].state == State.UNAVAILABLE and point.mismatches
