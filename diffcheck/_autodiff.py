@@ -90,12 +90,13 @@ def compiled(F, kind: str):
     """One transform of `F(theta, data)` per F, reused at every point: jit-compiled, or for a
     small problem on the CPU traced to its jaxpr and run by NumPy (`jaxpr_numpy`), which costs
     microseconds where compiling costs 0.1–0.3 s a program."""
-    program = _transform(F, kind)
-    jitted = _jit(program)
+    jitted = []  # made on first use: a small problem never compiles
 
     def call(theta, *rest):
         if not eager(np.size(theta)):
-            return jitted(theta, *rest)
+            if not jitted:
+                jitted.append(_jit(_transform(F, kind)))
+            return jitted[0](theta, *rest)
         if kind == "perturbed_chunks":  # the loop over chunks, in Python: each chunk one run
             where, to, data = rest
             return np.stack([call_eager(F, "perturbed", theta, w, t, data) for w, t in zip(where, to)])
@@ -249,12 +250,62 @@ def program_key(closed) -> tuple | None:
             if name == "custom_jvp_call":
                 zeros = [False] * len(eqn.invars)
                 jvp, consts, _ = eqn.params["jvp_jaxpr_fun"].call_wrapped(*zeros)
-                rules.append((str(jvp), _fingerprint(consts)))
+                rules.append((_text(jvp), _fingerprint(consts)))
             elif name.startswith("custom_vjp") or name.startswith("custom_lin") or "callback" in name:
                 return None
+        return (_text(closed.jaxpr), _fingerprint(closed.consts), tuple(rules))
     except Exception:  # noqa: BLE001 - a JAX internal that moved: no reuse, never a wrong reuse
         return None
-    return (str(closed.jaxpr), _fingerprint(closed.consts), tuple(rules))
+
+
+def _text(jaxpr) -> tuple:
+    """What the jaxpr's printed text says, as a nested tuple built without printing it (the
+    printer's layout cost 28 ms of a 91 ms warm check): its variables numbered in order of
+    appearance with their types, each equation's primitive, parameters and effects, the outputs.
+    A parameter that is a program is taken apart the same way; one without a stable repr (an
+    object's address) only makes the key miss, never match wrongly."""
+    numbers = {}
+
+    def var(v):
+        if type(v).__name__ == "Literal":
+            return ("literal", repr(v.val), _type(v.aval))
+        if v not in numbers:
+            numbers[v] = (len(numbers), _type(v.aval))
+        return numbers[v]
+
+    head = (tuple(map(var, jaxpr.constvars)), tuple(map(var, jaxpr.invars)), repr(jaxpr.effects))
+    eqns = tuple(
+        (
+            eqn.primitive.name,
+            tuple(map(var, eqn.invars)),
+            tuple((k, _param(v)) for k, v in sorted(eqn.params.items())),
+            tuple(map(var, eqn.outvars)),
+            repr(eqn.effects),
+        )
+        for eqn in jaxpr.eqns
+    )
+    return head, eqns, tuple(map(var, jaxpr.outvars))
+
+
+def _type(aval):
+    shape = getattr(aval, "shape", None)
+    if shape is None:
+        return repr(aval)
+    return (tuple(shape), str(aval.dtype), bool(getattr(aval, "weak_type", False)), type(aval).__name__)
+
+
+def _param(value):
+    if hasattr(value, "eqns"):  # a Jaxpr
+        return _text(value)
+    if hasattr(value, "jaxpr") and hasattr(value, "consts"):  # a ClosedJaxpr
+        return _text(value.jaxpr), _fingerprint(value.consts)
+    if isinstance(value, (tuple, list)):
+        return type(value).__name__, tuple(map(_param, value))
+    if isinstance(value, (np.ndarray, jax.Array)):
+        return _fingerprint([value])
+    if callable(value) and not isinstance(value, type):  # a rule's Python function: by its name
+        return "callable", getattr(value, "__qualname__", None) or repr(value)
+    return repr(value)
 
 
 def _equations(jaxpr):

@@ -105,3 +105,23 @@ def test_a_primitive_without_a_numpy_rule_is_bound_to_jax():
 
 def test_large_problems_and_other_devices_compile():
     assert autodiff.eager(9) and not autodiff.eager(autodiff.EAGER + 1)
+
+
+def test_a_programs_key_tells_apart_what_its_text_tells_apart():
+    x = np.arange(6.0).reshape(2, 3)
+    c = np.ones(3)
+    programs = [
+        lambda x: jnp.sum(x, axis=0),
+        lambda x: jnp.sum(x, axis=1),  # a parameter
+        lambda x: x**2,
+        lambda x: x**3,  # a literal
+        lambda x: x * c,
+        lambda x: x * (2 * c),  # a constant's value
+        lambda x: jax.lax.cond(x.sum() > 0, jnp.sin, jnp.cos, x),
+        lambda x: jax.lax.cond(x.sum() > 0, jnp.sin, jnp.tan, x),  # a branch inside a parameter
+    ]
+    with jax.enable_x64(True):
+        keys = [autodiff.program_key(jax.make_jaxpr(f)(x)) for f in programs]
+        again = [autodiff.program_key(jax.make_jaxpr(f)(x)) for f in programs]
+    assert keys == again and None not in keys
+    assert len(set(keys)) == len(keys)
