@@ -138,6 +138,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 consume(k, env[e])
     order = graph.order
     layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
+    sums = _Sums(total)
     counted, live = {}, 0  # bytes of the rows held, per node and in all
     last = {}
     for i, node in enumerate(order):
@@ -149,7 +150,7 @@ def _moved(exprs, symbols, theta, where, to, definitions, consume):
                 if node in definitions:
                     value = env[definitions[node]]
                 elif node in graph.linear or isinstance(node, (sympy.Add, Bilinear)):
-                    value = _moved_sum(node, graph, env, dense, layouts)
+                    value = _moved_sum(node, graph, env, dense, layouts, sums)
                 else:
                     value = _moved_node(node, env, dense)
                 if value is not None and value[1] is not dense and value[1].size > total // 4:
@@ -191,7 +192,7 @@ def _positions(union, rows):
     return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
 
 
-def _moved_sum(node, graph, env, dense, layouts):
+def _moved_sum(node, graph, env, dense, layouts, sums):
     """A sum at the point and at the rows that move any of its terms, in float64.
 
     Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
@@ -215,9 +216,17 @@ def _moved_sum(node, graph, env, dense, layouts):
         terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
     elif isinstance(node, Bilinear):
         lhs, rhs = node.halves
-        terms = [(None, _moved_product(env[a], env[b], dense)) for a, b in zip(lhs, rhs)]
+        pairs = [(env[a], env[b]) for a, b in zip(lhs, rhs)]
+        if any(x[1] is dense or y[1] is dense for x, y in pairs) and _real(v for x, y in pairs for v in (x, y)):
+            base = _pairwise_levels(np.array([x[0] * y[0] for x, y in pairs], dtype=np.float64))[-1][0]
+            return (base, dense, sums.add(len(pairs), lambda i, out: _write_product(*pairs[i], dense, out)))
+        terms = [(None, _moved_product(x, y, dense)) for x, y in pairs]
     else:
         terms = [(None, env[a]) for a in node.args]
+    if any(t[1] is dense for _, t in terms) and _real(t for _, t in terms):
+        # Moved in every row: each term's values at every row, summed as they come (`_Sums`).
+        base = _pairwise_levels(np.array([b if c is None else c * b for c, (b, _, _) in terms], np.float64))[-1][0]
+        return (base, dense, sums.add(len(terms), lambda i, out: _write_term(*terms[i], dense, out)))
     scaled = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
     levels = _pairwise_levels(np.array([b for b, _ in scaled], dtype=np.float64))
     base = levels[-1][0]
@@ -254,6 +263,69 @@ def _up_the_tree(levels, term, value):
         value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
         term = term >> 1
     return value
+
+
+class _Sums:
+    """Pairwise sums at every row, of terms written one at a time into reused rows: the sums of
+    `_pairwise` (pairs, then pairs of pairs, an odd one out joining last), as a binary counter
+    holds them — log₂(terms) rows at once, in the cache, and no new array per term or partial
+    sum (a dense dot product's own arrays were most of the kink search's time)."""
+
+    def __init__(self, total):
+        self.rows = np.empty((2, total))
+
+    def add(self, count, write) -> np.ndarray:
+        """Σ of `count` terms; `write(i, out)` puts term i's values at every row into `out`."""
+        if self.rows.shape[0] < count.bit_length() + 1:
+            self.rows = np.empty((count.bit_length() + 1, self.rows.shape[1]))
+        rows, sizes = self.rows, []  # rows[k]: the sum of a block of sizes[k] terms, the earliest first
+        for i in range(count):
+            write(i, rows[len(sizes)])
+            size = 1
+            while sizes and sizes[-1] == size:  # two blocks of the same size: a pair of them
+                sizes.pop()
+                np.add(rows[len(sizes)], rows[len(sizes) + 1], out=rows[len(sizes)])
+                size *= 2
+            sizes.append(size)
+        for top in range(len(sizes) - 1, 0, -1):  # what is left, from the last block back
+            np.add(rows[top - 1], rows[top], out=rows[top - 1])
+        return rows[0].copy()
+
+
+def _real(values) -> bool:
+    return not any(np.iscomplexobj(v) for _, _, v in values)
+
+
+def _write_term(c, value, dense, out):
+    """A sum's term (times its coefficient c, unless None) at every row."""
+    b, rows, v = value
+    if rows is dense:
+        if c is None:
+            np.copyto(out, v)
+        else:
+            np.multiply(v, c, out=out)
+        return
+    out.fill(b if c is None else c * b)
+    if rows.size:
+        out[rows] = v if c is None else c * v
+
+
+def _write_product(a, b, dense, out):
+    """One product aᵢ·bᵢ of a bilinear node at every row: the floats of `_moved_product`."""
+    if b[1] is dense and a[1] is not dense:
+        a, b = b, a
+    (a0, ra, va), (b0, rb, vb) = a, b
+    if ra is not dense:  # neither moves in every row
+        base, rows, values = _moved_product(a, b, dense)
+        out.fill(base)
+        if rows.size:
+            out[rows] = values
+    elif rb is dense:
+        np.multiply(va, vb, out=out)
+    else:
+        np.multiply(va, b0, out=out)
+        if rb.size:
+            out[rb] = va[rb] * vb
 
 
 _STILL = object()  # no argument moves
