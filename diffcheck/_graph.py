@@ -314,7 +314,7 @@ def _write_product(a, b, dense, out):
     """One product aᵢ·bᵢ of a bilinear node at every row: the floats of `_moved_product`."""
     if b[1] is dense and a[1] is not dense:
         a, b = b, a
-    (a0, ra, va), (b0, rb, vb) = a, b
+    (_, ra, va), (b0, rb, vb) = a, b
     if ra is not dense:  # neither moves in every row
         base, rows, values = _moved_product(a, b, dense)
         out.fill(base)
