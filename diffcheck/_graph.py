@@ -210,6 +210,7 @@ class _Graph:
         self.envs = {}  # (digits, symbols) → (values, env) of the last full evaluation
         self._coefficients, self._floats = {}, {}
         self._parents = None
+        self._lifetimes = None
 
     def coefficients(self, node) -> list:
         """The linear node's coefficients as mpmath's raw numbers at the working precision (exact,
@@ -234,6 +235,22 @@ class _Graph:
         if out is None:
             out = self._floats[node] = [int(c.p) / int(c.q) for c in self.linear[node][0]]  # correctly rounded
         return out
+
+    def lifetimes(self) -> tuple[list, list, dict]:
+        """For each node in evaluation order, its arguments (`_children`) and the nodes whose last
+        use it is; and each used node's last use: what an evaluation that frees its values as it
+        goes needs, walked once per graph (each walk hashes every edge's SymPy node)."""
+        if self._lifetimes is None:
+            children = [_children(node, self) for node in self.order]
+            last = {}
+            for i, kids in enumerate(children):
+                for a in kids:
+                    last[a] = i
+            freed = [[] for _ in self.order]
+            for a, i in last.items():
+                freed[i].append(a)
+            self._lifetimes = (children, freed, last)
+        return self._lifetimes
 
     def dependents(self, changed) -> list:
         """The nodes that depend on any of `changed`, in evaluation order."""

@@ -127,15 +127,12 @@ def _blocks(exprs, symbols, definitions, n) -> list:
     graph_ = graph._graph(exprs, definitions)
     total = 2 * n
     rows = dict.fromkeys(symbols, 2)
-    last = {}
-    for i, node in enumerate(graph_.order):
-        for a in graph._children(node, graph_):
-            last[a] = i
+    children, freed, last = graph_.lifetimes()
     live = peak = 0
     held = {}
     for i, node in enumerate(graph_.order):
         if node not in rows:
-            count = min(total, sum(rows.get(a, 0) for a in graph._children(node, graph_)))
+            count = min(total, sum(rows.get(a, 0) for a in children[i]))
             rows[node] = count
             if node not in graph_.definitions and count:
                 size = 8 * total if count > total // 4 else 16 * count
@@ -143,9 +140,8 @@ def _blocks(exprs, symbols, definitions, n) -> list:
                 if node in last:  # else freed as soon as it is computed
                     held[node] = size
                     live += size
-        for a in graph._children(node, graph_):
-            if last.get(a) == i:
-                live -= held.pop(a, 0)
+        for a in freed[i]:
+            live -= held.pop(a, 0)
     passes = max(1, math.ceil(4 * peak / rows_.MOVED_BYTES), math.ceil(n / BLOCK))
     if passes > MAX_PASSES:
         raise BudgetExceeded(

@@ -12,7 +12,7 @@ import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ._dot import Bilinear, Linear
-from ._graph import _children, _graph
+from ._graph import _graph
 from ._nodes import _numpy_node, _pairwise, _pairwise_levels
 from .errors import BudgetExceeded
 
@@ -67,10 +67,7 @@ def moved(exprs, symbols, theta, where, to, definitions, consume):
     layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
     sums = _Sums(total)
     counted, live = {}, 0  # bytes of the rows held, per node and in all
-    last = {}
-    for i, node in enumerate(order):
-        for a in _children(node, graph):
-            last[a] = i
+    _, freed, last = graph.lifetimes()
     with np.errstate(all="ignore"):
         for i, node in enumerate(order):
             if node not in env:
@@ -103,10 +100,9 @@ def moved(exprs, symbols, theta, where, to, definitions, consume):
                 if node not in last:  # an expression no other node uses: done with once consumed
                     env.pop(node, None)
                     live -= counted.pop(node, 0)
-            for a in _children(node, graph):
-                if last.get(a) == i:
-                    env.pop(a, None)
-                    live -= counted.pop(a, 0)
+            for a in freed[i]:
+                env.pop(a, None)
+                live -= counted.pop(a, 0)
 
 
 class _AllRows(np.ndarray):
