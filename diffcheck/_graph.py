@@ -29,17 +29,10 @@ from ._nodes import (
     _local_derivatives,
     _mpmath_node,
     _number,
-    _numpy_node,
-    _pairwise,
-    _pairwise_levels,
 )
-from .errors import BudgetExceeded
 
 #: Significant decimal digits of the high-precision evaluation of the exact values.
 DIGITS = 30
-
-#: Most bytes of moved rows the stencil's evaluation holds at once before the exact method gives up.
-MOVED_BYTES = 1 << 30
 
 
 def topological(exprs, definitions=None) -> list:
@@ -93,204 +86,6 @@ def evaluate_float(exprs, symbols, points: np.ndarray, definitions=None) -> np.n
     return np.stack([np.broadcast_to(np.asarray(env[e], np.float64), (len(points),)) for e in exprs], axis=1)
 
 
-def evaluate_moved(exprs, symbols, theta, where, to, definitions=None) -> tuple[np.ndarray, np.ndarray]:
-    """Each expression in float64 at the point `theta` and at R moved points, row r being `theta`
-    with element `where[r]` set to `to[r]`; returns (values at theta (E,), values at the rows (R, E)).
-
-    A node changes only in the rows that move a symbol it depends on, so each node is evaluated
-    at the point and at those rows alone: for a stencil (two rows per parameter) the cost is the
-    sum over nodes of their symbols, not nodes × rows, and a node is freed after its last use.
-    """
-    at = np.zeros(len(exprs))
-    moved = np.zeros((len(where), len(exprs)))
-
-    def consume(k, value):
-        base, rows, vals = value
-        at[k] = base
-        moved[:, k] = base
-        moved[rows, k] = vals
-
-    _moved(exprs, symbols, theta, where, to, definitions, consume)
-    return at, moved
-
-
-def _moved(exprs, symbols, theta, where, to, definitions, consume):
-    """Runs the sparse evaluation of `evaluate_moved`, handing each expression's (value at θ,
-    rows, values at the rows) to `consume(index, value)` as soon as it is computed."""
-    graph = _graph(exprs, definitions)
-    definitions = graph.definitions
-    where, to = np.asarray(where, np.int64), np.asarray(to, np.float64)
-    total = len(where)
-    dense = _AllRows(total)
-    by_symbol = {}
-    for r in np.argsort(where, kind="stable"):
-        by_symbol.setdefault(int(where[r]), []).append(int(r))
-    env = {}
-    for n, s in enumerate(symbols):
-        rows = np.asarray(by_symbol.get(n, ()), np.int64)
-        env[s] = (np.float64(theta[n]), rows, to[rows])
-    wanted = {}
-    for k, e in enumerate(exprs):
-        wanted.setdefault(e, []).append(k)
-    for e in wanted:  # an expression that is a symbol (or a number) is known before the loop
-        if e in env:
-            for k in wanted[e]:
-                consume(k, env[e])
-    order = graph.order
-    layouts = {}  # a linear node's arguments → how they move (`_layout`), shared by the nodes with them
-    counted, live = {}, 0  # bytes of the rows held, per node and in all
-    last = {}
-    for i, node in enumerate(order):
-        for a in _children(node, graph):
-            last[a] = i
-    with np.errstate(all="ignore"):
-        for i, node in enumerate(order):
-            if node not in env:
-                if node in definitions:
-                    value = env[definitions[node]]
-                elif node in graph.linear or isinstance(node, (sympy.Add, Bilinear)):
-                    value = _moved_sum(node, graph, env, dense, layouts)
-                else:
-                    value = _moved_node(node, env, dense)
-                if value is not None and value[1] is not dense and value[1].size > total // 4:
-                    # Moved in most rows: kept as all of them, so that sums need no row matching.
-                    full = np.full(total, value[0], dtype=np.result_type(value[2], np.float64))
-                    full[value[1]] = value[2]
-                    value = (value[0], dense, full)
-                if value is not None and node not in definitions:
-                    counted[node] = np.asarray(value[2]).nbytes + (0 if value[1] is dense else value[1].nbytes)
-                    live += counted[node]
-                    if live > MOVED_BYTES:
-                        # A network whose every value moves in every row (each depends on every
-                        # parameter) holds a layer of such rows at once: give up, not the memory.
-                        raise BudgetExceeded(
-                            "too large",
-                            f"the kink search holds over {MOVED_BYTES / 2**30:g} GiB of stencil rows at once",
-                        )
-                env[node] = value
-                for k in wanted.get(node, ()):
-                    consume(k, value)
-                if node not in last:  # an expression no other node uses: done with once consumed
-                    env.pop(node, None)
-                    live -= counted.pop(node, 0)
-            for a in _children(node, graph):
-                if last.get(a) == i:
-                    env.pop(a, None)
-                    live -= counted.pop(a, 0)
-
-
-class _AllRows(np.ndarray):
-    """Every row, 0 … R − 1: a node that moves in this many rows holds a value for each."""
-
-    def __new__(cls, total):
-        return np.arange(total, dtype=np.int64).view(cls)
-
-
-def _positions(union, rows):
-    """Where `rows` sit in the sorted `union` of rows."""
-    return rows if isinstance(union, _AllRows) else np.searchsorted(union, rows)
-
-
-def _moved_sum(node, graph, env, dense, layouts):
-    """A sum at the point and at the rows that move any of its terms, in float64.
-
-    Sums are pairwise here (`_pairwise`, as `evaluate_float` adds), so a row that moves one
-    term — a stencil row moves one parameter, so one term of each dot product — recomputes
-    the log₂(terms) partial sums on that term's path, not the whole sum. A dot product Σ cᵢ·sᵢ
-    of a linear node, and Σ aᵢ·bᵢ of a bilinear one, take their products here, from their
-    arguments' values: the products are never nodes of their own (a layer with a batch has
-    batch × width × inputs of them).
-    """
-    if isinstance(node, Linear):
-        bases, moved = _layout(node.args, env, dense, layouts)
-        if moved is not None:  # each row moves one term at most: the same sums, as arrays
-            c = node.coefficients
-            levels = _pairwise_levels(c * bases)
-            if moved is _STILL:
-                return (levels[-1][0], _NO_ROWS, _NO_ROWS)
-            rows, term, values = moved
-            return (levels[-1][0], rows, _up_the_tree(levels, term, np.asarray(c[term] * values, np.float64)))
-    linear = graph.linear.get(node)
-    if linear is not None:
-        terms = [(c, env[a]) for c, a in zip(graph.floats(node), linear[1])]
-    elif isinstance(node, Bilinear):
-        lhs, rhs = node.halves
-        terms = [(None, _moved_product(env[a], env[b], dense)) for a, b in zip(lhs, rhs)]
-    else:
-        terms = [(None, env[a]) for a in node.args]
-    scaled = [(b, v) if c is None else (c * b, c * v) for c, (b, _, v) in terms]
-    levels = _pairwise_levels(np.array([b for b, _ in scaled], dtype=np.float64))
-    base = levels[-1][0]
-    moving = [(k, t[1], v) for k, ((_, t), (_, v)) in enumerate(zip(terms, scaled)) if t[1].size]
-    if not moving:
-        return (base, _NO_ROWS, _NO_ROWS)
-    first = next((r for _, r, _ in moving if r is dense), moving[0][1])
-    if len(moving) > 1 and all(r is first or np.array_equal(r, first) for _, r, _ in moving):
-        # Every moving term moves in the same rows (z_i − z_j of one softmax): add them all there.
-        values = [b for b, _ in scaled]
-        for k, _, v in moving:
-            values[k] = v
-        return (base, first, _pairwise(values))
-    if len(moving) == 1:
-        rows, term, value = first, np.full(first.size, moving[0][0]), moving[0][2]
-    else:
-        rows = np.concatenate([r for _, r, _ in moving])
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
-        if first is dense or (rows[1:] == rows[:-1]).any():  # some row moves several terms: add them all there
-            union, columns = _gather([(b, r, v) for (b, v), (_, (_, r, _)) in zip(scaled, terms)], dense)
-            return (base, union, _pairwise(columns))
-        term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
-        value = np.concatenate([v for _, _, v in moving])[order]
-    return (base, rows, _up_the_tree(levels, term, np.asarray(value, np.float64)))
-
-
-def _up_the_tree(levels, term, value):
-    """A pairwise sum at rows that each move one term (`term`, to `value`): each partial sum on
-    the term's path, with its sibling's value at the point."""
-    for level in levels[:-1]:
-        sibling = term ^ 1
-        has = sibling < level.size
-        value = np.where(has, value + level[np.minimum(sibling, level.size - 1)], value)
-        term = term >> 1
-    return value
-
-
-_STILL = object()  # no argument moves
-
-
-def _layout(args, env, dense, layouts):
-    """The arguments' values at the point (an array), and how they move: _STILL, or (rows, the
-    term each row moves, its value there) when no row moves two terms, else None (the general
-    sum). Built once per tuple of arguments: a layer's inputs are the arguments of each of its
-    outputs' dot products."""
-    layout = layouts.get(args)
-    if layout is not None:
-        return layout
-    values = [env[a] for a in args]
-    bases = np.array([b for b, _, _ in values], dtype=np.float64)
-    moving = [(k, r, v) for k, (_, r, v) in enumerate(values) if r.size]
-    layout = (bases, None)
-    if not moving:
-        layout = (bases, _STILL)
-    elif not any(r is dense for _, r, _ in moving):
-        rows = np.concatenate([r for _, r, _ in moving])
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
-        if not (rows[1:] == rows[:-1]).any():
-            term = np.repeat([k for k, _, _ in moving], [r.size for _, r, _ in moving])[order]
-            moved = np.concatenate([np.asarray(v) for _, _, v in moving])[order]
-            layout = (bases, (rows, term, moved))
-    layouts[args] = layout
-    return layout
-
-
-def _union(rows: np.ndarray) -> np.ndarray:
-    """The distinct rows, sorted (NumPy's `unique` hashes integers: 5× slower here)."""
-    rows = np.sort(rows)
-    return rows[np.concatenate([[True], rows[1:] != rows[:-1]])] if rows.size else rows
-
-
 def _children(node, graph):
     if node in graph.definitions:
         return (graph.definitions[node],)
@@ -299,70 +94,6 @@ def _children(node, graph):
     if isinstance(node, sympy.Piecewise):  # its pairs are read through, never stored
         return tuple(x for pair in node.args for x in pair.args)
     return node.args if not isinstance(node, ExprCondPair) else ()
-
-
-def _gather(flat, dense):
-    """The union of the rows that move any of `flat`'s (value, rows, values), and each one's
-    values at every row of it (its value at θ where it does not move)."""
-    rows = [r for _, r, _ in flat if r.size]
-    if any(r is dense for r in rows):
-        union = dense
-    else:
-        union = rows[0] if len(rows) == 1 else _union(np.concatenate(rows)) if rows else _NO_ROWS
-    gathered = []
-    for b, r, v in flat:
-        if r is union:
-            gathered.append(v)
-            continue
-        column = np.full(union.size, b)
-        if r.size:
-            column[_positions(union, r)] = v
-        gathered.append(column)
-    return union, gathered
-
-
-def _moved_product(a, b, dense):
-    """One product aᵢ·bᵢ of a bilinear node, at the point and at its rows."""
-    (a0, ra, va), (b0, rb, vb) = a, b
-    if ra is dense or rb is dense:
-        # An activation that moves in every row times a weight that moves in a few (or in every
-        # row too): the product at its value at θ, then at the weight's own rows — the same
-        # floats as multiplying the gathered columns, without building them.
-        if rb is dense and ra is not dense:
-            (a0, ra, va), (b0, rb, vb) = (b0, rb, vb), (a0, ra, va)
-        if rb is dense:
-            return (a0 * b0, dense, va * vb)
-        out = va * b0
-        if rb.size:
-            out[rb] = va[rb] * vb
-        return (a0 * b0, dense, out)
-    union, (va, vb) = _gather([a, b], dense)
-    return (a[0] * b[0], union, va * vb if union.size else union)
-
-
-def _moved_node(node, env, dense):
-    if isinstance(node, ExprCondPair):
-        return None  # read through by its Piecewise
-    if node.is_Atom:
-        return (_numpy_node(node, {}), _NO_ROWS, _NO_ROWS)
-    parts = [[env[x] for x in pair.args] for pair in node.args] if isinstance(node, sympy.Piecewise) else None
-    flat = [p for pair in parts for p in pair] if parts else [env[a] for a in node.args]
-    union, gathered = _gather(flat, dense)
-
-    def local(values):
-        if parts:
-            pairs = iter(values)
-            return {pair: (next(pairs), next(pairs)) for pair in node.args}
-        return dict(zip(node.args, values))
-
-    base = _numpy_node(node, local([b for b, _, _ in flat]))
-    if not union.size:
-        return (base, union, union)
-    values = np.broadcast_to(np.asarray(_numpy_node(node, local(gathered))), union.shape)
-    return (base, union, values)
-
-
-_NO_ROWS = np.zeros(0, np.int64)
 
 
 def jacobian(
@@ -479,6 +210,7 @@ class _Graph:
         self.envs = {}  # (digits, symbols) → (values, env) of the last full evaluation
         self._coefficients, self._floats = {}, {}
         self._parents = None
+        self._lifetimes = None
 
     def coefficients(self, node) -> list:
         """The linear node's coefficients as mpmath's raw numbers at the working precision (exact,
@@ -503,6 +235,22 @@ class _Graph:
         if out is None:
             out = self._floats[node] = [int(c.p) / int(c.q) for c in self.linear[node][0]]  # correctly rounded
         return out
+
+    def lifetimes(self) -> tuple[list, list, dict]:
+        """For each node in evaluation order, its arguments (`_children`) and the nodes whose last
+        use it is; and each used node's last use: what an evaluation that frees its values as it
+        goes needs, walked once per graph (each walk hashes every edge's SymPy node)."""
+        if self._lifetimes is None:
+            children = [_children(node, self) for node in self.order]
+            last = {}
+            for i, kids in enumerate(children):
+                for a in kids:
+                    last[a] = i
+            freed = [[] for _ in self.order]
+            for a, i in last.items():
+                freed[i].append(a)
+            self._lifetimes = (children, freed, last)
+        return self._lifetimes
 
     def dependents(self, changed) -> list:
         """The nodes that depend on any of `changed`, in evaluation order."""

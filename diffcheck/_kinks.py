@@ -18,6 +18,7 @@ import numpy as np
 import sympy
 
 from . import _graph as graph
+from . import _rows as rows_
 from ._primitives import _Extremum
 from ._primitives import kink_arguments as _node_kinks
 from ._records import Element, Method, Verdict
@@ -79,7 +80,7 @@ def stencil_kinks(exprs, symbols, theta, steps, definitions=None, gaps: int = 0)
     stencil crosses it). The last `gaps` arguments are a max's gaps to its maximiser at θ
     (`_kinks.gaps`): one that moves away from a nonzero value at θ crosses, even with both ends
     alike, since another element is the largest at an end — the max changes its piece there.
-    The same as comparing the signs of `_graph.evaluate_moved`'s rows, without its rows × arguments
+    The same as comparing the signs of `_rows.evaluate`'s rows, without its rows × arguments
     matrix: each argument's rows are folded in as it is computed, and freed.
     """
     theta = np.asarray(theta, np.float64)
@@ -106,7 +107,7 @@ def stencil_kinks(exprs, symbols, theta, steps, definitions=None, gaps: int = 0)
             at[lo:hi] |= moves & (s0 == 0)
             crossed[lo:hi] |= moves & ((plus != minus) | (k >= first_gap and s0 != 0))
 
-        graph._moved(exprs, symbols, theta, where, to, definitions, consume)
+        rows_.moved(exprs, symbols, theta, where, to, definitions, consume)
     return at, crossed
 
 
@@ -120,21 +121,18 @@ MAX_PASSES = 64
 
 
 def _blocks(exprs, symbols, definitions, n) -> list:
-    """Blocks of elements, [lo, hi), whose stencil rows (2 per element) fit in `_graph.MOVED_BYTES` / 4
+    """Blocks of elements, [lo, hi), whose stencil rows (2 per element) fit in `_rows.MOVED_BYTES` / 4
     at once: a bound from each node's rows (at most the sum of its arguments', at most all) and
-    how long it lives in the evaluation order, as `_moved` holds them."""
+    how long it lives in the evaluation order, as `_rows.moved` holds them."""
     graph_ = graph._graph(exprs, definitions)
     total = 2 * n
     rows = dict.fromkeys(symbols, 2)
-    last = {}
-    for i, node in enumerate(graph_.order):
-        for a in graph._children(node, graph_):
-            last[a] = i
+    children, freed, last = graph_.lifetimes()
     live = peak = 0
     held = {}
     for i, node in enumerate(graph_.order):
         if node not in rows:
-            count = min(total, sum(rows.get(a, 0) for a in graph._children(node, graph_)))
+            count = min(total, sum(rows.get(a, 0) for a in children[i]))
             rows[node] = count
             if node not in graph_.definitions and count:
                 size = 8 * total if count > total // 4 else 16 * count
@@ -142,14 +140,13 @@ def _blocks(exprs, symbols, definitions, n) -> list:
                 if node in last:  # else freed as soon as it is computed
                     held[node] = size
                     live += size
-        for a in graph._children(node, graph_):
-            if last.get(a) == i:
-                live -= held.pop(a, 0)
-    passes = max(1, math.ceil(4 * peak / graph.MOVED_BYTES), math.ceil(n / BLOCK))
+        for a in freed[i]:
+            live -= held.pop(a, 0)
+    passes = max(1, math.ceil(4 * peak / rows_.MOVED_BYTES), math.ceil(n / BLOCK))
     if passes > MAX_PASSES:
         raise BudgetExceeded(
             "too large",
-            f"the kink search would hold over {graph.MOVED_BYTES / 2**30:g} GiB of stencil rows in {MAX_PASSES} passes",
+            f"the kink search would hold over {rows_.MOVED_BYTES / 2**30:g} GiB of stencil rows in {MAX_PASSES} passes",
         )
     size = math.ceil(n / passes)
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]

@@ -30,7 +30,7 @@ def _pairwise_levels(terms: np.ndarray) -> list:
 
 def _pairwise(values):
     """Σ values added in pairs, then pairs of pairs (scalars or arrays): the float64 sum of every
-    `Add` in `evaluate_float` and `evaluate_moved`, which a moved row can update along one path."""
+    `Add` in `_graph.evaluate_float` and `_rows.evaluate`, which a moved row can update along one path."""
     values = list(values)
     while len(values) > 1:
         paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]

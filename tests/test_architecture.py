@@ -22,6 +22,7 @@ SYMPY_ALLOWED = {
     "_dot",
     "_translate",
     "_graph",
+    "_rows",
     "_gradient",
     "_nodes",
     "_exact",

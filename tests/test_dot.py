@@ -13,6 +13,7 @@ import sympy
 from diffcheck import _dot as dot
 from diffcheck import _gradient as gradient
 from diffcheck import _graph as graph
+from diffcheck import _rows as rows
 from diffcheck import _translate as translate
 from diffcheck._primitives import to_sympy
 
@@ -75,7 +76,7 @@ def test_moved_rows_equal_the_dense_evaluation(terms, rng):
     dense = np.repeat(theta[None, :], where.size + 1, axis=0)
     dense[1 + np.arange(where.size), where] = to
     want = graph.evaluate_float(outputs, symbols, dense, lets)
-    at, moved = graph.evaluate_moved(outputs, symbols, theta, where, to, lets)
+    at, moved = rows.evaluate(outputs, symbols, theta, where, to, lets)
     np.testing.assert_array_equal(at, want[0])
     np.testing.assert_array_equal(moved, want[1:])
 
@@ -91,7 +92,7 @@ def test_nodes_with_the_same_arguments_and_other_coefficients(rng):
     where, to = np.arange(5), theta + 0.25
     dense = np.repeat(theta[None, :], 6, axis=0)
     dense[1 + where, where] = to
-    _, moved = graph.evaluate_moved([v[2], v[0], v[1]], p, theta, where, to, lets)
+    _, moved = rows.evaluate([v[2], v[0], v[1]], p, theta, where, to, lets)
     np.testing.assert_array_equal(moved, graph.evaluate_float([v[2], v[0], v[1]], p, dense, lets)[1:])
 
 
@@ -148,7 +149,7 @@ def test_a_kink_search_past_its_memory_gives_up_the_exact_method_not_the_check(m
     from diffcheck import check_grad
     from diffcheck._records import Method
 
-    monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
+    monkeypatch.setattr(rows, "MOVED_BYTES", 1024)
     monkeypatch.setattr(kinks, "MAX_PASSES", 2)  # blocks of elements would make it fit in 1 KiB
     X = np.random.default_rng(0).normal(size=(4, 6))
 

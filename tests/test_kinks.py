@@ -8,8 +8,8 @@ import pytest
 import sympy
 
 import diffcheck
-from diffcheck import _graph as graph
 from diffcheck import _kinks as kinks
+from diffcheck import _rows as rows
 from diffcheck import _translate as symbolic
 from diffcheck._kinks import Kinks
 from diffcheck._primitives import Maximum, Minimum
@@ -103,7 +103,7 @@ def test_the_stencil_in_blocks_says_what_one_pass_says(monkeypatch, rng):
     steps = np.full(40, 0.3)
     once = kinks.stencil_kinks(args, list(p), theta, steps, gaps=10)
     assert len(kinks._blocks(args, list(p), None, 40)) == 1
-    monkeypatch.setattr(graph, "MOVED_BYTES", 1024)
+    monkeypatch.setattr(rows, "MOVED_BYTES", 1024)
     assert len(kinks._blocks(args, list(p), None, 40)) > 2
     blocked = kinks.stencil_kinks(args, list(p), theta, steps, gaps=10)
     np.testing.assert_array_equal(blocked[0], once[0])

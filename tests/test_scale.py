@@ -23,6 +23,7 @@ from diffcheck import _finite as finite
 from diffcheck import _graph as exact
 from diffcheck import _kinks as kinks
 from diffcheck import _numeric, _primitives, _probes
+from diffcheck import _rows as rows
 from diffcheck import _translate as symbolic
 from diffcheck._numeric import flat_program as _flat_program
 from diffcheck._pipeline import check_point
@@ -50,7 +51,7 @@ def test_moved_rows_match_dense_evaluation(expr, rng):
     dense = np.repeat(theta[None, :], where.size + 1, axis=0)
     dense[1 + np.arange(where.size), where] = to
     want = exact.evaluate_float([expr], [a, b, c], dense)
-    at, moved = exact.evaluate_moved([expr], [a, b, c], theta, where, to)
+    at, moved = rows.evaluate([expr], [a, b, c], theta, where, to)
     np.testing.assert_array_equal(at, want[0])
     np.testing.assert_array_equal(moved, want[1:])
 
@@ -69,14 +70,14 @@ def test_moved_rows_of_a_dot_product_match_dense_evaluation(terms, rng):
     dense = np.repeat(theta[None, :], where.size + 1, axis=0)
     dense[1 + np.arange(where.size), where] = to
     want = exact.evaluate_float([expr, e2], list(p), dense)
-    at, moved = exact.evaluate_moved([expr, e2], list(p), theta, where, to)
+    at, moved = rows.evaluate([expr, e2], list(p), theta, where, to)
     np.testing.assert_array_equal(at, want[0])
     np.testing.assert_array_equal(moved, want[1:])
 
 
 def test_stencil_kinks_match_the_signs_of_the_moved_rows(rng):
     # The kink search folds each argument's rows in as it goes; it must say what comparing the
-    # signs of evaluate_moved's dense rows says, NaN and an argument exactly 0 at θ included.
+    # signs of _rows.evaluate's dense rows says, NaN and an argument exactly 0 at θ included.
     p = sympy.symbols("p0:5", real=True)
     args = [p[0] - p[1], p[2], sympy.log(p[3]) + p[4], p[0] * 0 + p[1] - p[1], sympy.sqrt(p[3] - 10)]
     theta = rng.normal(size=5)
@@ -84,7 +85,7 @@ def test_stencil_kinks_match_the_signs_of_the_moved_rows(rng):
     steps = np.full(5, 0.5)
     n = theta.size
     where = np.concatenate([np.arange(n), np.arange(n)])
-    g0, g = exact.evaluate_moved(args, list(p), theta, where, np.concatenate([theta + steps, theta - steps]))
+    g0, g = rows.evaluate(args, list(p), theta, where, np.concatenate([theta + steps, theta - steps]))
     s0, plus, minus = np.sign(g0), np.sign(g[:n]), np.sign(g[n:])
     moves = (plus != s0) | (minus != s0)
     at, crossed = kinks.stencil_kinks(args, list(p), theta, steps)
@@ -104,7 +105,7 @@ def test_moved_rows_through_let_bound_symbols(rng):
     theta = np.concatenate([leaf.reshape(-1) for leaf in leaves])
     where = np.concatenate([np.arange(theta.size)] * 2)
     to = np.concatenate([theta + 1e-3, theta - 1e-3])
-    at, moved = exact.evaluate_moved(outputs, symbols, theta, where, to, tr.definitions)
+    at, moved = rows.evaluate(outputs, symbols, theta, where, to, tr.definitions)
     dense = np.repeat(theta[None, :], where.size, axis=0)
     dense[np.arange(where.size), where] = to
     np.testing.assert_allclose(moved, exact.evaluate_float(outputs, symbols, dense, tr.definitions), rtol=1e-15)
