@@ -30,6 +30,7 @@ from ._nodes import (
     _mpmath_node,
     _number,
 )
+from ._rules import StopGradient
 
 #: Significant decimal digits of the high-precision evaluation of the exact values.
 DIGITS = 30
@@ -104,9 +105,13 @@ def jacobian(
     digits: int = DIGITS,
     budget=None,
     exact: bool = False,
+    stopped: list | None = None,
 ) -> np.ndarray:
     """d output_m / d symbol_n at `values`, by reverse accumulation over the graph (float64 result;
     with `exact`, the mpmath numbers themselves, for a difference of derivatives at nearby points).
+    `stopped`: a list that gets, per output, the largest |adjoint| at a stop_gradient that depends
+    on the symbols — what the output would gain per unit of the stopped value if it were not
+    stopped (0 for softmax's max, which cancels).
     """
     index = {s: n for n, s in enumerate(symbols)}
     shape = (len(outputs), len(symbols))
@@ -122,6 +127,7 @@ def jacobian(
         position = {node: i for i, node in enumerate(order)}
         for m, out in enumerate(outputs):
             adjoint, pending, pairs = {out: mpmath.mpf(1)}, {}, {}
+            worst = mpmath.mpf(0)
             for node in order[position[out] :: -1] if out in position else ():
                 bar = adjoint.pop(node, None)
                 terms, complex_terms = pending.pop(node, None), pairs.pop(node, None)
@@ -138,6 +144,8 @@ def jacobian(
                     continue
                 if budget is not None:
                     budget.check()
+                if stopped is not None and isinstance(node, StopGradient):
+                    worst = max(worst, abs(bar))
                 linear = graph.linear.get(node)
                 if linear is not None or isinstance(node, Bilinear):
                     # Σ cᵢ·aᵢ: each argument's adjoint grows by bar·cᵢ (Σ aᵢ·bᵢ: by bar·bᵢ and
@@ -164,6 +172,8 @@ def jacobian(
                 for arg, partial in _local_derivatives(node, env, depends):
                     if depends[arg] and partial != 0:
                         adjoint[arg] = adjoint.get(arg, 0) + bar * partial
+            if stopped is not None:
+                stopped.append(float(worst))
     return jac
 
 

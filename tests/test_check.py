@@ -9,6 +9,7 @@ import pytest
 
 import diffcheck
 from diffcheck import Case, UsageError
+from diffcheck._records import Method, Verdict
 
 
 def _sin_with_rule(scale):
@@ -474,3 +475,37 @@ def test_an_internal_error_keeps_its_traceback_and_can_be_raised(monkeypatch):
     finally:
         monkeypatch.delenv("DIFFCHECK_INTERNAL_ERRORS")
         _options.reload_settings()
+
+
+_X4 = np.array([0.3, -1.2, 2.0, 0.7])
+
+
+def test_finite_differences_are_compared_through_softmaxs_stopped_max():
+    # jax.nn.softmax and log_softmax subtract stop_gradient(max): the output is shift invariant,
+    # so the stopped value changes nothing and the function's values have autodiff's derivative
+    point = diffcheck.check_grad(lambda x: jax.nn.log_softmax(x)[1] + jax.nn.softmax(x * x)[2], _X4).points[0]
+    assert point.ok
+    for e in point.elements:
+        assert (Method.AUTODIFF, Method.FINITE) in e.errors and "not compared" not in e.note
+
+
+def test_finite_differences_are_not_compared_where_a_stop_gradient_changes_the_derivative():
+    # a straight-through estimator: autodiff's derivative is not the function's, by design
+    def ste(x):
+        return jnp.sum(x + jax.lax.stop_gradient(jnp.round(x) - x)) * jnp.sum(x**2)
+
+    point = diffcheck.check_grad(ste, _X4).points[0]
+    assert point.ok
+    for e in point.elements:
+        assert (Method.AUTODIFF, Method.FINITE) not in e.errors and "stop_gradient" in e.note
+
+
+def test_a_wrong_rule_beside_a_softmax_is_caught_by_the_exact_value_and_finite_differences():
+    @jax.custom_jvp
+    def square(x):
+        return x**2
+
+    square.defjvp(lambda p, t: (square(p[0]), 2.01 * p[0] * t[0]))
+    point = diffcheck.check_grad(lambda x: jax.nn.log_softmax(square(x))[0], _X4).points[0]
+    assert point.mismatches and {e.odd_one_out for e in point.mismatches} == {Method.AUTODIFF}
+    assert all(e.verdict == Verdict.MISMATCH and (Method.AUTODIFF, Method.FINITE) in e.errors for e in point.mismatches)
