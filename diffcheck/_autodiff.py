@@ -326,6 +326,26 @@ def _fingerprint(consts) -> tuple:
     return tuple(out)
 
 
+def key_of(F, theta, data) -> tuple | None:
+    """The key F's program is found again by at θ's and data's shapes (`program_key`), in the
+    x64 mode in force; None where it cannot be pinned down."""
+    data_leaves, data_tree = jax.tree_util.tree_flatten(data)
+    x64 = bool(jax.config.jax_enable_x64)
+    key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves), x64)[1]
+    values = fingerprint_of(data)
+    return None if key is None or values is None else (key, values)
+
+
+def fingerprint_of(tree) -> tuple | None:
+    """The values of a tree of arrays and numbers, as shapes, dtypes and digests; None where a leaf
+    is not numbers (an object's bytes would be its address)."""
+    leaves, structure = jax.tree_util.tree_flatten(tree)
+    arrays = [np.asarray(leaf) for leaf in leaves]
+    if any(a.dtype.kind not in "biufc" for a in arrays):
+        return None
+    return str(structure), _fingerprint(arrays)
+
+
 @functools.lru_cache(maxsize=1024)
 def _base(F, theta_signature, data_tree, data_signature, x64):
     """F's own jaxpr at θ and data of these shapes (its output: one flat vector), and its key; traced

@@ -50,6 +50,31 @@ class Exact(NamedTuple):
     program: Program | None = None  # for the precision audit, when the exact derivative was computed
 
 
+#: Exact results by what determines them (`remembered`), the newest last.
+_REMEMBERED: dict = {}
+_REMEMBERED_KEPT = 64
+
+
+def remembered(key, compute) -> Exact:
+    """`compute()`, or the result it gave for `key` before: a program checked again at the same
+    point (a test suite's check run again, a notebook cell) is the same SymPy program, and its
+    exact result a function of the key alone. `key` None: not remembered. Only results that ran
+    to the end are kept (a time-out depends on the budget, not on the key)."""
+    if key is None:
+        return compute()
+    if key in _REMEMBERED:
+        exact = _REMEMBERED[key] = _REMEMBERED.pop(key)
+    else:
+        exact = compute()
+        if exact.status.state not in (State.OK, State.REJECTED, State.UNAVAILABLE):
+            return exact
+        while len(_REMEMBERED) >= _REMEMBERED_KEPT:
+            _REMEMBERED.pop(next(iter(_REMEMBERED)))
+        _REMEMBERED[key] = exact
+    jac = None if exact.jacobian is None else exact.jacobian.copy()  # the caller's to change
+    return exact._replace(jacobian=jac)
+
+
 def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, end=None) -> Exact:
     """The exact method at the point: its status, the function's exact value, the exact derivative
     (or None) and the kinks, for the derivative `numeric.plan` checks.

@@ -23,7 +23,7 @@ from . import _probes as probes
 from . import _watchdog as watchdog
 from ._autodiff import dtype as dtype_of
 from ._diagnosis import diagnose
-from ._exact import Exact, departure, exact_method
+from ._exact import Exact, departure, exact_method, remembered
 from ._kinks import Kinks
 from ._numeric import JAX, NonFiniteOutput
 from ._options import raise_internal_errors
@@ -66,7 +66,7 @@ def check_point(
             end = None if timeout is None else time.monotonic() + timeout
             with run.on_device, watchdog.deadline(_past(end)):
                 numeric = run.backend.methods(problem, leaves, run.dtype, order, seed)
-            exact = _exact(problem, leaves, numeric, timeout, end)
+            exact = _exact(problem, leaves, numeric, run, timeout, end)
             compared = _compare(problem, leaves, numeric, exact, run)
     except watchdog.Preempted as exc:
         seconds = time.perf_counter() - start
@@ -220,7 +220,7 @@ def backend_value_name(backend) -> str:
     return getattr(backend, "name", "jax")
 
 
-def _exact(problem, leaves, numeric, timeout, end=None):
+def _exact(problem, leaves, numeric, run, timeout, end=None):
     """The exact method on the problem's exact program (its translation, its reference, or fn),
     stopping itself at `end` (time.monotonic) and preempted past it plus grace."""
     if problem.translation is None and problem.no_reference:
@@ -229,9 +229,13 @@ def _exact(problem, leaves, numeric, timeout, end=None):
     start = time.perf_counter()
     try:
         with watchdog.deadline(_past(end)):
-            return exact_method(
-                program, leaves, problem.names, problem.data, numeric, problem.translation, timeout, problem.route, end
-            )
+            return remembered(
+                _exact_key(problem, leaves, numeric, run),
+                lambda: exact_method(
+                    program, leaves, problem.names, problem.data, numeric, problem.translation, timeout,
+                    problem.route, end,
+                ),
+            )  # fmt: skip
     except watchdog.Preempted as exc:  # it did not stop at its own budget: the others still decide
         seconds = time.perf_counter() - start
         # Its own seconds, while the budget is the whole point's: the numeric methods spent the rest.
@@ -240,6 +244,27 @@ def _exact(problem, leaves, numeric, timeout, end=None):
             f"with the other methods' time{watchdog.phase_of(exc)}"
         )
         return Exact(Status(State.TIMED_OUT, reason), None, None, Kinks.none())
+
+
+def _exact_key(problem, leaves, numeric, run):
+    """What the exact result of a JAX function at this point is a function of — its program (text,
+    constants, custom rules, data), the point, the names, the plan, and the numeric methods' value
+    and steps it reads — or None where it is not remembered (a torch program, a reference written
+    apart, a problem past the eager size, a program that cannot be pinned down)."""
+    theta = np.concatenate([leaf.reshape(-1) for leaf in leaves]).astype(run.dtype)
+    if problem.backend is not None or problem.reference is not None or problem.translation is not None:
+        return None
+    if theta.size > autodiff.EAGER:
+        return None
+    with autodiff.precision(run.dtype):
+        program = autodiff.key_of(numeric.F, theta, numeric.data)
+    data = autodiff.fingerprint_of(problem.data)
+    if program is None or data is None:
+        return None
+    plan = numeric.plan
+    arrays = (theta, plan.directions, plan.weights, numeric.steps, numeric.f64, numeric.f32)
+    values = tuple(None if a is None else (np.asarray(a).dtype.str, np.asarray(a).tobytes()) for a in arrays)
+    return program, data, tuple(problem.names), problem.route, plan.order, numeric.value_eps, values
 
 
 def _past(end):

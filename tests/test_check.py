@@ -509,3 +509,29 @@ def test_a_wrong_rule_beside_a_softmax_is_caught_by_the_exact_value_and_finite_d
     point = diffcheck.check_grad(lambda x: jax.nn.log_softmax(square(x))[0], _X4).points[0]
     assert point.mismatches and {e.odd_one_out for e in point.mismatches} == {Method.AUTODIFF}
     assert all(e.verdict == Verdict.MISMATCH and (Method.AUTODIFF, Method.FINITE) in e.errors for e in point.mismatches)
+
+
+def test_a_program_checked_again_at_the_same_point_gets_the_same_exact_result_and_a_changed_one_its_own():
+    w = np.array([2.0])
+    x = np.array([0.4, -0.9])
+
+    def f(x):
+        return jnp.sum(jnp.sin(x * w))
+
+    first = diffcheck.check_grad(f, x).points[0]
+    again = diffcheck.check_grad(f, x).points[0]
+    w[0] = 3.0  # the constant it closes over, changed in place: another program
+    changed = diffcheck.check_grad(f, x).points[0]
+    for point, scale in ((first, 2.0), (again, 2.0), (changed, 3.0)):
+        assert point.ok
+        got = [e.values[Method.SYMBOLIC] for e in point.elements]
+        np.testing.assert_allclose(got, scale * np.cos(scale * x), rtol=1e-15)
+
+    @jax.custom_jvp
+    def g(x):
+        return jnp.sin(x)
+
+    g.defjvp(lambda p, t: (g(p[0]), 1.001 * jnp.cos(p[0]) * t[0]))
+    for _ in range(2):  # the remembered exact value still catches the wrong rule
+        point = diffcheck.check_grad(lambda x: jnp.sum(g(x)), x).points[0]
+        assert point.mismatches and {e.odd_one_out for e in point.mismatches} == {Method.AUTODIFF}
