@@ -122,9 +122,20 @@ def _slice(x, *, start_indices, limit_indices, strides=None, **_):
 
 
 def _pad(x, value, *, padding_config, **_):
-    if any(i != 0 or lo < 0 or hi < 0 for lo, hi, i in padding_config):
-        return NotImplemented  # interior or negative padding: JAX runs it
-    return np.pad(x, [(lo, hi) for lo, hi, _ in padding_config], constant_values=value)
+    # As XLA: `interior` values between neighbours first, then `lo`/`hi` at the edges, a negative
+    # one cropping (reverse mode's transpose of a slice pads with them).
+    for axis, (_, _, interior) in enumerate(padding_config):
+        if interior > 0 and x.shape[axis] > 1:
+            shape = list(x.shape)
+            shape[axis] = x.shape[axis] + (x.shape[axis] - 1) * int(interior)
+            spread = np.full(shape, value, x.dtype)
+            every = [slice(None)] * x.ndim
+            every[axis] = slice(None, None, int(interior) + 1)
+            spread[tuple(every)] = x
+            x = spread
+    x = np.pad(x, [(max(int(lo), 0), max(int(hi), 0)) for lo, hi, _ in padding_config], constant_values=value)
+    crop = tuple(slice(max(-int(lo), 0), n - max(-int(hi), 0)) for (lo, hi, _), n in zip(padding_config, x.shape))
+    return x[crop]
 
 
 def _iota(*, dtype, shape, dimension, **_):

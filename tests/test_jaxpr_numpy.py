@@ -125,3 +125,24 @@ def test_a_programs_key_tells_apart_what_its_text_tells_apart():
         again = [autodiff.program_key(jax.make_jaxpr(f)(x)) for f in programs]
     assert keys == again and None not in keys
     assert len(set(keys)) == len(keys)
+
+
+def test_pad_with_interior_and_negative_padding_is_xlas():
+    # reverse mode's transpose of a strided or cropping slice pads so: it must not fall back to JAX
+    rng = np.random.default_rng(0)
+    checked = 0
+    with jax.enable_x64(True):
+        for shape in [(5,), (3, 4), (2, 1, 6), (1,)]:
+            for _ in range(25):
+                cfg = [
+                    tuple(int(v) for v in (rng.integers(-3, 3), rng.integers(-3, 3), rng.integers(0, 3))) for _ in shape
+                ]
+                x = rng.standard_normal(shape)
+                try:
+                    want = np.asarray(jax.lax.pad(jnp.asarray(x), 0.5, cfg))
+                except Exception:  # noqa: BLE001 - a crop past the array: JAX refuses it too
+                    continue
+                got = jaxpr_numpy._pad(x, np.float64(0.5), padding_config=cfg)
+                assert got.shape == want.shape and np.array_equal(got, want), cfg
+                checked += 1
+    assert checked > 60
