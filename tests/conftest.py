@@ -46,3 +46,14 @@ def pytest_unconfigure(config):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _exact_results_forgotten():
+    """Each test starts from no remembered exact results (`_exact.remembered`): a program an earlier
+    test checked at the same point would otherwise skip the exact method a test's budget or patch
+    is about. Within a test, remembering works as for a user."""
+    from diffcheck import _exact
+
+    _exact._REMEMBERED.clear()
+    yield
