@@ -252,8 +252,8 @@ def _tree_leaves(torch, tree):
 
 
 def _is_random(target) -> bool:
-    packet = _packet(target).removesuffix("_")  # an eager kernel draws in place: bernoulli_, normal_
-    return packet in _RANDOM or packet.endswith("_functional") and packet[: -len("_functional")] in _RANDOM
+    # an eager kernel draws in place (bernoulli_, normal_); a captured graph's form may be functional
+    return _packet(target).removesuffix("_").removesuffix("_functional") in _RANDOM
 
 
 def _draws(torch, ep, call, tensors, module, random) -> dict:
@@ -273,9 +273,7 @@ def _draws(torch, ep, call, tensors, module, random) -> dict:
     generator = random[0].kwargs.get("generator")
     gen = ep.constants[_lifted(ep, generator)] if generator is not None else None
     values = _run_from(torch, ep, tensors, state[1], gen, set(random))
-    from torch.utils import _pytree
-
-    mine, theirs = [t for t in _pytree.tree_leaves(out) if isinstance(t, torch.Tensor)], values.pop("output")
+    mine, theirs = [t for t in _tree_leaves(torch, out) if isinstance(t, torch.Tensor)], values.pop("output")
     if len(mine) != len(theirs) or not all(_same(torch, a, b) for a, b in zip(theirs, mine)):
         raise Refused(
             Reason.RANDOM,
@@ -1961,7 +1959,7 @@ def _fractional_max_pool(out, x, kernel, output_size, samples):
     u = jnp.reshape(jnp.real(samples), lead + (n,))  # (1, C, n) for an unbatched input too
     which = (1, 0) if n == 2 else tuple(range(n))
     grid = lead + tuple(output_size) + tuple(kernel)
-    flat = jnp.zeros(grid, jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    flat = jnp.zeros(grid, int)  # JAX's default integer: int64 with x64 on
     for k in range(n):
         size, pool, o = sizes[k], kernel[k], output_size[k]
         uk = u[..., which.index(k)]

@@ -278,7 +278,7 @@ def _text(jaxpr) -> tuple:
         (
             eqn.primitive.name,
             tuple(map(var, eqn.invars)),
-            tuple((k, _param(v)) for k, v in sorted(eqn.params.items())),
+            tuple((k, _param(v, eqn.primitive.name == "custom_jvp_call")) for k, v in sorted(eqn.params.items())),
             tuple(map(var, eqn.outvars)),
             repr(eqn.effects),
         )
@@ -294,17 +294,19 @@ def _type(aval):
     return (tuple(shape), str(aval.dtype), bool(getattr(aval, "weak_type", False)), type(aval).__name__)
 
 
-def _param(value):
+def _param(value, rule=False):
+    """A parameter as a key. A Python function is its repr (its address: the same object only),
+    but a custom JVP rule's, whose program `program_key` traces and keys apart, by its name."""
     if hasattr(value, "eqns"):  # a Jaxpr
         return _text(value)
     if hasattr(value, "jaxpr") and hasattr(value, "consts"):  # a ClosedJaxpr
         return _text(value.jaxpr), _fingerprint(value.consts)
     if isinstance(value, (tuple, list)):
-        return type(value).__name__, tuple(map(_param, value))
+        return type(value).__name__, tuple(_param(v, rule) for v in value)
     if isinstance(value, (np.ndarray, jax.Array)):
         return _fingerprint([value])
-    if callable(value) and not isinstance(value, type):  # a rule's Python function: by its name
-        return "callable", getattr(value, "__qualname__", None) or repr(value)
+    if rule and callable(value) and not isinstance(value, type):
+        return "rule", getattr(value, "__qualname__", None) or repr(value)
     return repr(value)
 
 
@@ -332,11 +334,11 @@ def key_of(F, theta, data) -> tuple | None:
     data_leaves, data_tree = jax.tree_util.tree_flatten(data)
     x64 = bool(jax.config.jax_enable_x64)
     key = _base(F, _signature([theta])[0], data_tree, _signature(data_leaves), x64)[1]
-    values = fingerprint_of(data)
+    values = _fingerprint_of(data)
     return None if key is None or values is None else (key, values)
 
 
-def fingerprint_of(tree) -> tuple | None:
+def _fingerprint_of(tree) -> tuple | None:
     """The values of a tree of arrays and numbers, as shapes, dtypes and digests; None where a leaf
     is not numbers (an object's bytes would be its address)."""
     leaves, structure = jax.tree_util.tree_flatten(tree)

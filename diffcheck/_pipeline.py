@@ -251,20 +251,19 @@ def _exact_key(problem, leaves, numeric, run):
     constants, custom rules, data), the point, the names, the plan, and the numeric methods' value
     and steps it reads — or None where it is not remembered (a torch program, a reference written
     apart, a problem past the eager size, a program that cannot be pinned down)."""
-    theta = np.concatenate([leaf.reshape(-1) for leaf in leaves]).astype(run.dtype)
     if problem.backend is not None or problem.reference is not None or problem.translation is not None:
         return None
+    theta = np.concatenate([leaf.reshape(-1) for leaf in leaves]).astype(run.dtype)
     if theta.size > autodiff.EAGER:
         return None
-    with autodiff.precision(run.dtype):
+    with autodiff.precision(run.dtype):  # numeric.data is problem.data: its values are in the key
         program = autodiff.key_of(numeric.F, theta, numeric.data)
-    data = autodiff.fingerprint_of(problem.data)
-    if program is None or data is None:
+    if program is None:
         return None
     plan = numeric.plan
     arrays = (theta, plan.directions, plan.weights, numeric.steps, numeric.f64, numeric.f32)
     values = tuple(None if a is None else (np.asarray(a).dtype.str, np.asarray(a).tobytes()) for a in arrays)
-    return program, data, tuple(problem.names), problem.route, plan.order, numeric.value_eps, values
+    return program, tuple(problem.names), problem.route, plan.order, numeric.value_eps, values
 
 
 def _past(end):

@@ -131,16 +131,12 @@ def second_look(F, leaves, data, run_dtype, values, bounds, steps, notes, floor,
     disagreement with autodiff is then not the stencil's, and stays for the verdict.
     """
     fd = values.get(Method.FINITE)
-    modes = [values[m] for m in (Method.AUTODIFF, Method.FORWARD) if m in values]
+    modes = [m for m in (Method.AUTODIFF, Method.FORWARD) if m in values]
     if fd is None or not modes:
         return values, bounds, notes
     apart = np.zeros(fd.shape, bool)
-    for m in (Method.AUTODIFF, Method.FORWARD):
-        if m in values:
-            tol = bounds[Method.FINITE] + bounds[m]
-            if rtol is not None or atol is not None:
-                tol = (atol or 0.0) + (rtol or 0.0) * np.abs(values[m])
-            apart |= ~(np.abs(fd - values[m]) <= tol)
+    for m in modes:  # the elements' own tolerance, as whole arrays
+        apart |= ~(np.abs(fd - values[m]) <= compare.tolerance(m, Method.FINITE, values, bounds, rtol, atol))
     cols = np.flatnonzero(apart.any(axis=0))[:SECOND_LOOK_COLUMNS]
     if cols.size == 0:
         return values, bounds, notes

@@ -281,7 +281,7 @@ class _TorchBackend:
                     f64 = flat(theta, np.dtype(np.float64)).astype(np.float64)
                 except Exception:  # noqa: BLE001 - it runs in float32 only: its value is float32's
                     f64, value_eps = f_run, float(np.finfo(run_dtype).eps)
-            again = flat(theta, run_dtype).astype(np.float64)
+            f_again = flat(theta, run_dtype).astype(np.float64)
         except UsageError as exc:
             raise PointError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the user's function failed: say why
@@ -289,7 +289,7 @@ class _TorchBackend:
             if isinstance(exc, Warning):  # torch's own warnings too ("index_reduce() is in beta")
                 why += " (a warning, raised as an error by the warnings filter in force: filterwarnings=error?)"
             raise PointError(why) from None
-        _deterministic(f_run, again, run_dtype)
+        _deterministic(f_run, f_again, run_dtype)
         if theta.size == 0 or f_run.size == 0:
             empty = "the parameters have" if theta.size == 0 else "the function's output has"
             raise PointError(f"{empty} no elements at this point: there is no derivative to check")
