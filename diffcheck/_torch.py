@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 import jax
 import numpy as np
 
-from . import _aten as aten
 from . import _autodiff as autodiff
 from . import _compare as compare
 from . import _finite as finite
@@ -216,6 +215,8 @@ def _case_reference(reference, parameters, data, named):
 
 def _captured_module(module, loss, inputs, order):
     """(the module's program as a JAX function of its parameters, "") — or (None, why not)."""
+    from . import _aten as aten  # imported with torch, never by a check of a JAX function
+
     torch = _torch()
     tensors = tuple(x if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x)) for x in inputs)
     try:
@@ -229,6 +230,8 @@ def _captured_module(module, loss, inputs, order):
 
 def _captured(fn, arrays):
     """(the torch program as a JAX function of all its arguments, "") — or (None, why not)."""
+    from . import _aten as aten  # imported with torch, never by a check of a JAX function
+
     torch = _torch()
     try:
         program = aten.to_jax(fn, tuple(torch.tensor(np.asarray(a)) for a in arrays))

@@ -344,8 +344,7 @@ def _list(args) -> int:
 
 
 def _run(args) -> int:
-    from . import parallel, terminal
-    from ._records import Report
+    from . import parallel
     from .errors import UsageError
 
     if args.jobs > 1 and args.scheduler:
@@ -371,10 +370,13 @@ def _run(args) -> int:
     )
     jobs = 1 if args.scheduler else args.jobs
     pool = parallel.Pool(jobs, cache=cache, memory=args.max_memory, timeout=args.timeout)
-    report, interrupted, done = Report(), None, {}
+    report, interrupted, done = None, None, {}
     try:
         with pool:
-            pool.start()  # the workers import JAX while this process reads the case list
+            pool.start()  # the workers import JAX while this process imports NumPy and rich, and reads the case list
+            from . import terminal
+            from ._records import Report
+
             cases, errors = _select(args, *_collect(pool, args.paths))
             report = Report(errors=tuple(errors))
             points = args.points
@@ -394,6 +396,10 @@ def _run(args) -> int:
                     progress.done(cases[event.index].name)
     except KeyboardInterrupt as exc:
         interrupted = exc
+    from . import terminal
+    from ._records import Report
+
+    report = Report() if report is None else report
     for i in sorted(done):  # case order, whatever order they ended in
         report = report + done[i]
     out = terminal.console(sys.stderr if _to_stdout(targets) else None)

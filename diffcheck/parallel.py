@@ -16,22 +16,31 @@ import importlib
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.spawn
+import multiprocessing.util
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._cache import disable_compilation_cache, enable_compilation_cache
-from ._records import Report
 from ._watchdog import GRACE as PREEMPT_GRACE
 from ._watchdog import phase
-from .case import Case, collect_cases
 from .errors import CaseError, UsageError
+
+if TYPE_CHECKING:
+    from ._records import Report
+    from .case import Case
+
+# This module imports neither NumPy nor the case machinery at its top (`_records`, `case`): the
+# command line starts its workers first, and imports them while the workers import JAX.
 
 
 class CaseId(NamedTuple):
@@ -67,12 +76,16 @@ def _library_folder() -> Path:
 
 
 def _module_cases(module: str) -> dict:
+    from .case import Case
+
     return {v.name: v for v in vars(importlib.import_module(module)).values() if isinstance(v, Case)}
 
 
 @functools.cache
 def _file_cases(path: str) -> dict:
     """The cases of a case file, loaded once per worker process."""
+    from .case import collect_cases
+
     cases, errors = collect_cases(path)
     if errors:
         raise CaseError("\n".join(errors))
@@ -128,7 +141,7 @@ def _case_error(name: str, what: str, options: dict | None = None) -> Report:
     """A case that could not be checked at all (it crashed, exited, timed out, …): one point
     named `CASE_POINT`, with the error, so that it shows in the table, the JSON and JUnit like any
     point that could not be checked."""
-    from ._records import PointResult
+    from ._records import PointResult, Report
 
     options = options or {}
     point = PointResult(
@@ -162,6 +175,7 @@ def _check_one(target, options: dict, loaded=None, in_worker: bool = False) -> t
     In a worker (which ignores SIGINT) a KeyboardInterrupt can only come from the case itself."""
     from ._api import check_case
     from ._options import raise_internal_errors
+    from ._records import Report
 
     name = getattr(target, "name", "?")
     try:
@@ -263,6 +277,8 @@ def _point_checks(case, options) -> int:
 
 def check_cases(cases: Iterable[Case], **options) -> Report:
     """`run_cases`, its reports added up in case order."""
+    from ._records import Report
+
     report = Report()
     for _, one in run_cases(cases, **options):
         report = report + one
@@ -270,6 +286,8 @@ def check_cases(cases: Iterable[Case], **options) -> Report:
 
 
 def _result(case: Case, future) -> Report:
+    from ._records import Report
+
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - a worker that died, a case that cannot be pickled
@@ -329,18 +347,75 @@ def _rss(pid: int) -> int:
         return 0
 
 
+# A worker's first lines: the parent's interpreter state (`multiprocessing.spawn.prepare`), then its loop.
+_BOOT = (
+    "import sys; from multiprocessing.connection import Connection; from multiprocessing.spawn import prepare; "
+    "conn = Connection(int(sys.argv[1])); prepare(conn.recv()); "
+    "from diffcheck.parallel import _worker_main; _worker_main(conn, *conn.recv())"
+)
+
+
+class _Spawned:
+    """A fresh interpreter running `_worker_main`, started as multiprocessing's spawn starts one (the
+    parent's executable, interpreter flags, sys.path, folders and main module) but without the
+    resource tracker spawn starts beside it: a third interpreter's start-up on every run, for
+    semaphores and shared memory no worker uses. The parts of `multiprocessing.Process` the pool
+    uses: pid, sentinel (readable once the process has ended), is_alive, join, exitcode, terminate, kill."""
+
+    def __init__(self, args: tuple, name: str):
+        ours, theirs = socket.socketpair()
+        self.sentinel, held = os.pipe()  # the child holds the write end until it ends
+        command = [
+            multiprocessing.spawn.get_executable(),
+            *multiprocessing.util._args_from_interpreter_flags(),  # as spawn's own command line
+            "-c",
+            _BOOT,
+            str(theirs.fileno()),
+        ]
+        try:
+            self._popen = subprocess.Popen(command, pass_fds=(theirs.fileno(), held), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+            os.close(held)
+        self.pid = self._popen.pid
+        self.conn = multiprocessing.connection.Connection(ours.detach())
+        state = multiprocessing.spawn.get_preparation_data(name)
+        state["authkey"] = bytes(state["authkey"])  # pickled as bytes (spawn itself pickles it by a permit)
+        self.conn.send(state)
+        self.conn.send(args)
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()  # negative: the signal that ended it, as multiprocessing says
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.sentinel)
+
+
 class _Worker:
     """One spawned worker process, its pipe, and the file its stack is dumped to."""
 
-    def __init__(self, context, cache, memory=None):
+    def __init__(self, cache, memory=None):
         fd, self.stack_file = tempfile.mkstemp(prefix="diffcheck-worker-", suffix=".txt")
         os.close(fd)
-        self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, args=(child, cache, self.stack_file, memory), daemon=True, name="diffcheck-worker"
-        )
-        self.process.start()
-        child.close()
+        self.process = _Spawned((cache, self.stack_file, memory), name="diffcheck-worker")
+        self.conn = self.process.conn
         self.task = None  # index of the task it is checking
         self.deadline = None  # monotonic time it must be done by, once the case is loaded
         self.started = self.loaded = None
@@ -363,6 +438,7 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5.0)
+        self.process.close()
         with contextlib.suppress(OSError):
             self.conn.close()
         with contextlib.suppress(OSError):
@@ -383,7 +459,6 @@ class Pool:
         self.cache = cache  # (folder, max_bytes) for the workers' compilation cache, or None
         self.memory = default_memory(jobs) if memory is None else memory
         self.timeout = timeout
-        self._context = multiprocessing.get_context("spawn")  # never fork: JAX's threads do not survive it
         self._workers: list[_Worker] = []
 
     def __enter__(self):
@@ -407,11 +482,11 @@ class Pool:
     def start(self) -> None:
         """Starts the workers now, so that their imports overlap with the caller's own work."""
         while len(self._workers) < self.jobs:
-            self._workers.append(_Worker(self._context, self.cache, self.memory))
+            self._workers.append(_Worker(self.cache, self.memory))
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self._context, self.cache, self.memory)
+        self._workers[self._workers.index(worker)] = _Worker(self.cache, self.memory)
 
     # -- loading cases in a worker (the command line imports no case file itself) --
 

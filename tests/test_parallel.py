@@ -83,6 +83,32 @@ def test_a_case_that_cannot_travel_fails_alone(cases):
     assert results[1][1].ok and results[1][1].points
 
 
+SCRIPT = """
+    import jax.numpy as jnp
+    import diffcheck
+
+    def tanh_squared(x):
+        return jnp.sum(jnp.tanh(x) ** 2)
+
+    if __name__ == "__main__":
+        case = diffcheck.Case("tanh_squared", tanh_squared, wrt="x", points={"p": {"x": [0.3, -0.2]}})
+        report = diffcheck.check_cases([case, case], jobs=2)
+        print(report.ok, len(report.points), report.errors)
+"""
+
+
+def test_cases_made_in_a_script_are_checked_in_worker_processes(tmp_path):
+    # Its function lives in the script's __main__: each worker imports the script as spawn does.
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "2", "()"]
+
+
 def test_a_case_missing_on_the_worker_is_reported(tmp_path):
     report = check_cases([], jobs=2)
     assert report.ok and not report.points
