@@ -109,20 +109,22 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, 
         if mismatch:
             return Exact(Status(State.REJECTED, mismatch), value, None, Kinks.none())
         level = derivative_expressions(outputs, symbols, numeric.plan, budget, lets)
-        # Kinks of what is differentiated: the outputs at order 1, their derivatives above it.
-        kinks = Kinks.find(level, symbols, point, numeric.steps, lets)
         blind = _stopped(outputs, symbols, lets)
+        cancels, differentiated = False, level
         if route == "graph":
             stopped = [] if blind else None
             jac = graph.jacobian(level, symbols, point, lets, budget=budget, stopped=stopped)
-            if blind and _cancels(stopped, jac):
-                blind = ""
+            cancels = bool(blind) and _cancels(stopped, jac)
+            blind = "" if cancels else blind
         else:
-            level = translate.inline(level, lets)
-            jac_exprs = translate.jacobian([np.array(level, dtype=object)], translation.symbols, budget)
+            differentiated = translate.inline(level, lets)
+            jac_exprs = translate.jacobian([np.array(differentiated, dtype=object)], translation.symbols, budget)
             jac = np.array([float(v) for v in translate.evaluate(jac_exprs, translation.symbols, leaves)])
             jac = jac.reshape(jac_exprs.shape)
-        program = Program(level, symbols, lets, translation.origins, point, f_sym, eps)
+        # Kinks of what is differentiated: the outputs at order 1, their derivatives above it. Where
+        # the stopped values change no output (softmax's max), their kinks are none of the function's.
+        kinks = Kinks.find(level, symbols, point, numeric.steps, lets, stopped=not cancels)
+        program = Program(differentiated, symbols, lets, translation.origins, point, f_sym, eps)
         return Exact(OK, value, jac, kinks, blind, program=program)
     except BudgetExceeded as exc:
         return Exact(Status(exc.state, exc.reason), None, None, Kinks.none())

@@ -19,15 +19,16 @@ import sympy
 
 from . import _graph as graph
 from . import _rows as rows_
-from ._primitives import _Extremum
+from ._primitives import StopGradient, _Extremum
 from ._primitives import kink_arguments as _node_kinks
 from ._records import Element, Method, Verdict
 from .errors import BudgetExceeded
 
 
-def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
+def kink_arguments(exprs, definitions=None, stopped=True) -> tuple[list, list]:
     """Every expression in the program whose sign change is a kink or a jump of the function, and
-    the program's maxima and minima, whose kinks depend on the point (`gaps`)."""
+    the program's maxima and minima, whose kinks depend on the point (`gaps`). `stopped` False:
+    none that reaches the outputs only through a stop_gradient (whose value changes no output)."""
     definitions = definitions or {}
     found, extrema, seen = [], [], set()
     stack = [e for e in exprs if isinstance(e, sympy.Basic)]
@@ -36,6 +37,8 @@ def kink_arguments(exprs, definitions=None) -> tuple[list, list]:
         if e in seen:
             continue
         seen.add(e)
+        if not stopped and isinstance(e, StopGradient):
+            continue
         stack.extend((definitions[e],) if e in definitions else e.args)
         if isinstance(e, _Extremum):
             extrema.append(e)
@@ -164,8 +167,8 @@ class Kinks(NamedTuple):
         return cls(frozenset(), frozenset(), {})
 
     @classmethod
-    def find(cls, outputs, symbols, theta, steps, lets, one_sided=True):
-        args, extrema = kink_arguments(outputs, lets)
+    def find(cls, outputs, symbols, theta, steps, lets, one_sided=True, stopped=True):
+        args, extrema = kink_arguments(outputs, lets, stopped)
         if extrema:
             nodes = list(dict.fromkeys(a for e in extrema for a in e.args if not a.is_number))
             values = dict(zip(nodes, graph.node_values(outputs, nodes, symbols, theta, lets)))

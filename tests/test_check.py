@@ -489,6 +489,20 @@ def test_finite_differences_are_compared_through_softmaxs_stopped_max():
         assert (Method.AUTODIFF, Method.FINITE) in e.errors and "not compared" not in e.note
 
 
+def test_softmaxs_stopped_max_is_no_kink_of_the_function():
+    # Two logits tie: the max changes its maximiser there, but the output is shift invariant, so
+    # the function is smooth and finite differences are compared (they were skipped: "kinks
+    # cancel here", or "the stencil crosses a kink" a step away). A max the output reads keeps its kink.
+    tie = np.array([0.7, -1.2, 0.7, 0.1])
+    for x in (tie, tie + np.array([0.0, 0.0, 1e-4, 0.0])):
+        point = diffcheck.check_grad(lambda x: jax.nn.log_softmax(x)[1], x).points[0]
+        assert point.ok
+        for e in point.elements:
+            assert e.verdict == Verdict.AGREE and (Method.AUTODIFF, Method.FINITE) in e.errors and not e.note
+    point = diffcheck.check_grad(lambda x: jax.nn.log_softmax(x)[1] + jnp.max(x), tie).points[0]
+    assert [e.verdict for e in point.elements] == [Verdict.KINK, Verdict.AGREE, Verdict.KINK, Verdict.AGREE]
+
+
 def test_finite_differences_are_not_compared_where_a_stop_gradient_changes_the_derivative():
     # a straight-through estimator: autodiff's derivative is not the function's, by design
     def ste(x):
