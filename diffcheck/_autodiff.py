@@ -94,14 +94,25 @@ def compiled(F, kind: str):
 
     def call(theta, *rest):
         if not eager(np.size(theta)):
-            if not jitted:
-                jitted.append(_jit(_transform(F, kind)))
-            return jitted[0](theta, *rest)
+            return program()(theta, *rest)
         if kind == "perturbed_chunks":  # the loop over chunks, in Python: each chunk one run
             where, to, data = rest
             return np.stack([call_eager(F, "perturbed", theta, w, t, data) for w, t in zip(where, to)])
         return call_eager(F, kind, theta, *rest)
 
+    def program():
+        if not jitted:
+            jitted.append(_Jitted(_transform(F, kind)))
+        return jitted[0]
+
+    def ahead(theta, *rest):
+        """The program for these arguments' shapes and dtypes, compiled now: it runs only that
+        program and never traces (another thread may call it); None where NumPy runs it, or
+        where it calls back into Python (pure_callback, io_callback, jax.debug.print: the user's
+        code, which runs in the caller's thread)."""
+        return None if eager(np.size(theta)) else program().ahead(theta, *rest)
+
+    call.ahead = ahead
     return call
 
 
@@ -364,11 +375,24 @@ def _base(F, theta_signature, data_tree, data_signature, x64):
 QUICK_COMPILE = 4096
 
 
-def _jit(f):
+class _Jitted:
     """f jit-compiled, quickly (backend optimization off) where θ, its first argument, is small."""
-    quick = jax.jit(f, compiler_options={"xla_backend_optimization_level": 0})
-    tuned = jax.jit(f)
-    return lambda theta, *rest: (quick if np.size(theta) <= QUICK_COMPILE else tuned)(theta, *rest)
+
+    def __init__(self, f):
+        self.quick = jax.jit(f, compiler_options={"xla_backend_optimization_level": 0})
+        self.tuned = jax.jit(f)
+
+    def __call__(self, theta, *rest):
+        return self._for(theta)(theta, *rest)
+
+    def ahead(self, theta, *rest):
+        """Compiled for these arguments now (`jax.stages.Compiled`); None for a program with a
+        host callback (its custom call names one: a name containing "callback" is taken for one)."""
+        lowered = self._for(theta).lower(theta, *rest)
+        return None if "callback" in lowered.as_text() else lowered.compile()
+
+    def _for(self, theta):
+        return self.quick if np.size(theta) <= QUICK_COMPILE else self.tuned
 
 
 @functools.lru_cache(maxsize=256)

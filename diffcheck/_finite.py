@@ -10,7 +10,9 @@ with one jit-compiled `vmap` per chunk, never a Python loop per element.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -59,12 +61,70 @@ def jacobian(
     random) in the ladder precision, their largest noise standing for all. `f0`: F(θ), when the
     caller has it. Call it inside `autodiff.precision(dtype)`.
     """
+    return start(F, theta, data, dtype, ladder_dtype, noise_floor, ladder_sample, f0, thread=False).result()
+
+
+def start(
+    F, theta: np.ndarray, data, dtype, ladder_dtype=None, noise_floor=0.0, ladder_sample=None, f0=None, thread=True
+):
+    """`jacobian`, computed beside the caller's next steps (a `Pending`) where F's programs are
+    compiled: they are compiled here, for both precisions, and a thread only runs them — a
+    compiled program runs without Python's lock and traces no user code, so the exact method's
+    Python and the finite differences' XLA share the machine. A problem run by NumPy
+    (`autodiff.eager`), a program that calls back into Python (the user's code: pure_callback,
+    jax.debug.print), or `thread` False is computed here and now. Call it inside
+    `autodiff.precision(dtype)`."""
     dtype = np.dtype(dtype)
     theta = np.asarray(theta, dtype=dtype)
-    n = theta.size
     f0 = autodiff.value(F, theta, data) if f0 is None else np.asarray(f0)
-    h = base_step(theta, dtype)
     batched = _batched(F, theta, data, dtype, ladder_dtype, noise_floor, ladder_sample)
+    if not (thread and batched.compile_ahead()):
+        return Pending.done(_estimate(batched, theta, f0, dtype))
+    return Pending(functools.partial(_estimate, batched, theta, f0, dtype), batched.cancelled)
+
+
+class Cancelled(Exception):
+    """Finite differences stopped in their thread: the check they were for has ended."""
+
+
+class Pending:
+    """Finite differences computed in a thread: `result()` waits for their `Estimate` (raising
+    what they raised), `cancel()` stops them before their next program call."""
+
+    def __init__(self, work, cancelled: threading.Event):
+        self._estimate, self._error, self._cancelled = None, None, cancelled
+        context = contextvars.copy_context()  # NumPy's error state, the float32 run's x64 mode
+        self._thread = threading.Thread(target=self._run, args=(context, work), name="diffcheck-finite", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def done(cls, estimate: Estimate) -> Pending:
+        pending = cls.__new__(cls)
+        pending._estimate, pending._error, pending._cancelled, pending._thread = estimate, None, threading.Event(), None
+        return pending
+
+    def _run(self, context, work):
+        try:
+            self._estimate = context.run(work)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread, by result()
+            self._error = exc
+
+    def result(self) -> Estimate:
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.05)  # Python runs between the waits: a preemption reaches the caller
+        if self._error is not None:
+            raise self._error
+        return self._estimate
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+def _estimate(batched, theta, f0, dtype) -> Estimate:
+    """The body of `jacobian`: the stencil at every element, then the retries of those whose
+    stencil left the function's domain or whose table did not settle."""
+    n = theta.size
+    h = base_step(theta, dtype)
     jac, err, settled = _richardson(batched, theta, h, np.arange(n), f0, dtype)
     notes = {}
     bad = np.flatnonzero(~np.all(np.isfinite(jac), axis=0)) if np.all(np.isfinite(f0)) else np.array([], int)
@@ -134,18 +194,37 @@ def closer(F, theta: np.ndarray, data, dtype, cols: np.ndarray, steps: np.ndarra
 
 
 def _batched(F, theta, data, dtype, ladder_dtype, noise_floor, ladder_sample):
-    """(where, to) ↦ F at the stencil's rows, in `dtype` or (precision=) the ladder's."""
+    """(where, to) ↦ F at the stencil's rows, in `dtype` or (precision=) the ladder's.
+    `compile_ahead()` compiles its programs now, for the shape of `_shape` (False where NumPy runs
+    them); `cancelled`, once set, stops the next call."""
     perturbed = _perturbed(F)
+    programs = {}
+    ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
 
     def batched(where, to, precision=dtype):
-        if precision == dtype:
-            return perturbed(theta, where, to, data)
+        if batched.cancelled.is_set():
+            raise Cancelled()
         with autodiff.precision(precision):
-            return perturbed(theta.astype(precision), where, to.astype(precision), data)
+            return programs.get(precision, perturbed)(theta.astype(precision), where, to.astype(precision), data)
 
-    batched.ladder = None if ladder_dtype is None else np.dtype(ladder_dtype)
+    def compile_ahead() -> bool:
+        group, chunk = _shape(theta.size)
+        compiled = {}
+        for precision in (dtype,) if ladder is None else (dtype, ladder):
+            with autodiff.precision(precision):
+                rows = np.zeros((group, chunk), np.int64), np.zeros((group, chunk), precision)
+                program = perturbed.ahead(theta.astype(precision), *rows, data)
+            if program is None:
+                return False
+            compiled[precision] = program
+        programs.update(compiled)
+        return True
+
+    batched.ladder = ladder
     batched.noise_floor = noise_floor
     batched.sample = ladder_sample
+    batched.compile_ahead = compile_ahead
+    batched.cancelled = threading.Event()
     return batched
 
 
@@ -216,41 +295,42 @@ def _sample(n: int, limit: int | None) -> np.ndarray:
 
 
 def _perturbed(F):
-    """(θ, where, to, data) ↦ F at θ with element where[i] set to to[i], for each i: `where` is
-    one chunk, or (2-D) a group of chunks evaluated in one call."""
-    chunk, group = autodiff.compiled(F, "perturbed"), autodiff.compiled(F, "perturbed_chunks")
-    return lambda theta, where, to, data: (chunk if where.ndim == 1 else group)(theta, where, to, data)
+    """(θ, where, to, data) ↦ F at θ with element where[g, i] set to to[g, i], for each chunk g of
+    rows i: `_shape`'s (chunks, rows) at a time, the loop over the chunks inside the program."""
+    return autodiff.compiled(F, "perturbed_chunks")
+
+
+def _shape(n: int) -> tuple[int, int]:
+    """(chunks, rows per chunk) of every evaluation of the stencil of n parameters, its retries,
+    the one-sided differences and the sweeps alike: one program shape per precision, compiled once.
+
+    About 2¹⁹ values (4 MB) of rows per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8×
+    slower; and up to `GROUP` chunks per call (one dispatch each: at 40,401 parameters a chunk is
+    12 rows). Never more rows than the stencil's 6·n, which a small problem's call holds whole.
+    """
+    rows = 2 * len(_LEVELS) * n
+    chunk = max(1, min(CHUNK, (1 << 19) // max(1, n), rows))
+    return min(GROUP, -(-rows // chunk)), chunk
 
 
 def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
-def _evaluate(batched, theta, moved, cols, rows=0):
+def _evaluate(batched, theta, moved, cols):
     # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j]. Only the
     # (element, value) pairs travel; the rows are built inside the compiled program, a chunk at a
-    # time (all 6·N rows of N values at once would be O(N²) memory). `rows`: pad a smaller batch
-    # to that many rows, a shape already compiled (the full stencil's).
+    # time (all 6·N rows of N values at once would be O(N²) memory). Every call has `_shape`,
+    # padded with copies of the last row: a retry of a few elements pays one call, not a compilation.
     k = len(cols)
     where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
-    # About 2¹⁹ values (4 MB) per chunk: measured on the CPU, blocks of 2²¹ or more ran 4-8× slower.
-    chunk = max(1, min(CHUNK, (1 << 19) // max(1, theta.size)))
-    if moved.size <= chunk:
-        pad = max(0, min(rows, chunk) - moved.size)
-        values = np.asarray(batched(np.pad(where, (0, pad), mode="edge"), np.pad(to, (0, pad), mode="edge")))
-        return values[: moved.size].reshape(*moved.shape, -1)
-    # Every call the same shape, so one compilation: chunks padded to full, and GROUP chunks per
-    # call while that many remain (one dispatch each: at 40,401 parameters a chunk is 12 rows).
-    count = -(-moved.size // chunk)
-    pad = count * chunk - moved.size
-    where = np.pad(where, (0, pad), mode="edge").reshape(count, chunk)
-    to = np.pad(to, (0, pad), mode="edge").reshape(count, chunk)
-    out, start = [], 0
-    while start < count:
-        size = GROUP if count - start >= GROUP else 1
-        block = slice(start, start + size) if size > 1 else start  # a lone chunk: the 1-D program
-        out.append(np.asarray(batched(where[block], to[block])).reshape(size * chunk, -1))
-        start += size
+    group, chunk = _shape(theta.size)
+    per_call = group * chunk
+    calls = -(-moved.size // per_call)
+    pad = calls * per_call - moved.size
+    where = np.pad(where, (0, pad), mode="edge").reshape(calls, group, chunk)
+    to = np.pad(to, (0, pad), mode="edge").reshape(calls, group, chunk)
+    out = [np.asarray(batched(where[i], to[i])).reshape(per_call, -1) for i in range(calls)]
     return np.concatenate(out)[: moved.size].reshape(*moved.shape, -1)
 
 
@@ -372,8 +452,7 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
     perturbed = _perturbed(F)
-    full = len(_LEVELS) * 2 * theta.size  # the stencil's batch: its compilation is reused
-    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]), full)[:, :, 0]
+    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]))[:, :, 0]
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
     with np.errstate(all="ignore"):
         return (rows[0] - rows[1]) / actual

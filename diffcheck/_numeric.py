@@ -47,6 +47,16 @@ class Numeric(NamedTuple):
     floor: float  # the least rounding error of a derivative here (`_compare.rounding_floor`)
     # The epsilon f64 is exact to: float64's, or the run's when the program only runs in its dtype.
     value_eps: float = float(np.finfo(np.float64).eps)
+    pending: object = None  # while finite differences are computed in a thread: `finished` waits for them
+
+    def finished(self) -> Numeric:
+        """These results with the finite differences in (waiting for their thread)."""
+        return self if self.pending is None else self.pending()
+
+    def cancel(self) -> None:
+        """Stops finite differences still being computed (the check has ended without them)."""
+        if self.pending is not None:
+            self.pending.cancel()
 
 
 def ladder_of(run_dtype) -> np.dtype:
@@ -91,24 +101,49 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         noise = floor if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
-        fd = finite.jacobian(
+        # In a thread where compiled, while forward mode, the complex step and the exact method run.
+        fd = finite.start(
             F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample, f0=f_run.astype(run_dtype)
         )
-    # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave float64
-    # rounding of 1e-16 in F that neither precision shows.
-    values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + floor
     methods[Method.FINITE] = OK
-    dot = dot_product_test(values, methods, bounds[Method.AUTODIFF], run_dtype, seed, floor)
+    values[Method.FINITE] = bounds[Method.FINITE] = None  # their place in the methods' order, filled by `finished`
     checks = [plan.describe(), *checks]
     along = None
     if large and flat64.size > LADDER_SAMPLE:
         checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
         along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks, floor)
-    return Numeric(
-        f64, f32, out_shape, methods, values, bounds, fd.steps, fd.notes, plan, dot, along, "; ".join(checks), F1, data,
-        floor,
+    numeric = Numeric(
+        f64, f32, out_shape, methods, values, bounds, None, {}, plan, None, along, "; ".join(checks), F1, data, floor,
     )  # fmt: skip
+    return numeric._replace(pending=_Finishing(numeric, fd, run_dtype, seed))
+
+
+class _Finishing:
+    """A `Numeric` whose finite differences are still being computed (`_finite.Pending`): called,
+    it waits for them and returns the whole of it, once."""
+
+    def __init__(self, numeric, fd, run_dtype, seed):
+        self._numeric, self._fd, self._run_dtype, self._seed = numeric, fd, run_dtype, seed
+        self._finished = None
+
+    def __call__(self) -> Numeric:
+        if self._finished is None:
+            numeric, fd = self._numeric, self._fd.result()
+            values, bounds = dict(numeric.values), dict(numeric.bounds)
+            # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave
+            # float64 rounding of 1e-16 in F that neither precision shows.
+            values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + numeric.floor
+            dot = dot_product_test(
+                values, numeric.methods, bounds[Method.AUTODIFF], self._run_dtype, self._seed, numeric.floor
+            )
+            self._finished = numeric._replace(
+                values=values, bounds=bounds, steps=fd.steps, notes=fd.notes, dot_product=dot
+            )
+        return self._finished
+
+    def cancel(self) -> None:
+        self._fd.cancel()
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype, order):

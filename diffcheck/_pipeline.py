@@ -66,7 +66,12 @@ def check_point(
             end = None if timeout is None else time.monotonic() + timeout
             with run.on_device, watchdog.deadline(_past(end)):
                 numeric = run.backend.methods(problem, leaves, run.dtype, order, seed)
-            exact = _exact(problem, leaves, numeric, run, timeout, end)
+            try:  # the finite differences may still be running in their thread: the exact method meanwhile
+                exact = _exact(problem, leaves, numeric, run, timeout, end)
+                with watchdog.deadline(_past(end)):
+                    numeric = numeric.finished()
+            finally:
+                numeric.cancel()
             compared = _compare(problem, leaves, numeric, exact, run)
     except watchdog.Preempted as exc:
         seconds = time.perf_counter() - start
@@ -261,7 +266,7 @@ def _exact_key(problem, leaves, numeric, run):
     if program is None:
         return None
     plan = numeric.plan
-    arrays = (theta, plan.directions, plan.weights, numeric.steps, numeric.f64, numeric.f32)
+    arrays = (theta, plan.directions, plan.weights, numeric.finished().steps, numeric.f64, numeric.f32)
     values = tuple(None if a is None else (np.asarray(a).dtype.str, np.asarray(a).tobytes()) for a in arrays)
     return program, tuple(problem.names), problem.route, plan.order, numeric.value_eps, values
 

@@ -14,17 +14,10 @@ import contextlib
 import functools
 import importlib
 import math
-import multiprocessing
 import multiprocessing.connection
-import multiprocessing.spawn
-import multiprocessing.util
 import os
-import re
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,7 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ._cache import disable_compilation_cache, enable_compilation_cache
 from ._watchdog import GRACE as PREEMPT_GRACE
-from ._watchdog import phase
+from ._workers import Worker, default_memory, die_with_parent, rss, stack_phase
 from .errors import CaseError, UsageError
 
 if TYPE_CHECKING:
@@ -308,6 +301,9 @@ def _case_budget(timeout: float, checks: int) -> float:
     return (timeout + PREEMPT_GRACE) * max(checks, 1) + GRACE
 
 
+#: What each worker process runs (`_workers.Worker`).
+_WORKER = "diffcheck.parallel:_worker_main"
+
 #: How often the parent looks at its workers (memory, deadlines), in seconds.
 POLL = 0.2
 
@@ -329,122 +325,6 @@ class Event(NamedTuple):
     usage_error: str | None = None
 
 
-def default_memory(jobs: int) -> int:
-    """The default memory budget per worker: half the machine's memory shared among the workers."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 8 * 2**30
-    return max(2**30, total // 2 // max(jobs, 1))
-
-
-def _rss(pid: int) -> int:
-    """Resident memory of a process in bytes (0 where /proc cannot tell)."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-# A worker's first lines: the parent's interpreter state (`multiprocessing.spawn.prepare`), then its loop.
-_BOOT = (
-    "import sys; from multiprocessing.connection import Connection; from multiprocessing.spawn import prepare; "
-    "conn = Connection(int(sys.argv[1])); prepare(conn.recv()); "
-    "from diffcheck.parallel import _worker_main; _worker_main(conn, *conn.recv())"
-)
-
-
-class _Spawned:
-    """A fresh interpreter running `_worker_main`, started as multiprocessing's spawn starts one (the
-    parent's executable, interpreter flags, sys.path, folders and main module) but without the
-    resource tracker spawn starts beside it: a third interpreter's start-up on every run, for
-    semaphores and shared memory no worker uses. The parts of `multiprocessing.Process` the pool
-    uses: pid, sentinel (readable once the process has ended), is_alive, join, exitcode, terminate, kill."""
-
-    def __init__(self, args: tuple, name: str):
-        ours, theirs = socket.socketpair()
-        self.sentinel, held = os.pipe()  # the child holds the write end until it ends
-        command = [
-            multiprocessing.spawn.get_executable(),
-            *multiprocessing.util._args_from_interpreter_flags(),  # as spawn's own command line
-            "-c",
-            _BOOT,
-            str(theirs.fileno()),
-        ]
-        try:
-            self._popen = subprocess.Popen(command, pass_fds=(theirs.fileno(), held), stdin=subprocess.DEVNULL)
-        finally:
-            theirs.close()
-            os.close(held)
-        self.pid = self._popen.pid
-        self.conn = multiprocessing.connection.Connection(ours.detach())
-        state = multiprocessing.spawn.get_preparation_data(name)
-        state["authkey"] = bytes(state["authkey"])  # pickled as bytes (spawn itself pickles it by a permit)
-        self.conn.send(state)
-        self.conn.send(args)
-
-    def is_alive(self) -> bool:
-        return self._popen.poll() is None
-
-    def join(self, timeout: float | None = None) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._popen.wait(timeout)
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._popen.poll()  # negative: the signal that ended it, as multiprocessing says
-
-    def terminate(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.terminate()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.kill()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.sentinel)
-
-
-class _Worker:
-    """One spawned worker process, its pipe, and the file its stack is dumped to."""
-
-    def __init__(self, cache, memory=None):
-        fd, self.stack_file = tempfile.mkstemp(prefix="diffcheck-worker-", suffix=".txt")
-        os.close(fd)
-        self.process = _Spawned((cache, self.stack_file, memory), name="diffcheck-worker")
-        self.conn = self.process.conn
-        self.task = None  # index of the task it is checking
-        self.deadline = None  # monotonic time it must be done by, once the case is loaded
-        self.started = self.loaded = None
-
-    def stack(self, signal_first: bool) -> str:
-        """The worker's Python stack, from faulthandler: asked for (SIGUSR1) or left by a crash."""
-        if signal_first and self.process.is_alive():
-            with contextlib.suppress(OSError, AttributeError):
-                os.kill(self.process.pid, signal.SIGUSR1)
-                time.sleep(0.3)
-        try:
-            return Path(self.stack_file).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(1.0)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5.0)
-        self.process.close()
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.stack_file)
-
-
 class Pool:
     """`jobs` spawned worker processes that check one case at a time each.
 
@@ -459,7 +339,7 @@ class Pool:
         self.cache = cache  # (folder, max_bytes) for the workers' compilation cache, or None
         self.memory = default_memory(jobs) if memory is None else memory
         self.timeout = timeout
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
 
     def __enter__(self):
         return self
@@ -482,11 +362,11 @@ class Pool:
     def start(self) -> None:
         """Starts the workers now, so that their imports overlap with the caller's own work."""
         while len(self._workers) < self.jobs:
-            self._workers.append(_Worker(self.cache, self.memory))
+            self._workers.append(Worker(_WORKER, self.cache, self.memory))
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self.cache, self.memory)
+        self._workers[self._workers.index(worker)] = Worker(_WORKER, self.cache, self.memory)
 
     # -- loading cases in a worker (the command line imports no case file itself) --
 
@@ -510,7 +390,7 @@ class Pool:
             errors += failed
         return infos, errors + duplicate_names(infos)
 
-    def _ask(self, worker: _Worker, message, limit: float):
+    def _ask(self, worker: Worker, message, limit: float):
         """Sends `message` and waits for one reply: (reply, None) or (None, what went wrong)."""
         try:
             worker.conn.send(message)
@@ -527,13 +407,13 @@ class Pool:
             if worker.process.sentinel in ready:
                 return None, self._death(worker)
             if time.monotonic() > deadline:
-                phase = _phase(worker.stack(signal_first=True))
+                phase = stack_phase(worker.stack(signal_first=True))
                 return None, f"timed out after {limit:g} s{phase}"
 
-    def _death(self, worker: _Worker) -> str:
+    def _death(self, worker: Worker) -> str:
         worker.process.join(2.0)
         code = worker.process.exitcode
-        phase = _phase(worker.stack(signal_first=False))
+        phase = stack_phase(worker.stack(signal_first=False))
         if code is None:
             return f"the worker process stopped answering{phase}"
         if code < 0:
@@ -590,7 +470,7 @@ class Pool:
         finally:
             self.close()
 
-    def _poll(self, worker: _Worker, task: Task, ready) -> Event | None:
+    def _poll(self, worker: Worker, task: Task, ready) -> Event | None:
         """The worker's news: a report, a death, a deadline or the memory budget passed; or None."""
         i = worker.task
         if worker.conn in ready:
@@ -613,7 +493,7 @@ class Pool:
             return Event("done", i, _case_error(_name(task), problem, task.options))
         if worker.deadline is not None and time.monotonic() > worker.deadline:
             timeout = task.options.get("timeout", self.timeout)
-            phase = _phase(worker.stack(signal_first=True))
+            phase = stack_phase(worker.stack(signal_first=True))
             seconds = time.monotonic() - worker.loaded
             budget = (
                 f"{_case_budget(timeout, task.checks):g} s for {task.checks} point check(s) at --timeout {timeout:g} s"
@@ -621,12 +501,12 @@ class Pool:
             self._replace(worker)
             message = f"timed out after {seconds:.0f} s ({budget}){phase}"
             return Event("done", i, _case_error(_name(task), message, task.options))
-        rss = _rss(worker.process.pid)
-        if self.memory and rss > self.memory:
-            phase = _phase(worker.stack(signal_first=True))
+        used = rss(worker.process.pid)
+        if self.memory and used > self.memory:
+            phase = stack_phase(worker.stack(signal_first=True))
             self._replace(worker)
-            used = f"{rss / 2**30:.1f} GiB, over the budget of {self.memory / 2**30:.1f} GiB (--max-memory)"
-            message = f"ran out of memory: its worker used {used}{phase}"
+            over = f"{used / 2**30:.1f} GiB, over the budget of {self.memory / 2**30:.1f} GiB (--max-memory)"
+            message = f"ran out of memory: its worker used {over}{phase}"
             return Event("done", i, _case_error(_name(task), message, task.options))
         return None
 
@@ -643,33 +523,13 @@ def _inherited_cache():
     return (str(env.jax_cache_dir), env.jax_cache_max_size) if env.jax_cache_dir else None
 
 
-_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
-
-
-def _phase(dump: str) -> str:
-    """ ", in <phase> (at file:line in fn)" from a faulthandler dump (most recent call first), or ""."""
-    return phase([(m["file"], m["line"], m["fn"]) for m in _FRAME.finditer(dump)])
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when its parent dies, even one killed by SIGKILL, even
-    while the worker is stuck in C code: no orphans left at 100% CPU."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _worker_main(conn, cache, stack_file, memory=None) -> None:
+def _worker_main(conn, stack_file, cache, memory=None) -> None:
     """A worker's loop: ("collect", source) → ("collected", infos, errors); ("check", i, target,
     options) → ("loaded", i), then ("done", i, report, usage_error); None → exit."""
     import faulthandler
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    _die_with_parent()
+    die_with_parent()
     parent = os.getppid()
     stack = open(stack_file, "w")  # noqa: SIM115 - open for the process's life
     faulthandler.enable(stack)

@@ -3,7 +3,6 @@ same sums written as SymPy terms: values, derivatives, moved rows, higher orders
 
 import pickle
 
-import jax
 import jax.numpy as jnp
 import mpmath
 import numpy as np
@@ -155,7 +154,7 @@ def test_a_kink_search_past_its_memory_gives_up_the_exact_method_not_the_check(m
 
     def f(W):
         z = X @ W.T
-        return jnp.sum(jax.nn.log_softmax(jnp.tanh(z) @ W, axis=-1))  # a max: kink arguments
+        return jnp.sum(jnp.max(jnp.tanh(z) @ W, axis=-1))  # a max: kink arguments
 
     report = check_grad(f, np.random.default_rng(1).normal(size=(6, 6)))
     status = report.points[0].methods[Method.SYMBOLIC]

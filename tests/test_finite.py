@@ -107,3 +107,54 @@ def test_step_sweep_shows_second_order_convergence():
     errors = np.abs(d[:, 0] - np.cos(0.7)) / np.cos(0.7)
     assert finite.convergence_order(finite.SWEEP_STEPS, errors) == pytest.approx(2.0, abs=0.1)
     assert 1e-4 > finite.SWEEP_STEPS[int(np.argmin(errors))] >= 1e-7  # the V's bottom: near eps^(1/3) = 6e-6
+
+
+def test_compiled_finite_differences_run_in_a_thread_and_trace_the_function_only_in_the_callers(monkeypatch):
+    # With compiled programs the stencil runs in a thread beside the exact method; every program
+    # is compiled before it starts, so the user's function is traced in the caller's thread only.
+    import threading
+
+    import diffcheck
+    from diffcheck import _autodiff
+    from diffcheck._records import Method
+
+    monkeypatch.setattr(_autodiff, "EAGER", 0)
+    traced_in = set()
+
+    def f(x):
+        traced_in.add(threading.current_thread().name)
+        return jnp.sum(jnp.sin(x) * x) + jnp.prod(x)
+
+    point = diffcheck.check_grad(f, np.array([0.3, -0.7, 1.1])).points[0]
+    assert point.ok and point.methods[Method.FINITE].state.value == "ok"
+    assert traced_in == {threading.current_thread().name}
+    assert not [t for t in threading.enumerate() if t.name == "diffcheck-finite"]
+
+
+def test_a_function_that_calls_back_into_python_is_differenced_in_the_callers_thread(monkeypatch):
+    import threading
+
+    import diffcheck
+    from diffcheck import _autodiff
+
+    monkeypatch.setattr(_autodiff, "EAGER", 0)
+    ran_in = set()
+
+    def f(x):
+        jax.debug.callback(lambda: ran_in.add(threading.current_thread().name))
+        return jnp.sum(jnp.sin(x) * x)
+
+    diffcheck.check_grad(f, np.array([0.3, -0.7]))
+    assert ran_in == {threading.current_thread().name}
+
+
+def test_finite_differences_in_their_thread_stop_when_cancelled(monkeypatch):
+    from diffcheck import _autodiff
+
+    monkeypatch.setattr(_autodiff, "EAGER", 0)
+    theta = np.linspace(-1.0, 1.0, 6000)  # 36,000 rows: seven calls of the program
+    with precision(np.float64):
+        pending = finite.start(lambda t, data: jnp.sin(t) * jnp.sum(t**2), theta, {}, np.dtype(np.float64))
+    pending.cancel()
+    with pytest.raises(finite.Cancelled):
+        pending.result()

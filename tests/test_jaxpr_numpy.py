@@ -43,7 +43,7 @@ def test_numpy_runs_every_transform_as_xla_does(name, dtype, rng):
             ("forward", (theta, np.arange(9), {})),
             ("perturbed", (theta, np.arange(9), theta + 0.25, {})),
         ):
-            want = autodiff._jit(autodiff._transform(F, kind))(*args)
+            want = autodiff._Jitted(autodiff._transform(F, kind))(*args)
             got = autodiff.call_eager(F, kind, *args)
             for w, g in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)):
                 w = np.asarray(w)
