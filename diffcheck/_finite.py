@@ -296,8 +296,15 @@ def _sample(n: int, limit: int | None) -> np.ndarray:
 
 def _perturbed(F):
     """(θ, where, to, data) ↦ F at θ with element where[g, i] set to to[g, i], for each chunk g of
-    rows i: `_shape`'s (chunks, rows) at a time, the loop over the chunks inside the program."""
-    return autodiff.compiled(F, "perturbed_chunks")
+    rows i: `_shape`'s (chunks, rows) at a time, the loop over the chunks inside the program; or
+    (`where` 1-D) one chunk. `ahead` compiles the first."""
+    chunk, group = autodiff.compiled(F, "perturbed"), autodiff.compiled(F, "perturbed_chunks")
+
+    def perturbed(theta, where, to, data):
+        return (chunk if where.ndim == 1 else group)(theta, where, to, data)
+
+    perturbed.ahead = group.ahead
+    return perturbed
 
 
 def _shape(n: int) -> tuple[int, int]:
@@ -317,20 +324,31 @@ def _moved(theta, h, cols, dtype):
     return np.stack([np.stack([theta[cols] + dtype.type(sign * s) * h[cols] for sign in (1, -1)]) for s in _LEVELS])
 
 
-def _evaluate(batched, theta, moved, cols):
+def _evaluate(batched, theta, moved, cols, groups_only=True):
     # Row (level, sign, j) is θ with element cols[j] replaced by moved[level, sign, j]. Only the
     # (element, value) pairs travel; the rows are built inside the compiled program, a chunk at a
-    # time (all 6·N rows of N values at once would be O(N²) memory). Every call has `_shape`,
-    # padded with copies of the last row: a retry of a few elements pays one call, not a compilation.
+    # time (all 6·N rows of N values at once would be O(N²) memory). Every compiled call has
+    # `_shape`, padded with copies of the last row: a retry of a few elements pays one call, not a
+    # compilation. NumPy (`autodiff.eager`) compiles nothing and runs only the chunks that hold rows.
+    # `groups_only` False: rows that fit in one chunk are one chunk's call (the sweeps' 24 rows),
+    # a program of its own, compiled on first use where the caller runs.
     k = len(cols)
     where, to = np.tile(cols, moved.size // k), moved.reshape(-1)
     group, chunk = _shape(theta.size)
+    if not groups_only and moved.size <= chunk:
+        pad = chunk - moved.size
+        values = np.asarray(batched(np.pad(where, (0, pad), mode="edge"), np.pad(to, (0, pad), mode="edge")))
+        return values[: moved.size].reshape(*moved.shape, -1)
     per_call = group * chunk
-    calls = -(-moved.size // per_call)
+    calls, chunks = -(-moved.size // per_call), -(-moved.size // chunk)
     pad = calls * per_call - moved.size
     where = np.pad(where, (0, pad), mode="edge").reshape(calls, group, chunk)
     to = np.pad(to, (0, pad), mode="edge").reshape(calls, group, chunk)
-    out = [np.asarray(batched(where[i], to[i])).reshape(per_call, -1) for i in range(calls)]
+    held = group if not autodiff.eager(theta.size) else None
+    out = []
+    for i in range(calls):
+        keep = held or min(group, chunks - i * group)
+        out.append(np.asarray(batched(where[i, :keep], to[i, :keep])).reshape(keep * chunk, -1))
     return np.concatenate(out)[: moved.size].reshape(*moved.shape, -1)
 
 
@@ -452,7 +470,7 @@ def central_differences(F, theta: np.ndarray, data, j: int, steps, dtype) -> np.
     h = np.asarray(steps, np.float64) * max(abs(float(theta[j])), 1.0)
     moved = np.stack([theta[j] + h.astype(dtype), theta[j] - h.astype(dtype)])[:, :, None]  # (±, steps, 1)
     perturbed = _perturbed(F)
-    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]))[:, :, 0]
+    rows = _evaluate(lambda where, to: perturbed(theta, where, to, data), theta, moved, np.array([j]), False)[:, :, 0]
     actual = (moved[0, :, 0].astype(np.float64) - moved[1, :, 0].astype(np.float64))[:, None]
     with np.errstate(all="ignore"):
         return (rows[0] - rows[1]) / actual
