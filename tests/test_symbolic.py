@@ -20,7 +20,7 @@ from diffcheck._kinks import Kinks
 from diffcheck.errors import Unavailable
 
 
-def _translate_and_compare(fn, args):
+def _translate_and_compare(fn, args, whole=True):
     names = [f"a{i}" for i in range(len(args))]
     tr = symbolic.translate(fn, args, names)
     outputs = [e for out in tr.outputs for e in out.reshape(-1)]
@@ -33,10 +33,11 @@ def _translate_and_compare(fn, args):
         np.testing.assert_allclose(exact_value, value, rtol=rtol, atol=1e-14)
         if value.size == 1:  # the exact gradient of a scalar program against JAX's
             graph = exact.jacobian(outputs, symbols, point, tr.definitions)[0]
-            # The whole-expression route (sympy.diff per parameter) must give the same numbers.
-            whole = symbolic.jacobian([np.array(symbolic.inline(outputs, tr.definitions), dtype=object)], tr.symbols)
-            expression = np.array([float(v) for v in symbolic.evaluate(whole, tr.symbols, args)])
-            np.testing.assert_allclose(graph, expression, rtol=1e-13, atol=1e-15)
+            if whole:  # the whole-expression route (sympy.diff per parameter) must give the same numbers
+                inlined = np.array(symbolic.inline(outputs, tr.definitions), dtype=object)
+                expressions = symbolic.jacobian([inlined], tr.symbols)
+                expression = np.array([float(v) for v in symbolic.evaluate(expressions, tr.symbols, args)])
+                np.testing.assert_allclose(graph, expression, rtol=1e-13, atol=1e-15)
             total = lambda *a: jnp.sum(fn(*a))  # noqa: E731
             try:
                 grads = jax.grad(total, argnums=tuple(range(len(args))))(*args)
@@ -306,10 +307,12 @@ PRIMITIVES = [
 
 @pytest.mark.parametrize("primitive, fn, samplers", PRIMITIVES, ids=[p[0] for p in PRIMITIVES])
 def test_translation_matches_jax_value_and_gradient(primitive, fn, samplers, rng):
-    for _ in range(3):
+    # Three points against JAX; the whole-expression route (inlining every let, SymPy's own
+    # simplification of nested Piecewise conditions: 60 s a point for an interp of a sort) at the first.
+    for i in range(3):
         args = [np.asarray(s(rng), np.float64) for s in samplers]
         assert primitive in primitives(fn, *args)
-        _translate_and_compare(fn, args)
+        _translate_and_compare(fn, args, whole=i == 0)
 
 
 def test_custom_vjp_is_inlined_as_its_primal():
