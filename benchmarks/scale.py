@@ -33,7 +33,7 @@ PHASES = {
     "exact gradient": ("diffcheck._graph", "jacobian"),
     "kinks": ("diffcheck._kinks", "stencil_kinks"),
     "reverse mode (with the value)": ("diffcheck._autodiff", "value_and_jacobian"),
-    "forward mode": ("diffcheck._autodiff", "forward_jacobian"),
+    "forward mode": ("diffcheck._autodiff", "_forward_blocks"),  # in its thread where compiled
     "finite differences": ("diffcheck._finite", "_estimate"),  # in its thread where compiled
     "complex step": ("diffcheck._finite", "complex_step"),
     "complex step along v": ("diffcheck._finite", "complex_step_along"),

@@ -8,6 +8,7 @@ import contextvars
 import functools
 import hashlib
 import os
+import threading
 import warnings
 
 import jax
@@ -473,13 +474,81 @@ def forward_jacobian(F, theta, data) -> np.ndarray:
 
     A block of basis vectors at a time, every block the same shape (padded) so that it compiles once.
     """
-    n = theta.size
     try:
-        width = max(1, min(n, FORWARD_BLOCK // max(1, n)))
-        blocks = []
-        for start in range(0, n, width):
-            cols = np.minimum(np.arange(start, start + width), n - 1)  # the last block padded
-            blocks.append(np.asarray(compiled(F, "forward")(theta, cols, data), np.float64)[: n - start])
+        return _forward_blocks(compiled(F, "forward"), theta, data)
     except _NO_SUCH_MODE as exc:
         raise Unavailable(f"forward mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+
+
+def start_forward(F, theta, data) -> Pending:
+    """`forward_jacobian` beside the caller's next steps, as `_finite.start` runs finite
+    differences: its program compiled here (a program forward mode cannot make raises
+    `Unavailable` here), then run in a thread; computed here where NumPy runs it or it calls
+    back into Python. Call it inside `precision(theta.dtype)`."""
+    n = theta.size
+    try:
+        program = compiled(F, "forward").ahead(theta, np.zeros(_forward_width(n), np.int64), data)
+    except _NO_SUCH_MODE as exc:
+        raise Unavailable(f"forward mode: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if program is None:
+        return Pending.done(forward_jacobian(F, theta, data))
+    cancelled, dtype = threading.Event(), theta.dtype
+
+    def run(theta, cols, data):
+        if cancelled.is_set():
+            raise Cancelled()
+        with precision(dtype):
+            return program(theta, cols, data)
+
+    return Pending(functools.partial(_forward_blocks, run, theta, data), cancelled)
+
+
+def _forward_width(n: int) -> int:
+    return max(1, min(n, FORWARD_BLOCK // max(1, n)))
+
+
+def _forward_blocks(program, theta, data) -> np.ndarray:
+    n = theta.size
+    width, blocks = _forward_width(n), []
+    for start in range(0, n, width):
+        cols = np.minimum(np.arange(start, start + width), n - 1)  # the last block padded
+        blocks.append(np.asarray(program(theta, cols, data), np.float64)[: n - start])
     return np.concatenate(blocks).reshape(n, -1).T
+
+
+class Cancelled(Exception):
+    """Work stopped in its thread (`Pending`): the check it was for has ended."""
+
+
+class Pending:
+    """A method's result computed in a thread of its own (`_finite.start`, `start_forward`):
+    `result()` waits for it (raising what it raised), `cancel()` sets `cancelled`, which the work
+    checks before each program call."""
+
+    def __init__(self, work, cancelled: threading.Event):
+        self._result, self._error, self._cancelled = None, None, cancelled
+        context = contextvars.copy_context()  # NumPy's error state, the float32 run's x64 mode
+        self._thread = threading.Thread(target=self._run, args=(context, work), name="diffcheck-method", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def done(cls, result) -> Pending:
+        pending = cls.__new__(cls)
+        pending._result, pending._error, pending._cancelled, pending._thread = result, None, threading.Event(), None
+        return pending
+
+    def _run(self, context, work):
+        try:
+            self._result = context.run(work)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread, by result()
+            self._error = exc
+
+    def result(self):
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.05)  # Python runs between the waits: a preemption reaches the caller
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancelled.set()

@@ -10,7 +10,6 @@ with one jit-compiled `vmap` per chunk, never a Python loop per element.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import threading
 from typing import NamedTuple
@@ -18,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _autodiff as autodiff
+from ._autodiff import Cancelled, Pending
 from ._primitives import CALLS, PRIMITIVES
 
 #: Rows (perturbed points) evaluated per vmapped chunk; bounds memory for large parameter counts.
@@ -81,43 +81,6 @@ def start(
     if not (thread and batched.compile_ahead()):
         return Pending.done(_estimate(batched, theta, f0, dtype))
     return Pending(functools.partial(_estimate, batched, theta, f0, dtype), batched.cancelled)
-
-
-class Cancelled(Exception):
-    """Finite differences stopped in their thread: the check they were for has ended."""
-
-
-class Pending:
-    """Finite differences computed in a thread: `result()` waits for their `Estimate` (raising
-    what they raised), `cancel()` stops them before their next program call."""
-
-    def __init__(self, work, cancelled: threading.Event):
-        self._estimate, self._error, self._cancelled = None, None, cancelled
-        context = contextvars.copy_context()  # NumPy's error state, the float32 run's x64 mode
-        self._thread = threading.Thread(target=self._run, args=(context, work), name="diffcheck-finite", daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def done(cls, estimate: Estimate) -> Pending:
-        pending = cls.__new__(cls)
-        pending._estimate, pending._error, pending._cancelled, pending._thread = estimate, None, threading.Event(), None
-        return pending
-
-    def _run(self, context, work):
-        try:
-            self._estimate = context.run(work)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread, by result()
-            self._error = exc
-
-    def result(self) -> Estimate:
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(0.05)  # Python runs between the waits: a preemption reaches the caller
-        if self._error is not None:
-            raise self._error
-        return self._estimate
-
-    def cancel(self) -> None:
-        self._cancelled.set()
 
 
 def _estimate(batched, theta, f0, dtype) -> Estimate:

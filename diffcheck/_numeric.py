@@ -85,23 +85,27 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     checked = F0 if F is F1 else F  # order 1: the program whose reverse mode gave jac, traced once
     floor = compare.rounding_floor(f_run, jac, term_size(checked, flat64, args, run_dtype, f_run, jac))
     bounds[Method.AUTODIFF] = compare.autodiff_bound(jac, run_dtype, ladder, ladder_dtype, roundoff, floor)
+    forward_bound = functools.partial(
+        compare.autodiff_bound, dtype=run_dtype, ladder=ladder, ladder_dtype=ladder_dtype, eps=roundoff, floor=floor
+    )
+    # Where compiled, forward mode and then finite differences each run in a thread of their own,
+    # beside the complex step and the exact method (`finished` waits for them).
     with autodiff.precision(run_dtype):
         theta = flat64.astype(run_dtype)
+        forward = None
         try:
             if no_reverse:
                 raise Unavailable(no_reverse)
-            values[Method.FORWARD] = autodiff.forward_jacobian(F, theta, args)
+            forward = autodiff.start_forward(F, theta, args)
         except Unavailable as exc:
             methods.setdefault(Method.FORWARD, unavailable(str(exc)))
         else:
-            bound = compare.autodiff_bound(values[Method.FORWARD], run_dtype, ladder, ladder_dtype, roundoff, floor)
-            bounds[Method.FORWARD] = bound
             methods[Method.FORWARD] = OK
+            values[Method.FORWARD] = bounds[Method.FORWARD] = None  # filled by `finished`
         # Above order 1, F's values are autodiff derivatives, as noisy as autodiff's own bound.
         noise = floor if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
-        # In a thread where compiled, while forward mode, the complex step and the exact method run.
         fd = finite.start(
             F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample, f0=f_run.astype(run_dtype)
         )
@@ -116,21 +120,25 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     numeric = Numeric(
         f64, f32, out_shape, methods, values, bounds, None, {}, plan, None, along, "; ".join(checks), F1, data, floor,
     )  # fmt: skip
-    return numeric._replace(pending=_Finishing(numeric, fd, run_dtype, seed))
+    return numeric._replace(pending=_Finishing(numeric, fd, forward, forward_bound, run_dtype, seed))
 
 
 class _Finishing:
-    """A `Numeric` whose finite differences are still being computed (`_finite.Pending`): called,
-    it waits for them and returns the whole of it, once."""
+    """A `Numeric` whose finite differences and forward mode are still being computed
+    (`autodiff.Pending`): called, it waits for them and returns the whole of it, once."""
 
-    def __init__(self, numeric, fd, run_dtype, seed):
-        self._numeric, self._fd, self._run_dtype, self._seed = numeric, fd, run_dtype, seed
+    def __init__(self, numeric, fd, forward, forward_bound, run_dtype, seed):
+        self._numeric, self._fd, self._forward, self._forward_bound = numeric, fd, forward, forward_bound
+        self._run_dtype, self._seed = run_dtype, seed
         self._finished = None
 
     def __call__(self) -> Numeric:
         if self._finished is None:
             numeric, fd = self._numeric, self._fd.result()
             values, bounds = dict(numeric.values), dict(numeric.bounds)
+            if self._forward is not None:
+                values[Method.FORWARD] = self._forward.result()
+                bounds[Method.FORWARD] = self._forward_bound(values[Method.FORWARD])
             # The same absolute floor as autodiff's: terms of size 1 that cancel (σ(35) − 1) leave
             # float64 rounding of 1e-16 in F that neither precision shows.
             values[Method.FINITE], bounds[Method.FINITE] = fd.jac, fd.bound + numeric.floor
@@ -144,6 +152,8 @@ class _Finishing:
 
     def cancel(self) -> None:
         self._fd.cancel()
+        if self._forward is not None:
+            self._forward.cancel()
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype, order):

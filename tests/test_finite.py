@@ -128,7 +128,7 @@ def test_compiled_finite_differences_run_in_a_thread_and_trace_the_function_only
     point = diffcheck.check_grad(f, np.array([0.3, -0.7, 1.1])).points[0]
     assert point.ok and point.methods[Method.FINITE].state.value == "ok"
     assert traced_in == {threading.current_thread().name}
-    assert not [t for t in threading.enumerate() if t.name == "diffcheck-finite"]
+    assert not [t for t in threading.enumerate() if t.name == "diffcheck-method"]
 
 
 def test_a_function_that_calls_back_into_python_is_differenced_in_the_callers_thread(monkeypatch):
