@@ -2,9 +2,10 @@
 
     problem → numeric methods (autodiff, finite differences) → exact method (SymPy) → compare → record
 
-Where the numeric programs are compiled, the finite differences run in a thread of their own
-while forward mode, the complex step and the exact method run (`_finite.start`); the exact method
-waits for their steps before its kink search, the comparison for all of them.
+Where the numeric programs are compiled, forward mode and the finite differences each run in a
+thread of their own while the complex step and the exact method run (`_autodiff.start_forward`,
+`_finite.start`); the exact method waits for the steps before its kink search, the comparison for
+all of them.
 
 `check_point` never raises because of a mismatch: a method that cannot run is unavailable and the
 others go on; a problem with the user's function is the point's error; a bug in diffcheck is an
