@@ -106,9 +106,14 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
         noise = floor if order > 1 else 0.0
         large = flat64.size > LARGE
         sample = LADDER_SAMPLE if large else None
-        fd = finite.start(
-            F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample, f0=f_run.astype(run_dtype)
-        )
+        try:
+            fd = finite.start(
+                F, theta, args, run_dtype, ladder_dtype, noise_floor=noise, ladder_sample=sample,
+                f0=f_run.astype(run_dtype),
+            )  # fmt: skip
+        except BaseException:  # a preemption, a failure: nothing is left running
+            _cancel(forward)
+            raise
     methods[Method.FINITE] = OK
     values[Method.FINITE] = bounds[Method.FINITE] = None  # their place in the methods' order, filled by `finished`
     checks = [plan.describe(), *checks]
@@ -116,11 +121,21 @@ def jax_methods(fn, leaves, data, run_dtype, order, seed) -> Numeric:
     if large and flat64.size > LADDER_SAMPLE:
         checks.append(f"finite-difference noise measured on {LADDER_SAMPLE:,} of {flat64.size:,} elements")
     if plan.order == 1:
-        along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks, floor)
+        try:
+            along = _complex_step(F, flat64, args, run_dtype, seed, large, methods, values, bounds, checks, floor)
+        except BaseException:
+            _cancel(forward, fd)
+            raise
     numeric = Numeric(
         f64, f32, out_shape, methods, values, bounds, None, {}, plan, None, along, "; ".join(checks), F1, data, floor,
     )  # fmt: skip
     return numeric._replace(pending=_Finishing(numeric, fd, forward, forward_bound, run_dtype, seed))
+
+
+def _cancel(*pending) -> None:
+    for work in pending:
+        if work is not None:
+            work.cancel()
 
 
 class _Finishing:
@@ -151,9 +166,7 @@ class _Finishing:
         return self._finished
 
     def cancel(self) -> None:
-        self._fd.cancel()
-        if self._forward is not None:
-            self._forward.cancel()
+        _cancel(self._fd, self._forward)
 
 
 def _values(F, fn, leaves, flat64, data, run_dtype, order):
