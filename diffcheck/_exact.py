@@ -123,7 +123,7 @@ def exact_method(fn, leaves, names, data, numeric, translation, timeout, route, 
             jac = jac.reshape(jac_exprs.shape)
         # Kinks of what is differentiated: the outputs at order 1, their derivatives above it. Where
         # the stopped values change no output (softmax's max), their kinks are none of the function's.
-        steps = numeric.finished().steps  # the stencil's: the finite differences are done by now
+        steps = numeric.finished().steps  # the stencil's: waits for the finite differences' thread
         kinks = Kinks.find(level, symbols, point, steps, lets, stopped=not cancels)
         program = Program(differentiated, symbols, lets, translation.origins, point, f_sym, eps)
         return Exact(OK, value, jac, kinks, blind, program=program)

@@ -307,10 +307,10 @@ def _evaluate(batched, theta, moved, cols, groups_only=True):
     pad = calls * per_call - moved.size
     where = np.pad(where, (0, pad), mode="edge").reshape(calls, group, chunk)
     to = np.pad(to, (0, pad), mode="edge").reshape(calls, group, chunk)
-    held = group if not autodiff.eager(theta.size) else None
+    compiled = not autodiff.eager(theta.size)
     out = []
     for i in range(calls):
-        keep = held or min(group, chunks - i * group)
+        keep = group if compiled else min(group, chunks - i * group)
         out.append(np.asarray(batched(where[i, :keep], to[i, :keep])).reshape(keep * chunk, -1))
     return np.concatenate(out)[: moved.size].reshape(*moved.shape, -1)
 

@@ -47,14 +47,14 @@ class Numeric(NamedTuple):
     floor: float  # the least rounding error of a derivative here (`_compare.rounding_floor`)
     # The epsilon f64 is exact to: float64's, or the run's when the program only runs in its dtype.
     value_eps: float = float(np.finfo(np.float64).eps)
-    pending: object = None  # while finite differences are computed in a thread: `finished` waits for them
+    pending: object = None  # while forward mode or finite differences run in a thread: `finished` waits
 
     def finished(self) -> Numeric:
-        """These results with the finite differences in (waiting for their thread)."""
+        """These results with forward mode and the finite differences in (waiting for their threads)."""
         return self if self.pending is None else self.pending()
 
     def cancel(self) -> None:
-        """Stops finite differences still being computed (the check has ended without them)."""
+        """Stops forward mode and finite differences still being computed (the check has ended without them)."""
         if self.pending is not None:
             self.pending.cancel()
 

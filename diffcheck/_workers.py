@@ -1,8 +1,8 @@
 """Worker processes: one fresh interpreter per worker, started as multiprocessing's spawn starts
-one, its pipe, its stack dumped on demand, its memory read, and its loop (`worker_main`).
+one and running a target function, its pipe, its stack dumped on demand, its memory read.
 
-`parallel.Pool` hands cases to them and watches them; this module knows nothing of cases but the
-loop's messages.
+`parallel.Pool` hands cases to them and watches them, and `parallel._worker_main` is the loop they
+run; this module knows nothing of cases.
 """
 
 from __future__ import annotations
